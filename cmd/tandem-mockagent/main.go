@@ -1,0 +1,28 @@
+// Command tandem-mockagent is a scripted ACP agent speaking JSON-RPC 2.0 over
+// stdin and stdout (newline-delimited JSON). Tests, and `make run`, install it
+// as Sandbox Agent's "mock" agent, so prompts get a predictable streamed
+// answer: "You said: " and the prompt text, in several agent_message_chunk
+// updates, then stopReason end_turn (or cancelled after session/cancel).
+//
+// Directives in the prompt text tune a turn and are removed from the reply:
+//
+//	[chunks=N]   number of chunks (default 5)
+//	[delay=Dms]  pause before each update (default 20 ms)
+//	[tool]       a tool_call and its completed tool_call_update before the text
+//
+// See package internal/sandboxtest/mockagent for the exact contract.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/tandem-dev/tandem/internal/sandboxtest/mockagent"
+)
+
+func main() {
+	if err := mockagent.Serve(os.Stdin, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "tandem-mockagent:", err)
+		os.Exit(1)
+	}
+}

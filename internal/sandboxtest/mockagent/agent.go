@@ -1,0 +1,270 @@
+package mockagent
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+)
+
+// JSON-RPC error codes the agent answers with.
+const (
+	codeParseError     = -32700
+	codeInvalidRequest = -32600
+	codeMethodNotFound = -32601
+	codeInvalidParams  = -32602
+	codeBusy           = -32000
+)
+
+type envelope struct {
+	JSONRPC string          `json:"jsonrpc"`
+	ID      json.RawMessage `json:"id,omitempty"`
+	Method  string          `json:"method,omitempty"`
+	Params  json.RawMessage `json:"params,omitempty"`
+	Result  any             `json:"result,omitempty"`
+	Error   *rpcError       `json:"error,omitempty"`
+}
+
+type rpcError struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+}
+
+type contentBlock struct {
+	Type string `json:"type"`
+	Text string `json:"text,omitempty"`
+}
+
+// agent is one stdio connection's state.
+type agent struct {
+	wmu sync.Mutex // serialises writes to out
+	out io.Writer
+
+	mu       sync.Mutex
+	sessions map[string]*session
+	toolSeq  int
+
+	turns sync.WaitGroup
+}
+
+type session struct {
+	cancel context.CancelFunc // of the running turn; nil when idle
+}
+
+// Serve runs the agent on one connection: requests are read from in, one JSON
+// message per line, and answers and updates written to out. It returns when in
+// ends (nil) or fails, after cancelling the running turns and waiting for them.
+func Serve(in io.Reader, out io.Writer) error {
+	a := &agent{out: out, sessions: make(map[string]*session)}
+	r := bufio.NewReader(in)
+	var err error
+	for {
+		var line []byte
+		line, err = r.ReadBytes('\n')
+		if line = bytes.TrimSpace(line); len(line) > 0 {
+			a.handle(line)
+		}
+		if err != nil {
+			break
+		}
+	}
+	a.mu.Lock()
+	for _, s := range a.sessions {
+		if s.cancel != nil {
+			s.cancel()
+		}
+	}
+	a.mu.Unlock()
+	a.turns.Wait()
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	return err
+}
+
+func (a *agent) handle(line []byte) {
+	var env envelope
+	if err := json.Unmarshal(line, &env); err != nil {
+		a.write(envelope{ID: json.RawMessage("null"), Error: &rpcError{codeParseError, "parse error: " + err.Error()}})
+		return
+	}
+	if env.Method == "" {
+		if len(env.ID) == 0 {
+			a.write(envelope{ID: json.RawMessage("null"), Error: &rpcError{codeInvalidRequest, "invalid request"}})
+		}
+		return // a response: this agent sends no requests, so none is awaited
+	}
+	if len(env.ID) == 0 {
+		a.notification(env)
+		return
+	}
+	switch env.Method {
+	case "initialize":
+		a.result(env.ID, map[string]any{
+			"protocolVersion": 1,
+			"agentCapabilities": map[string]any{
+				"loadSession":        false,
+				"promptCapabilities": map[string]any{"image": false, "audio": false, "embeddedContext": false},
+			},
+			"authMethods": []any{},
+			"agentInfo":   map[string]any{"name": "tandem-mockagent", "version": "1"},
+		})
+	case "authenticate":
+		a.result(env.ID, map[string]any{})
+	case "session/new":
+		var p struct {
+			Cwd string `json:"cwd"`
+		}
+		if err := json.Unmarshal(env.Params, &p); err != nil {
+			a.fail(env.ID, codeInvalidParams, "invalid params: "+err.Error())
+			return
+		}
+		id := newSessionID()
+		a.mu.Lock()
+		a.sessions[id] = &session{}
+		a.mu.Unlock()
+		a.result(env.ID, map[string]any{"sessionId": id})
+	case "session/prompt":
+		a.prompt(env)
+	default:
+		a.fail(env.ID, codeMethodNotFound, "method not found: "+env.Method)
+	}
+}
+
+func (a *agent) notification(env envelope) {
+	if env.Method != "session/cancel" {
+		return
+	}
+	var p struct {
+		SessionID string `json:"sessionId"`
+	}
+	if json.Unmarshal(env.Params, &p) != nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if s := a.sessions[p.SessionID]; s != nil && s.cancel != nil {
+		s.cancel()
+	}
+}
+
+func (a *agent) prompt(env envelope) {
+	var p struct {
+		SessionID string         `json:"sessionId"`
+		Prompt    []contentBlock `json:"prompt"`
+	}
+	if err := json.Unmarshal(env.Params, &p); err != nil {
+		a.fail(env.ID, codeInvalidParams, "invalid params: "+err.Error())
+		return
+	}
+	var texts []string
+	for _, b := range p.Prompt {
+		if b.Type == "text" {
+			texts = append(texts, b.Text)
+		}
+	}
+	sc := parse(texts)
+
+	a.mu.Lock()
+	s := a.sessions[p.SessionID]
+	switch {
+	case s == nil:
+		a.mu.Unlock()
+		a.fail(env.ID, codeInvalidParams, "unknown session: "+p.SessionID)
+		return
+	case s.cancel != nil:
+		a.mu.Unlock()
+		a.fail(env.ID, codeBusy, "a turn is already running in session "+p.SessionID)
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	a.toolSeq++
+	toolID := fmt.Sprintf("call_%d", a.toolSeq)
+	a.turns.Add(1)
+	a.mu.Unlock()
+
+	go func() {
+		defer a.turns.Done()
+		stop := a.turn(ctx, p.SessionID, toolID, sc)
+		// Go idle before answering, so that a prompt sent right after the
+		// answer is not refused as busy.
+		a.mu.Lock()
+		s.cancel = nil
+		a.mu.Unlock()
+		cancel()
+		a.result(env.ID, map[string]any{"stopReason": stop})
+	}()
+}
+
+// turn sends the updates of one turn and returns its stop reason.
+func (a *agent) turn(ctx context.Context, sessionID, toolID string, sc script) string {
+	var updates []map[string]any
+	if sc.tool {
+		updates = append(updates,
+			map[string]any{"sessionUpdate": "tool_call", "toolCallId": toolID, "title": "Mock tool", "kind": "other", "status": "pending"},
+			map[string]any{"sessionUpdate": "tool_call_update", "toolCallId": toolID, "status": "completed",
+				"content": []any{map[string]any{"type": "content", "content": contentBlock{Type: "text", Text: "ok"}}}},
+		)
+	}
+	for _, c := range sc.chunks {
+		updates = append(updates, map[string]any{"sessionUpdate": "agent_message_chunk", "content": contentBlock{Type: "text", Text: c}})
+	}
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for _, u := range updates {
+		if sc.delay > 0 {
+			t.Reset(sc.delay)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				return "cancelled"
+			}
+		}
+		if ctx.Err() != nil {
+			return "cancelled"
+		}
+		a.notify("session/update", map[string]any{"sessionId": sessionID, "update": u})
+	}
+	return "end_turn"
+}
+
+func (a *agent) result(id json.RawMessage, v any) { a.write(envelope{ID: id, Result: v}) }
+
+func (a *agent) fail(id json.RawMessage, code int, msg string) {
+	a.write(envelope{ID: id, Error: &rpcError{code, msg}})
+}
+
+func (a *agent) notify(method string, params any) {
+	b, err := json.Marshal(params)
+	if err != nil {
+		panic(err) // params are built here from plain values
+	}
+	a.write(envelope{Method: method, Params: b})
+}
+
+// write sends one message on its own line. Errors are dropped: they mean the
+// client is gone, and Serve ends when its input does.
+func (a *agent) write(env envelope) {
+	env.JSONRPC = "2.0"
+	b, err := json.Marshal(env)
+	if err != nil {
+		panic(err)
+	}
+	a.wmu.Lock()
+	defer a.wmu.Unlock()
+	_, _ = a.out.Write(append(b, '\n'))
+}
+
+func newSessionID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "mock_" + hex.EncodeToString(b[:])
+}
