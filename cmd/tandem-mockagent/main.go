@@ -9,11 +9,13 @@
 //	[chunks=N]   number of chunks (default 5)
 //	[delay=Dms]  pause before each update (default 20 ms)
 //	[tool]       a tool_call and its completed tool_call_update before the text
+//	[crash]      exit at once with status 2, answering nothing
 //
 // See package internal/sandboxtest/mockagent for the exact contract.
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -21,7 +23,11 @@ import (
 )
 
 func main() {
-	if err := mockagent.Serve(os.Stdin, os.Stdout); err != nil {
+	err := mockagent.Serve(os.Stdin, os.Stdout)
+	if errors.Is(err, mockagent.ErrCrash) {
+		os.Exit(2)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "tandem-mockagent:", err)
 		os.Exit(1)
 	}

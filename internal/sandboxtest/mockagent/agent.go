@@ -42,10 +42,15 @@ type contentBlock struct {
 	Text string `json:"text,omitempty"`
 }
 
+// ErrCrash is returned by Serve for a prompt with the [crash] directive; the
+// command exits at once with a failure status.
+var ErrCrash = errors.New("mockagent: crash requested")
+
 // agent is one stdio connection's state.
 type agent struct {
-	wmu sync.Mutex // serialises writes to out
-	out io.Writer
+	wmu  sync.Mutex // serialises writes to out
+	out  io.Writer
+	dead bool // after [crash]: nothing more is written
 
 	mu       sync.Mutex
 	sessions map[string]*session
@@ -60,7 +65,8 @@ type session struct {
 
 // Serve runs the agent on one connection: requests are read from in, one JSON
 // message per line, and answers and updates written to out. It returns when in
-// ends (nil) or fails, after cancelling the running turns and waiting for them.
+// ends (nil) or fails, or with ErrCrash after a [crash] prompt (having written
+// nothing more), after cancelling the running turns and waiting for them.
 func Serve(in io.Reader, out io.Writer) error {
 	a := &agent{out: out, sessions: make(map[string]*session)}
 	r := bufio.NewReader(in)
@@ -68,8 +74,11 @@ func Serve(in io.Reader, out io.Writer) error {
 	for {
 		var line []byte
 		line, err = r.ReadBytes('\n')
-		if line = bytes.TrimSpace(line); len(line) > 0 {
-			a.handle(line)
+		if line = bytes.TrimSpace(line); len(line) > 0 && a.handle(line) {
+			a.wmu.Lock()
+			a.dead = true
+			a.wmu.Unlock()
+			err = ErrCrash
 		}
 		if err != nil {
 			break
@@ -89,7 +98,8 @@ func Serve(in io.Reader, out io.Writer) error {
 	return err
 }
 
-func (a *agent) handle(line []byte) {
+// handle answers one message; it returns true for a prompt asking to crash.
+func (a *agent) handle(line []byte) (crash bool) {
 	var env envelope
 	if err := json.Unmarshal(line, &env); err != nil {
 		a.write(envelope{ID: json.RawMessage("null"), Error: &rpcError{codeParseError, "parse error: " + err.Error()}})
@@ -132,10 +142,11 @@ func (a *agent) handle(line []byte) {
 		a.mu.Unlock()
 		a.result(env.ID, map[string]any{"sessionId": id})
 	case "session/prompt":
-		a.prompt(env)
+		return a.prompt(env)
 	default:
 		a.fail(env.ID, codeMethodNotFound, "method not found: "+env.Method)
 	}
+	return false
 }
 
 func (a *agent) notification(env envelope) {
@@ -155,7 +166,7 @@ func (a *agent) notification(env envelope) {
 	}
 }
 
-func (a *agent) prompt(env envelope) {
+func (a *agent) prompt(env envelope) (crash bool) {
 	var p struct {
 		SessionID string         `json:"sessionId"`
 		Prompt    []contentBlock `json:"prompt"`
@@ -171,6 +182,9 @@ func (a *agent) prompt(env envelope) {
 		}
 	}
 	sc := parse(texts)
+	if sc.crash {
+		return true
+	}
 
 	a.mu.Lock()
 	s := a.sessions[p.SessionID]
@@ -202,6 +216,7 @@ func (a *agent) prompt(env envelope) {
 		cancel()
 		a.result(env.ID, map[string]any{"stopReason": stop})
 	}()
+	return false
 }
 
 // turn sends the updates of one turn and returns its stop reason.
@@ -260,7 +275,9 @@ func (a *agent) write(env envelope) {
 	}
 	a.wmu.Lock()
 	defer a.wmu.Unlock()
-	_, _ = a.out.Write(append(b, '\n'))
+	if !a.dead {
+		_, _ = a.out.Write(append(b, '\n'))
+	}
 }
 
 func newSessionID() string {

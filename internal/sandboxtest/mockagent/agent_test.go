@@ -3,6 +3,7 @@ package mockagent
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -390,4 +391,41 @@ func FuzzChunks(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestCrash(t *testing.T) {
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- Serve(inR, outW); outW.Close() }()
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(outR)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	fmt.Fprintln(inW, `{"jsonrpc":"2.0","id":1,"method":"session/new","params":{"cwd":"/"}}`)
+	var r struct {
+		Result struct{ SessionID string } `json:"result"`
+	}
+	json.Unmarshal([]byte(<-lines), &r)
+	fmt.Fprintf(inW, `{"jsonrpc":"2.0","id":2,"method":"session/prompt","params":{"sessionId":%q,"prompt":[{"type":"text","text":"[delay=5ms][chunks=100] long"}]}}`+"\n", r.Result.SessionID)
+	<-lines // the turn is running
+	fmt.Fprintln(inW, `{"jsonrpc":"2.0","id":3,"method":"session/new","params":{"cwd":"/"}}`)
+	fmt.Fprintf(inW, `{"jsonrpc":"2.0","id":4,"method":"session/prompt","params":{"sessionId":%q,"prompt":[{"type":"text","text":"[crash]"}]}}`+"\n", r.Result.SessionID)
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrCrash) {
+			t.Fatalf("Serve returned %v, want ErrCrash", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Serve did not return")
+	}
+	for l := range lines {
+		if strings.Contains(l, `"stopReason"`) || strings.Contains(l, `"id":4`) {
+			t.Fatalf("answered after the crash: %s", l)
+		}
+	}
 }

@@ -33,6 +33,8 @@
 //	[delay=Dms]  wait D milliseconds before each update (default 20)
 //	[tool]       before the text, send a tool_call (status pending) and a
 //	             tool_call_update (status completed) for one mock tool call
+//	[crash]      answer nothing more and exit at once with status 2, as an
+//	             agent process that dies (Serve returns ErrCrash)
 //
 // Example: the prompt "[chunks=2] [delay=0ms] hi" is answered "You said: hi"
 // in two chunks, "You said" and ": hi".

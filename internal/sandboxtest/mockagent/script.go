@@ -13,7 +13,7 @@ const (
 	DefaultDelay  = 20 * time.Millisecond
 )
 
-var directiveRE = regexp.MustCompile(`\[(?:chunks=(\d+)|delay=(\d+)ms|(tool))\]`)
+var directiveRE = regexp.MustCompile(`\[(?:chunks=(\d+)|delay=(\d+)ms|(tool)|(crash))\]`)
 
 // script is what a prompt asks of its turn.
 type script struct {
@@ -21,6 +21,7 @@ type script struct {
 	chunks []string
 	delay  time.Duration
 	tool   bool
+	crash  bool
 }
 
 // Reply is the text the agent answers to a prompt made of these text blocks.
@@ -44,6 +45,8 @@ func parse(texts []string) script {
 			s.delay = time.Duration(atoi(m[2])) * time.Millisecond
 		case m[3] != "":
 			s.tool = true
+		case m[4] != "":
+			s.crash = true
 		}
 	}
 	s.chunks = split(s.reply, n)
