@@ -1,0 +1,181 @@
+package eventlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrStaleWriter is returned by Append when the caller's epoch is no longer
+// the workspace's fencing epoch: another node became the writer. Nothing of
+// the call was appended. A caller that sees it must stop acting as owner.
+var ErrStaleWriter = errors.New("stale writer: fencing epoch superseded")
+
+// Config configures a Log. The zero value is valid.
+type Config struct {
+	// MaxLen trims each session stream to about this many entries (XADD
+	// MAXLEN ~). 0, the default, keeps every entry: the stream is the
+	// conversation's history.
+	MaxLen int64
+}
+
+// Validate reports whether the configuration can be used.
+func (c Config) Validate() error {
+	if c.MaxLen < 0 {
+		return fmt.Errorf("eventlog: MaxLen %d is negative", c.MaxLen)
+	}
+	return nil
+}
+
+// Log reads and writes session streams in Redis.
+type Log struct {
+	rdb redis.UniversalClient
+	cfg Config
+}
+
+// New returns a Log on rdb, which may be a single node, a Sentinel-managed
+// or a Cluster client.
+func New(rdb redis.UniversalClient, cfg Config) *Log { return &Log{rdb: rdb, cfg: cfg} }
+
+// Client returns the Redis client the log uses.
+func (l *Log) Client() redis.UniversalClient { return l.rdb }
+
+// AcquireEpoch makes the caller the workspace's writer: it increments the
+// fence and returns the new epoch. Every append with an older epoch fails
+// from now on with ErrStaleWriter. Call it only while holding the
+// workspace's lock.
+func (l *Log) AcquireEpoch(ctx context.Context, ws string) (uint64, error) {
+	n, err := l.rdb.Incr(ctx, FenceKey(ws)).Uint64()
+	if err != nil {
+		return 0, redisErr(fmt.Sprintf("acquire epoch %s", ws), err)
+	}
+	return n, nil
+}
+
+// CurrentEpoch returns the workspace's fencing epoch, 0 when none was ever
+// acquired.
+func (l *Log) CurrentEpoch(ctx context.Context, ws string) (uint64, error) {
+	n, err := l.rdb.Get(ctx, FenceKey(ws)).Uint64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("epoch %s: %w", ws, err)
+	}
+	return n, nil
+}
+
+// appendScript is the only writer of session streams.
+//
+// KEYS[1] fence, KEYS[2] stream, KEYS[3] stream state
+// ARGV[1] epoch, ARGV[2] notify channel, ARGV[3] session id, ARGV[4] maxlen
+// (0: no trim), then per record: type, body, source.
+//
+// It returns {gen, first eventIndex, createdAt ms}. Nothing is written
+// unless the fence matches. The "#!lua" shebang (Redis 7) makes Redis check
+// for out-of-memory before the script starts rather than at its first
+// write, and the ids of a batch strictly increase from the stored head, so
+// only the first XADD can fail (a key of the wrong type, or a stream that
+// something other than this script wrote): a batch lands whole or not at all.
+var appendScript = redis.NewScript(`#!lua
+local fence = redis.call('GET', KEYS[1])
+if fence ~= ARGV[1] then
+  return redis.error_reply('TANDEMSTALE epoch ' .. ARGV[1] .. ' fence ' .. tostring(fence))
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local st = redis.call('HMGET', KEYS[3], 'n', 'gen')
+local last = tonumber(st[1] or '0')
+local gen = st[2]
+if not gen then
+  gen = string.format('%x', tonumber(t[1]) * 1000000 + tonumber(t[2]))
+end
+local maxlen = tonumber(ARGV[4])
+local first = last + 1
+local src = false
+for i = 5, #ARGV, 3 do
+  last = last + 1
+  local idx = string.format('%d', last)
+  local fields = {'t', ARGV[i], 'd', ARGV[i + 1], 'ts', now, 'ep', ARGV[1]}
+  if ARGV[i + 2] ~= '' then
+    fields[#fields + 1] = 'src'
+    fields[#fields + 1] = ARGV[i + 2]
+    src = ARGV[i + 2]
+  end
+  if maxlen > 0 then
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, idx .. '-0', unpack(fields))
+  else
+    redis.call('XADD', KEYS[2], idx .. '-0', unpack(fields))
+  end
+  redis.call('PUBLISH', ARGV[2], ARGV[3] .. '\n' .. idx .. '\n' .. gen .. '\n' .. now .. '\n' .. ARGV[i] .. '\n' .. ARGV[1] .. '\n' .. ARGV[i + 2] .. '\n' .. ARGV[i + 1])
+end
+if src then
+  redis.call('HSET', KEYS[3], 'n', string.format('%d', last), 'gen', gen, 'src', src)
+else
+  redis.call('HSET', KEYS[3], 'n', string.format('%d', last), 'gen', gen)
+end
+return {gen, first, now}
+`)
+
+// maxBatch bounds the records of one Append: the script's argument list
+// and the time it holds Redis stay small.
+const maxBatch = 512
+
+// Append appends recs, in order, to the session stream as writer epoch, and
+// rings the workspace's doorbell once per entry. It returns the appended
+// events. It fails with ErrStaleWriter when epoch is not the current fence,
+// and with ErrInvalidRecord for a record it refuses; in both cases nothing
+// was appended.
+func (l *Log) Append(ctx context.Context, ws, sid string, epoch uint64, recs ...Record) ([]Event, error) {
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	if len(recs) > maxBatch {
+		return nil, fmt.Errorf("%w: batch of %d records, at most %d", ErrInvalidRecord, len(recs), maxBatch)
+	}
+	ep := strconv.FormatUint(epoch, 10)
+	args := make([]any, 0, 4+3*len(recs))
+	args = append(args, ep, NotifyChannel(ws), sid, l.cfg.MaxLen)
+	bodies := make([][]byte, len(recs))
+	for i := range recs {
+		b, err := recs[i].normalize()
+		if err != nil {
+			return nil, err
+		}
+		bodies[i] = b
+		args = append(args, recs[i].Type, b, recs[i].Source)
+	}
+	keys := []string{FenceKey(ws), StreamKey(ws, sid), StateKey(ws, sid)}
+	res, err := appendScript.Run(ctx, l.rdb, keys, args...).Slice()
+	if err != nil {
+		if strings.HasPrefix(err.Error(), "TANDEMSTALE") {
+			return nil, fmt.Errorf("append %s: %w (%s)", StreamKey(ws, sid), ErrStaleWriter, err.Error())
+		}
+		return nil, redisErr(fmt.Sprintf("append %s", StreamKey(ws, sid)), err)
+	}
+	if len(res) != 3 {
+		return nil, fmt.Errorf("append %s: unexpected reply %v", StreamKey(ws, sid), res)
+	}
+	gen, _ := res[0].(string)
+	first, _ := res[1].(int64)
+	now, _ := res[2].(int64)
+	evs := make([]Event, len(recs))
+	for i := range recs {
+		idx := uint64(first) + uint64(i)
+		evs[i] = Event{
+			ID:        string(Cursor{Gen: gen, Index: idx}.AppendText(nil)),
+			Index:     idx,
+			SessionID: sid,
+			CreatedAt: now,
+			Type:      recs[i].Type,
+			Body:      bodies[i],
+			Source:    recs[i].Source,
+			Epoch:     epoch,
+		}
+	}
+	return evs, nil
+}

@@ -1,0 +1,228 @@
+package eventlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// BellHandler receives what the doorbell hears. Its methods are called from
+// the Bell's single receive goroutine, one at a time, and must not block.
+type BellHandler interface {
+	// Ring is called for each appended event of a subscribed workspace, in
+	// append order per workspace.
+	Ring(ws string, ev Event, gen string)
+	// Subscribed is called each time the workspace's channel is
+	// (re)subscribed. Events appended before may have been missed: the
+	// handler catches up from the stream.
+	Subscribed(ws string)
+}
+
+// Bell is a node's one pub/sub connection: it subscribes to the doorbells
+// of the workspaces the node has live readers for.
+type Bell struct {
+	rdb redis.UniversalClient
+	h   BellHandler
+
+	mu     sync.Mutex
+	ps     *redis.PubSub
+	closed bool
+	want   map[string]struct{} // channel names
+}
+
+// NewBell returns a Bell; nothing is subscribed until Run and Subscribe.
+func NewBell(rdb redis.UniversalClient, h BellHandler) *Bell {
+	return &Bell{rdb: rdb, h: h, want: make(map[string]struct{})}
+}
+
+// Subscribe starts listening to ws's doorbell. Run reports the
+// subscription through BellHandler.Subscribed once Redis confirmed it. When
+// Redis is unreachable the subscription is kept and made on reconnect.
+func (b *Bell) Subscribe(ctx context.Context, ws string) error {
+	ch := NotifyChannel(ws)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.want[ch]; ok {
+		return nil
+	}
+	b.want[ch] = struct{}{}
+	if b.ps == nil {
+		return nil // Run subscribes to everything wanted when it starts
+	}
+	if err := b.ps.Subscribe(ctx, ch); err != nil {
+		return fmt.Errorf("subscribe %s: %w", ch, err)
+	}
+	return nil
+}
+
+// Unsubscribe stops listening to ws's doorbell.
+func (b *Bell) Unsubscribe(ctx context.Context, ws string) error {
+	ch := NotifyChannel(ws)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.want[ch]; !ok {
+		return nil
+	}
+	delete(b.want, ch)
+	if b.ps == nil {
+		return nil
+	}
+	if err := b.ps.Unsubscribe(ctx, ch); err != nil {
+		return fmt.Errorf("unsubscribe %s: %w", ch, err)
+	}
+	return nil
+}
+
+// receiveTimeout is how long the receive loop waits before it pings; a ping
+// unanswered for as long again means a half-open connection, replaced.
+const receiveTimeout = 10 * time.Second
+
+// Run receives until ctx ends, reconnecting with backoff. It returns
+// ctx.Err() after the connection is closed.
+func (b *Bell) Run(ctx context.Context) error {
+	ps := b.open(ctx)
+	// A blocked receive does not watch ctx; closing the connection ends it.
+	stop := context.AfterFunc(ctx, func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		b.closed = true
+		b.ps.Close()
+	})
+	defer func() {
+		stop()
+		b.mu.Lock()
+		b.closed = true
+		b.ps.Close()
+		b.ps = nil
+		b.mu.Unlock()
+	}()
+	backoff := 50 * time.Millisecond
+	pinged := false
+	for {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		msg, err := ps.ReceiveTimeout(ctx, receiveTimeout)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				if pinged {
+					// No pong for a whole timeout: the connection is
+					// half-open. Start over; Subscribed catches up.
+					ps = b.reopen(ctx)
+					pinged = false
+					continue
+				}
+				pinged = true
+				_ = ps.Ping(ctx)
+				continue
+			}
+			// The connection broke; go-redis redials and resubscribes on
+			// the next receive, reported as Subscribed.
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, time.Second)
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		pinged = false
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if m.Kind == "subscribe" {
+				if ws, ok := workspaceOfChannel(m.Channel); ok {
+					b.h.Subscribed(ws)
+				}
+			}
+		case *redis.Message:
+			ws, ok := workspaceOfChannel(m.Channel)
+			if !ok {
+				continue
+			}
+			ev, gen, err := DecodeNotice(m.Payload)
+			if err != nil {
+				continue // not ours; the stream stays the truth
+			}
+			b.h.Ring(ws, ev, gen)
+		}
+	}
+}
+
+func (b *Bell) open(ctx context.Context) *redis.PubSub {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.ps = b.rdb.Subscribe(ctx, b.channelsLocked()...)
+	return b.ps
+}
+
+func (b *Bell) reopen(ctx context.Context) *redis.PubSub {
+	b.mu.Lock()
+	if b.closed {
+		ps := b.ps
+		b.mu.Unlock()
+		return ps
+	}
+	old := b.ps
+	b.ps = b.rdb.Subscribe(ctx, b.channelsLocked()...)
+	ps := b.ps
+	b.mu.Unlock()
+	old.Close()
+	return ps
+}
+
+func (b *Bell) channelsLocked() []string {
+	chs := make([]string, 0, len(b.want))
+	for ch := range b.want {
+		chs = append(chs, ch)
+	}
+	return chs
+}
+
+// DecodeNotice parses a doorbell message written by the append script:
+// session id, eventIndex, generation, createdAt, type, epoch, source and
+// body, separated by newlines (the body is compact JSON and comes last).
+func DecodeNotice(p string) (Event, string, error) {
+	var f [7]string
+	for i := range f {
+		j := strings.IndexByte(p, '\n')
+		if j < 0 {
+			return Event{}, "", errors.New("notice: too few fields")
+		}
+		f[i], p = p[:j], p[j+1:]
+	}
+	idx, err := strconv.ParseUint(f[1], 10, 64)
+	if err != nil || idx == 0 || !validGen(f[2]) {
+		return Event{}, "", errors.New("notice: bad position")
+	}
+	ts, err := strconv.ParseInt(f[3], 10, 64)
+	if err != nil {
+		return Event{}, "", errors.New("notice: bad time")
+	}
+	ep, err := strconv.ParseUint(f[5], 10, 64)
+	if err != nil {
+		return Event{}, "", errors.New("notice: bad epoch")
+	}
+	ev := Event{
+		ID:        string(Cursor{Gen: f[2], Index: idx}.AppendText(nil)),
+		Index:     idx,
+		SessionID: f[0],
+		CreatedAt: ts,
+		Type:      f[4],
+		Epoch:     ep,
+		Source:    f[6],
+		Body:      []byte(p),
+	}
+	return ev, f[2], nil
+}

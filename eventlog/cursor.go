@@ -1,0 +1,113 @@
+package eventlog
+
+import (
+	"errors"
+	"strconv"
+)
+
+// Cursor is a position in a session stream: the stream's generation and the
+// eventIndex of the last event seen. The zero Cursor is the position before
+// the first event of any generation.
+//
+// Its text form, the event id and the SSE id:, is "<eventIndex>.<gen>", for
+// example "42.18b7e2c4d5f01". Clients treat it as opaque.
+type Cursor struct {
+	Gen   string
+	Index uint64
+}
+
+// Errors about cursors. ErrCursorExpired and ErrCursorUnknown come wrapped
+// in a *ResetError that says where the stream can continue.
+var (
+	ErrCursorMalformed = errors.New("malformed cursor")
+	ErrCursorExpired   = errors.New("cursor expired: events after it were trimmed")
+	ErrCursorUnknown   = errors.New("cursor unknown to this stream")
+)
+
+// maxGenLen bounds the generation: the script writes at most 14 hex digits.
+const maxGenLen = 16
+
+// IsZero reports whether c is the start of the stream.
+func (c Cursor) IsZero() bool { return c.Index == 0 }
+
+// String returns the text form; the zero Cursor is "0".
+func (c Cursor) String() string {
+	if c.Index == 0 {
+		return "0"
+	}
+	return string(c.AppendText(nil))
+}
+
+// AppendText appends the text form of a non-zero cursor to b.
+func (c Cursor) AppendText(b []byte) []byte {
+	b = strconv.AppendUint(b, c.Index, 10)
+	b = append(b, '.')
+	return append(b, c.Gen...)
+}
+
+// ParseCursor parses the text form of a cursor. "" and "0" are the start.
+// Anything else must be "<index>.<gen>": a decimal index without sign or
+// leading zero, and a generation of 1 to 16 lowercase hex digits.
+func ParseCursor(s string) (Cursor, error) {
+	if s == "" || s == "0" {
+		return Cursor{}, nil
+	}
+	dot := -1
+	for i := 0; i < len(s); i++ {
+		if s[i] == '.' {
+			dot = i
+			break
+		}
+	}
+	if dot <= 0 || dot > 20 || s[0] == '0' {
+		return Cursor{}, ErrCursorMalformed
+	}
+	for i := 0; i < dot; i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return Cursor{}, ErrCursorMalformed
+		}
+	}
+	idx, err := strconv.ParseUint(s[:dot], 10, 64)
+	if err != nil {
+		return Cursor{}, ErrCursorMalformed
+	}
+	gen := s[dot+1:]
+	if !validGen(gen) {
+		return Cursor{}, ErrCursorMalformed
+	}
+	return Cursor{Gen: gen, Index: idx}, nil
+}
+
+func validGen(g string) bool {
+	if len(g) == 0 || len(g) > maxGenLen {
+		return false
+	}
+	for i := 0; i < len(g); i++ {
+		c := g[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// ResetError says that a cursor cannot be resumed exactly, and where the
+// stream continues instead: right after Continue, which is the position just
+// before the oldest retained event (Oldest is that event's cursor, or the
+// zero Cursor when the stream is empty).
+type ResetError struct {
+	Reason   error // ErrCursorExpired or ErrCursorUnknown
+	Oldest   Cursor
+	Continue Cursor
+}
+
+func (e *ResetError) Error() string { return e.Reason.Error() }
+func (e *ResetError) Unwrap() error { return e.Reason }
+
+// ReasonCode is the reason as it appears in a reset event.
+func (e *ResetError) ReasonCode() string {
+	if errors.Is(e.Reason, ErrCursorExpired) {
+		return "cursor_expired"
+	}
+	return "cursor_unknown"
+}

@@ -1,0 +1,43 @@
+// Package eventlog owns Tandem's source of truth: one Redis Stream per
+// session, written only through a fenced append script, read by cursor, and
+// announced on a per-workspace pub/sub doorbell.
+//
+// # Usage
+//
+//	log := eventlog.New(rdb, eventlog.Config{})
+//	epoch, _ := log.AcquireEpoch(ctx, "ws1")          // become the writer
+//	evs, err := log.Append(ctx, "ws1", "default", epoch, eventlog.Record{Type: "chat.user", Body: body})
+//	page, err := log.Read(ctx, "ws1", "default", cursor, 100)
+//
+// # Redis layout
+//
+// Every key of a workspace carries the hash tag {ws:ID}, so the append script
+// touches keys of one slot and works on Redis Cluster:
+//
+//	{ws:ID}:fence            counter: the current writer's epoch
+//	{ws:ID}:events:SID       stream: entry id "<eventIndex>-0", fields t, d, ts, ep, src?
+//	{ws:ID}:events:SID:state hash: n (last eventIndex), gen (stream generation), src (last source position)
+//	{ws:ID}:notify           pub/sub channel: one message per appended entry
+//
+// # Guarantees
+//
+// The append script checks the caller's epoch against {ws:ID}:fence and
+// rejects a stale writer with ErrStaleWriter before it changes anything.
+// Within a session, eventIndex is 1, 2, 3… with no gap: the script assigns
+// it, and every entry of one Append call lands or none does.
+//
+// A stream carries a generation, chosen by the script when the stream is
+// first written. Cursors name both the generation and the index, so a stream
+// that was wiped (a Redis that lost its data) is detected as ErrCursorUnknown
+// and never silently resumed at a wrong position.
+//
+// # Concurrency properties
+//
+// Log is safe for concurrent use. Appends from one epoch are serialised by
+// Redis; callers that need their own appends in a given order must not issue
+// them concurrently. The doorbell (Bell) delivers messages of one workspace
+// in append order, but may lose messages across a reconnect: it reports every
+// (re)subscription so that the caller can catch up from the stream, and it
+// never reports an entry that was not appended. Callers may NOT assume that a
+// message arrives before Append returns, or at all.
+package eventlog

@@ -1,0 +1,117 @@
+package eventlog
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// Event is one persisted entry of a session stream.
+type Event struct {
+	ID        string // its cursor in text form; the SSE id:
+	Index     uint64 // eventIndex: 1, 2, 3… without gaps
+	SessionID string
+	CreatedAt int64  // milliseconds since the epoch, from Redis's clock
+	Type      string // chat.user, session.event, session.status…
+	// Body is a JSON object holding the type's own fields. Its keys must not
+	// be id, eventIndex, sessionId, createdAt or type.
+	Body json.RawMessage
+	// Source is the producer's opaque position (the ACP SSE event id that
+	// produced the entry), or "".
+	Source string
+	Epoch  uint64 // the writer's fencing epoch
+}
+
+// Cursor returns the event's position.
+func (e *Event) Cursor(gen string) Cursor { return Cursor{Gen: gen, Index: e.Index} }
+
+// MarshalJSON renders the event as the API shows it: the common fields
+// followed by the body's fields in one flat object.
+func (e Event) MarshalJSON() ([]byte, error) { return e.AppendJSON(nil), nil }
+
+// AppendJSON appends the API form of the event to b. It does not validate
+// Body; Append did.
+func (e *Event) AppendJSON(b []byte) []byte {
+	b = append(b, `{"id":`...)
+	b = strconv.AppendQuote(b, e.ID)
+	b = append(b, `,"eventIndex":`...)
+	b = strconv.AppendUint(b, e.Index, 10)
+	b = append(b, `,"sessionId":`...)
+	b = strconv.AppendQuote(b, e.SessionID)
+	b = append(b, `,"createdAt":`...)
+	b = strconv.AppendInt(b, e.CreatedAt, 10)
+	b = append(b, `,"type":`...)
+	b = strconv.AppendQuote(b, e.Type)
+	body := bytes.TrimSpace(e.Body)
+	if len(body) > 2 {
+		inner := bytes.TrimSpace(body[1 : len(body)-1])
+		if len(inner) > 0 {
+			b = append(b, ',')
+			b = append(b, inner...)
+		}
+	}
+	return append(b, '}')
+}
+
+// Record is what a writer asks to append.
+type Record struct {
+	Type   string          // [a-z][a-z0-9._]*, at most 64 bytes
+	Body   json.RawMessage // a JSON object; nil means {}
+	Source string          // optional source position, no control characters, at most 256 bytes
+}
+
+// ErrInvalidRecord is returned for a record Append refuses.
+var ErrInvalidRecord = errors.New("invalid record")
+
+var reservedKeys = []string{"id", "eventIndex", "sessionId", "createdAt", "type"}
+
+// normalize validates r and returns its body in compact form.
+func (r *Record) normalize() ([]byte, error) {
+	if !validType(r.Type) {
+		return nil, fmt.Errorf("%w: type %q", ErrInvalidRecord, r.Type)
+	}
+	if len(r.Source) > 256 || !printable(r.Source) {
+		return nil, fmt.Errorf("%w: source position", ErrInvalidRecord)
+	}
+	if len(r.Body) == 0 {
+		return []byte("{}"), nil
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(r.Body, &obj); err != nil || obj == nil {
+		return nil, fmt.Errorf("%w: body is not a JSON object", ErrInvalidRecord)
+	}
+	for _, k := range reservedKeys {
+		if _, ok := obj[k]; ok {
+			return nil, fmt.Errorf("%w: body uses reserved key %q", ErrInvalidRecord, k)
+		}
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, r.Body); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidRecord, err)
+	}
+	return buf.Bytes(), nil
+}
+
+func validType(t string) bool {
+	if len(t) == 0 || len(t) > 64 || t[0] < 'a' || t[0] > 'z' {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,340 @@
+package eventlog_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tandem-dev/tandem/eventlog"
+	"github.com/tandem-dev/tandem/internal/redistest"
+)
+
+func newLog(t testing.TB, cfg eventlog.Config) (*eventlog.Log, *redistest.Server) {
+	t.Helper()
+	srv := redistest.Start(t, redistest.Options{})
+	return eventlog.New(srv.Client(t), cfg), srv
+}
+
+func rec(typ, body string) eventlog.Record {
+	return eventlog.Record{Type: typ, Body: json.RawMessage(body)}
+}
+
+func TestAppendAndRead(t *testing.T) {
+	ctx := context.Background()
+	l, _ := newLog(t, eventlog.Config{})
+	ep, err := l.AcquireEpoch(ctx, "w1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, err := l.Append(ctx, "w1", "s1", ep, rec("chat.user", `{"userId":"ann","text":"hi"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := l.Append(ctx, "w1", "s1", ep,
+		eventlog.Record{Type: "session.event", Body: json.RawMessage(`{ "sender": "agent" }`), Source: "7"},
+		rec("session.status", `{"status":"turn_ended"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := append(evs, batch...)
+	for i, ev := range all {
+		if ev.Index != uint64(i+1) {
+			t.Fatalf("event %d has index %d", i, ev.Index)
+		}
+	}
+	page, head, err := l.Read(ctx, "w1", "s1", eventlog.Cursor{}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if head.Index != 3 || head.Gen == "" {
+		t.Fatalf("head = %+v", head)
+	}
+	if len(page) != 3 {
+		t.Fatalf("read %d events, want 3", len(page))
+	}
+	for i := range page {
+		got, _ := json.Marshal(page[i])
+		want, _ := json.Marshal(all[i])
+		if string(got) != string(want) {
+			t.Errorf("event %d read back as %s, appended as %s", i, got, want)
+		}
+	}
+	if got := string(page[1].Body); got != `{"sender":"agent"}` {
+		t.Errorf("body not compacted: %s", got)
+	}
+	var flat map[string]any
+	if err := json.Unmarshal(page[0].AppendJSON(nil), &flat); err != nil {
+		t.Fatal(err)
+	}
+	if flat["userId"] != "ann" || flat["type"] != "chat.user" || flat["eventIndex"] != 1.0 || flat["sessionId"] != "s1" || flat["id"] != page[0].ID {
+		t.Errorf("API form = %v", flat)
+	}
+	src, err := l.SourcePosition(ctx, "w1", "s1")
+	if err != nil || src != "7" {
+		t.Errorf("source position = %q, %v; want 7", src, err)
+	}
+
+	// Strictly after a cursor.
+	c, err := eventlog.ParseCursor(page[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rest, _, err := l.Read(ctx, "w1", "s1", c, 10)
+	if err != nil || len(rest) != 2 || rest[0].Index != 2 {
+		t.Fatalf("read after %s: %d events, %v", c, len(rest), err)
+	}
+	// At the head: nothing, no error.
+	none, _, err := l.Read(ctx, "w1", "s1", head, 10)
+	if err != nil || len(none) != 0 {
+		t.Fatalf("read at head: %d events, %v", len(none), err)
+	}
+}
+
+func TestStaleWriter(t *testing.T) {
+	ctx := context.Background()
+	l, _ := newLog(t, eventlog.Config{})
+	t.Run("ErrStaleWriter after a new epoch", func(t *testing.T) {
+		ep1, _ := l.AcquireEpoch(ctx, "w")
+		if _, err := l.Append(ctx, "w", "s", ep1, rec("chat.user", `{"n":1}`)); err != nil {
+			t.Fatal(err)
+		}
+		ep2, err := l.AcquireEpoch(ctx, "w")
+		if err != nil || ep2 != ep1+1 {
+			t.Fatalf("epoch 2 = %d, %v", ep2, err)
+		}
+		_, err = l.Append(ctx, "w", "s", ep1, rec("chat.user", `{"n":2}`), rec("chat.user", `{"n":3}`))
+		if !errors.Is(err, eventlog.ErrStaleWriter) {
+			t.Fatalf("stale append: err = %v, want ErrStaleWriter", err)
+		}
+		evs, head, err := l.Read(ctx, "w", "s", eventlog.Cursor{}, 10)
+		if err != nil || len(evs) != 1 || head.Index != 1 {
+			t.Fatalf("after the stale append: %d events, head %d, %v; want 1", len(evs), head.Index, err)
+		}
+		if _, err := l.Append(ctx, "w", "s", ep2, rec("chat.user", `{"n":4}`)); err != nil {
+			t.Fatalf("new writer: %v", err)
+		}
+		evs, _, _ = l.Read(ctx, "w", "s", eventlog.Cursor{}, 10)
+		if len(evs) != 2 || evs[1].Index != 2 || evs[1].Epoch != ep2 {
+			t.Fatalf("new writer's event: %+v", evs)
+		}
+	})
+	t.Run("ErrStaleWriter without any epoch", func(t *testing.T) {
+		_, err := l.Append(ctx, "never", "s", 0, rec("chat.user", `{}`))
+		if !errors.Is(err, eventlog.ErrStaleWriter) {
+			t.Fatalf("err = %v, want ErrStaleWriter", err)
+		}
+		if n, _ := l.Client().Exists(ctx, eventlog.StreamKey("never", "s")).Result(); n != 0 {
+			t.Fatal("a refused append created the stream")
+		}
+	})
+}
+
+func TestInvalidRecord(t *testing.T) {
+	ctx := context.Background()
+	l, _ := newLog(t, eventlog.Config{})
+	ep, _ := l.AcquireEpoch(ctx, "w")
+	for _, r := range []eventlog.Record{
+		{Type: "", Body: json.RawMessage(`{}`)},
+		{Type: "Bad-Type", Body: json.RawMessage(`{}`)},
+		{Type: "x\nevent: y", Body: json.RawMessage(`{}`)},
+		{Type: "chat.user", Body: json.RawMessage(`[1]`)},
+		{Type: "chat.user", Body: json.RawMessage(`{"a":`)},
+		{Type: "chat.user", Body: json.RawMessage(`{"id":"spoofed"}`)},
+		{Type: "chat.user", Body: json.RawMessage(`null`)},
+		{Type: "chat.user", Source: "1\n2"},
+	} {
+		if _, err := l.Append(ctx, "w", "s", ep, rec("chat.user", `{}`), r); !errors.Is(err, eventlog.ErrInvalidRecord) {
+			t.Errorf("Append(%+v) = %v, want ErrInvalidRecord", r, err)
+		}
+	}
+	if head, _ := l.Head(ctx, "w", "s"); head.Index != 0 {
+		t.Fatalf("refused batches appended %d events", head.Index)
+	}
+}
+
+func TestReadResets(t *testing.T) {
+	ctx := context.Background()
+	l, srv := newLog(t, eventlog.Config{MaxLen: 10})
+	ep, _ := l.AcquireEpoch(ctx, "w")
+	for i := 0; i < 300; i++ {
+		if _, err := l.Append(ctx, "w", "s", ep, rec("chat.user", fmt.Sprintf(`{"n":%d}`, i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	head, _ := l.Head(ctx, "w", "s")
+	t.Run("ErrCursorExpired", func(t *testing.T) {
+		_, _, err := l.Read(ctx, "w", "s", eventlog.Cursor{Gen: head.Gen, Index: 5}, 10)
+		var re *eventlog.ResetError
+		if !errors.As(err, &re) || !errors.Is(err, eventlog.ErrCursorExpired) {
+			t.Fatalf("err = %v, want a ResetError for ErrCursorExpired", err)
+		}
+		if re.Oldest.Index <= 6 || re.Continue.Index != re.Oldest.Index-1 || re.Oldest.Gen != head.Gen {
+			t.Fatalf("reset = %+v", re)
+		}
+		evs, _, err := l.Read(ctx, "w", "s", re.Continue, 1000)
+		if err != nil || len(evs) == 0 || evs[0].Index != re.Oldest.Index || evs[len(evs)-1].Index != 300 {
+			t.Fatalf("continuing: %v", err)
+		}
+	})
+	t.Run("ErrCursorExpired from the start", func(t *testing.T) {
+		_, _, err := l.Read(ctx, "w", "s", eventlog.Cursor{}, 10)
+		if !errors.Is(err, eventlog.ErrCursorExpired) {
+			t.Fatalf("err = %v, want ErrCursorExpired", err)
+		}
+	})
+	t.Run("ErrCursorUnknown for another generation", func(t *testing.T) {
+		_, _, err := l.Read(ctx, "w", "s", eventlog.Cursor{Gen: "abc", Index: 299}, 10)
+		if !errors.Is(err, eventlog.ErrCursorUnknown) {
+			t.Fatalf("err = %v, want ErrCursorUnknown", err)
+		}
+	})
+	t.Run("ErrCursorUnknown past the head", func(t *testing.T) {
+		_, _, err := l.Read(ctx, "w", "s", eventlog.Cursor{Gen: head.Gen, Index: 301}, 10)
+		if !errors.Is(err, eventlog.ErrCursorUnknown) {
+			t.Fatalf("err = %v, want ErrCursorUnknown", err)
+		}
+	})
+	t.Run("ErrCursorUnknown after Redis lost the stream", func(t *testing.T) {
+		srv.Restart(t) // not appendonly: everything is gone
+		ep, err := l.AcquireEpoch(ctx, "w")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Append(ctx, "w", "s", ep, rec("chat.user", `{}`)); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = l.Read(ctx, "w", "s", head, 10)
+		var re *eventlog.ResetError
+		if !errors.As(err, &re) || !errors.Is(err, eventlog.ErrCursorUnknown) {
+			t.Fatalf("old cursor on a new stream: err = %v, want ErrCursorUnknown", err)
+		}
+		if re.Oldest.Index != 1 || re.Oldest.Gen == head.Gen {
+			t.Fatalf("reset = %+v", re)
+		}
+	})
+}
+
+func TestConcurrentWritersSameEpochNoGaps(t *testing.T) {
+	ctx := context.Background()
+	l, _ := newLog(t, eventlog.Config{})
+	ep, _ := l.AcquireEpoch(ctx, "w")
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 50; i++ {
+				if _, err := l.Append(ctx, "w", "s", ep, rec("chat.user", `{}`), rec("chat.user", `{}`)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var all []eventlog.Event
+	after := eventlog.Cursor{}
+	for {
+		evs, _, err := l.Read(ctx, "w", "s", after, 333)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) == 0 {
+			break
+		}
+		all = append(all, evs...)
+		after, _ = eventlog.ParseCursor(evs[len(evs)-1].ID)
+	}
+	if len(all) != 800 {
+		t.Fatalf("%d events, want 800", len(all))
+	}
+	for i, ev := range all {
+		if ev.Index != uint64(i+1) {
+			t.Fatalf("event %d has index %d", i, ev.Index)
+		}
+	}
+}
+
+type bellRecorder struct {
+	mu         sync.Mutex
+	events     []eventlog.Event
+	subscribed []string
+	ch         chan struct{}
+}
+
+func (b *bellRecorder) Ring(ws string, ev eventlog.Event, gen string) {
+	b.mu.Lock()
+	b.events = append(b.events, ev)
+	b.mu.Unlock()
+	b.ch <- struct{}{}
+}
+
+func (b *bellRecorder) Subscribed(ws string) {
+	b.mu.Lock()
+	b.subscribed = append(b.subscribed, ws)
+	b.mu.Unlock()
+	b.ch <- struct{}{}
+}
+
+func TestBell(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	srv := redistest.Start(t, redistest.Options{AppendOnly: true})
+	rdb := srv.Client(t)
+	l := eventlog.New(rdb, eventlog.Config{})
+	rec0 := &bellRecorder{ch: make(chan struct{}, 100)}
+	bell := eventlog.NewBell(rdb, rec0)
+	done := make(chan error)
+	go func() { done <- bell.Run(ctx) }()
+	defer func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Error("Run did not return after cancel")
+		}
+	}()
+	wait := func(what string) {
+		t.Helper()
+		select {
+		case <-rec0.ch:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no %s within 10s", what)
+		}
+	}
+	if err := bell.Subscribe(ctx, "w"); err != nil {
+		t.Fatal(err)
+	}
+	wait("subscription")
+	ep, _ := l.AcquireEpoch(ctx, "w")
+	appended, err := l.Append(ctx, "w", "s", ep, eventlog.Record{Type: "session.event", Body: json.RawMessage(`{"x":"a\nb"}`), Source: "42"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait("ring")
+	rec0.mu.Lock()
+	got := rec0.events[0]
+	rec0.mu.Unlock()
+	a, _ := json.Marshal(appended[0])
+	b, _ := json.Marshal(got)
+	if string(a) != string(b) || got.Source != "42" || got.Epoch != ep {
+		t.Fatalf("rang %s (src %q, epoch %d), appended %s", b, got.Source, got.Epoch, a)
+	}
+
+	// A restart of Redis: the bell resubscribes and says so.
+	srv.Restart(t)
+	wait("resubscription")
+	rec0.mu.Lock()
+	n := len(rec0.subscribed)
+	rec0.mu.Unlock()
+	if n != 2 {
+		t.Fatalf("Subscribed called %d times, want 2", n)
+	}
+	if _, err := l.Append(ctx, "w", "s", ep, rec("chat.user", `{}`)); err != nil {
+		t.Fatal(err)
+	}
+	wait("ring after restart")
+}

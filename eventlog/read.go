@@ -1,0 +1,195 @@
+package eventlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// MaxPage bounds the events one Read returns.
+const MaxPage = 1000
+
+// Read returns up to limit events strictly after cursor after, oldest
+// first, together with the stream's head. When the cursor cannot be resumed
+// exactly it returns a *ResetError wrapping ErrCursorExpired (events after
+// it were trimmed) or ErrCursorUnknown (it names another generation or a
+// position past the head); the ResetError says where to continue.
+func (l *Log) Read(ctx context.Context, ws, sid string, after Cursor, limit int) ([]Event, Cursor, error) {
+	if limit <= 0 || limit > MaxPage {
+		limit = MaxPage
+	}
+	key := StreamKey(ws, sid)
+	var st *redis.SliceCmd
+	var rng *redis.XMessageSliceCmd
+	_, err := l.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		st = p.HMGet(ctx, StateKey(ws, sid), "n", "gen")
+		rng = p.XRangeN(ctx, key, streamID(after.Index+1), "+", int64(limit))
+		return nil
+	})
+	if err != nil {
+		return nil, Cursor{}, redisErr(fmt.Sprintf("read %s", key), err)
+	}
+	head, err := parseState(st.Val())
+	if err != nil {
+		return nil, Cursor{}, fmt.Errorf("read %s: %w", key, err)
+	}
+	msgs := rng.Val()
+	if !after.IsZero() && (after.Gen != head.Gen || after.Index > head.Index) {
+		return nil, head, l.reset(ctx, ws, sid, ErrCursorUnknown, head)
+	}
+	if len(msgs) > 0 {
+		first, err := indexOf(msgs[0].ID)
+		if err != nil {
+			return nil, head, fmt.Errorf("read %s: %w", key, err)
+		}
+		if first != after.Index+1 {
+			return nil, head, l.reset(ctx, ws, sid, ErrCursorExpired, head)
+		}
+	} else if after.Index < head.Index {
+		return nil, head, l.reset(ctx, ws, sid, ErrCursorExpired, head)
+	}
+	evs := make([]Event, 0, len(msgs))
+	for _, m := range msgs {
+		ev, err := decodeEntry(sid, head.Gen, m)
+		if err != nil {
+			return nil, head, fmt.Errorf("read %s: %w", key, err)
+		}
+		evs = append(evs, ev)
+	}
+	return evs, head, nil
+}
+
+// reset builds the ResetError for a cursor that cannot be resumed: the
+// stream continues at its oldest retained event.
+func (l *Log) reset(ctx context.Context, ws, sid string, reason error, head Cursor) error {
+	msgs, err := l.rdb.XRangeN(ctx, StreamKey(ws, sid), "-", "+", 1).Result()
+	if err != nil {
+		return redisErr(fmt.Sprintf("read %s: oldest", StreamKey(ws, sid)), err)
+	}
+	re := &ResetError{Reason: reason, Continue: Cursor{Gen: head.Gen}}
+	if len(msgs) > 0 {
+		first, err := indexOf(msgs[0].ID)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", StreamKey(ws, sid), err)
+		}
+		re.Oldest = Cursor{Gen: head.Gen, Index: first}
+		re.Continue.Index = first - 1
+	}
+	return re
+}
+
+// Head returns the cursor of the last event of the session stream; the zero
+// Cursor (with an empty Gen) when nothing was ever appended.
+func (l *Log) Head(ctx context.Context, ws, sid string) (Cursor, error) {
+	v, err := l.rdb.HMGet(ctx, StateKey(ws, sid), "n", "gen").Result()
+	if err != nil {
+		return Cursor{}, redisErr(fmt.Sprintf("head %s", StreamKey(ws, sid)), err)
+	}
+	return parseState(v)
+}
+
+// SourcePosition returns the source position stored by the last append that
+// carried one, and "" when none did.
+func (l *Log) SourcePosition(ctx context.Context, ws, sid string) (string, error) {
+	v, err := l.rdb.HGet(ctx, StateKey(ws, sid), "src").Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("source position %s: %w", StreamKey(ws, sid), err)
+	}
+	return v, nil
+}
+
+// Last returns up to n of the newest events, oldest first, and the head,
+// read atomically.
+func (l *Log) Last(ctx context.Context, ws, sid string, n int) ([]Event, Cursor, error) {
+	key := StreamKey(ws, sid)
+	var st *redis.SliceCmd
+	var rng *redis.XMessageSliceCmd
+	_, err := l.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		st = p.HMGet(ctx, StateKey(ws, sid), "n", "gen")
+		rng = p.XRevRangeN(ctx, key, "+", "-", int64(n))
+		return nil
+	})
+	if err != nil {
+		return nil, Cursor{}, redisErr(fmt.Sprintf("last %s", key), err)
+	}
+	head, err := parseState(st.Val())
+	if err != nil {
+		return nil, Cursor{}, fmt.Errorf("last %s: %w", key, err)
+	}
+	msgs := rng.Val()
+	evs := make([]Event, len(msgs))
+	for i, m := range msgs {
+		ev, err := decodeEntry(sid, head.Gen, m)
+		if err != nil {
+			return nil, head, fmt.Errorf("last %s: %w", key, err)
+		}
+		evs[len(msgs)-1-i] = ev
+	}
+	return evs, head, nil
+}
+
+func streamID(idx uint64) string { return strconv.FormatUint(idx, 10) + "-0" }
+
+func indexOf(id string) (uint64, error) {
+	ms, seq, ok := strings.Cut(id, "-")
+	if !ok || seq != "0" {
+		return 0, fmt.Errorf("entry id %q was not written by the append script", id)
+	}
+	n, err := strconv.ParseUint(ms, 10, 64)
+	if err != nil || n == 0 {
+		return 0, fmt.Errorf("entry id %q was not written by the append script", id)
+	}
+	return n, nil
+}
+
+func parseState(v []any) (Cursor, error) {
+	var c Cursor
+	if len(v) != 2 {
+		return c, fmt.Errorf("state: unexpected reply %v", v)
+	}
+	if s, ok := v[0].(string); ok {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return c, fmt.Errorf("state: head %q: %w", s, err)
+		}
+		c.Index = n
+	}
+	if s, ok := v[1].(string); ok {
+		c.Gen = s
+	}
+	return c, nil
+}
+
+func decodeEntry(sid, gen string, m redis.XMessage) (Event, error) {
+	idx, err := indexOf(m.ID)
+	if err != nil {
+		return Event{}, err
+	}
+	ev := Event{
+		ID:        string(Cursor{Gen: gen, Index: idx}.AppendText(nil)),
+		Index:     idx,
+		SessionID: sid,
+	}
+	ev.Type, _ = m.Values["t"].(string)
+	if d, ok := m.Values["d"].(string); ok {
+		ev.Body = []byte(d)
+	}
+	if s, ok := m.Values["ts"].(string); ok {
+		ev.CreatedAt, _ = strconv.ParseInt(s, 10, 64)
+	}
+	if s, ok := m.Values["ep"].(string); ok {
+		ev.Epoch, _ = strconv.ParseUint(s, 10, 64)
+	}
+	ev.Source, _ = m.Values["src"].(string)
+	if ev.Type == "" {
+		return Event{}, fmt.Errorf("entry %s has no type", m.ID)
+	}
+	return ev, nil
+}
