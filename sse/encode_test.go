@@ -1,0 +1,119 @@
+package sse
+
+import (
+	"bufio"
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestAppendEvent(t *testing.T) {
+	for _, tc := range []struct {
+		name, id, event, data, want string
+	}{
+		{"OK", "1.a", "chat.user", `{"a":1}`, "id: 1.a\nevent: chat.user\ndata: {\"a\":1}\n\n"},
+		{"OK without id", "", "reset", `{}`, "event: reset\ndata: {}\n\n"},
+		{"OK multi-line data", "", "", "a\nb\r\nc\rd", "data: a\ndata: b\ndata: c\ndata: d\n\n"},
+		{"injection in id is removed", "1\n\nevent: evil\ndata: x", "t", "d", "id: 1event: evildata: x\nevent: t\ndata: d\n\n"},
+		{"injection in event is removed", "1", "a\r\nid: 9", "d", "id: 1\nevent: aid: 9\ndata: d\n\n"},
+		{"NUL in id is removed", "1\x002", "t", "d", "id: 12\nevent: t\ndata: d\n\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := string(AppendEvent(nil, tc.id, tc.event, []byte(tc.data))); got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+	if got := string(AppendComment(nil, "keep\nalive")); got != ": keepalive\n\n" {
+		t.Fatalf("comment = %q", got)
+	}
+	if got := string(AppendRetry(nil, 2000)); got != "retry: 2000\n\n" {
+		t.Fatalf("retry = %q", got)
+	}
+}
+
+// parse is an independent reading of the WHATWG event stream rules.
+func parse(stream string) (events []map[string]string) {
+	sc := bufio.NewScanner(strings.NewReader(stream))
+	sc.Buffer(nil, 1<<20)
+	cur := map[string]string{}
+	var data []string
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" {
+			if len(cur) > 0 || data != nil {
+				cur["data"] = strings.Join(data, "\n")
+				events = append(events, cur)
+			}
+			cur, data = map[string]string{}, nil
+			continue
+		}
+		if strings.HasPrefix(line, ":") {
+			continue
+		}
+		k, v, _ := strings.Cut(line, ":")
+		v = strings.TrimPrefix(v, " ")
+		if k == "data" {
+			data = append(data, v)
+		} else {
+			if _, dup := cur[k]; dup {
+				cur["dup"] = k
+			}
+			cur[k] = v
+		}
+	}
+	return events
+}
+
+// FuzzAppendEvent: whatever the caller passes, the output is exactly one
+// event whose id and event fields are the input without CR, LF and NUL,
+// and whose data is the input's lines joined by LF.
+func FuzzAppendEvent(f *testing.F) {
+	f.Add("1.a", "chat.user", []byte(`{"x":1}`))
+	f.Add("1\n\nid: 2", "e\r\nevent: x", []byte("a\r\n\r\nb"))
+	f.Add("", "", []byte(""))
+	f.Add("x\r", "\n", []byte("\r"))
+	f.Fuzz(func(t *testing.T, id, event string, data []byte) {
+		out := AppendEvent(nil, id, event, data)
+		evs := parse(string(out))
+		if len(evs) != 1 {
+			t.Fatalf("%d events from %q", len(evs), out)
+		}
+		ev := evs[0]
+		clean := func(s string) string {
+			var b []byte
+			for i := 0; i < len(s); i++ {
+				if s[i] != '\r' && s[i] != '\n' && s[i] != 0 {
+					b = append(b, s[i])
+				}
+			}
+			return string(b)
+		}
+		if ev["dup"] != "" {
+			t.Fatalf("field %s appears twice in %q", ev["dup"], out)
+		}
+		if want := clean(id); want != "" && ev["id"] != strings.TrimPrefix(want, " ") && ev["id"] != want {
+			t.Fatalf("id %q, want %q", ev["id"], want)
+		}
+		if want := clean(event); want != "" && ev["event"] != want && ev["event"] != strings.TrimPrefix(want, " ") {
+			t.Fatalf("event %q, want %q", ev["event"], want)
+		}
+		norm := strings.ReplaceAll(strings.ReplaceAll(string(data), "\r\n", "\n"), "\r", "\n")
+		if ev["data"] != norm {
+			t.Fatalf("data %q, want %q", ev["data"], norm)
+		}
+		if bytes.Count(out, []byte("\n\n")) < 1 || !bytes.HasSuffix(out, []byte("\n\n")) {
+			t.Fatalf("not terminated: %q", out)
+		}
+	})
+}
+
+func BenchmarkAppendEvent(b *testing.B) {
+	data := []byte(`{"id":"1234.18b7e2c4d5f01","eventIndex":1234,"sessionId":"default","createdAt":1700000000000,"type":"session.event","connectionId":"c1","sender":"agent","payload":{"jsonrpc":"2.0","method":"session/update","params":{"sessionId":"s","update":{"sessionUpdate":"agent_message_chunk","content":{"type":"text","text":"Hello there, here is a chunk of the answer"}}}}}`)
+	buf := make([]byte, 0, 1024)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = AppendEvent(buf[:0], "1234.18b7e2c4d5f01", "session.event", data)
+	}
+}
