@@ -1,0 +1,93 @@
+package fanout
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// client is one SSE stream.
+//
+// Its position (gen, cursor) and pending bytes are owned by whoever writes
+// to it: its follow loop while it is detached, the feed's delivering worker
+// while it is attached. Attaching and detaching happen under the feed's mu,
+// which hands the ownership over.
+type client struct {
+	h       *Hub
+	f       *feed
+	sink    sink
+	user    string
+	expires time.Time // zero: never
+
+	gen     string
+	cursor  uint64
+	pending []byte // bytes of a frame a non-blocking write left unwritten
+
+	resumeReported bool // the Resumed observation was made
+
+	lastWrite atomic.Int64 // unix nanoseconds of the last write
+
+	closeOnce sync.Once
+	done      chan struct{} // closed by close
+}
+
+func (c *client) touch(now time.Time) { c.lastWrite.Store(now.UnixNano()) }
+
+func (c *client) closed() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// close ends the stream: the connection is closed (the client reconnects
+// with its Last-Event-ID) and the client forgotten. Safe to call more than
+// once and from any goroutine.
+func (c *client) close() {
+	c.closeOnce.Do(func() {
+		close(c.done)
+		c.sink.close()
+		f := c.f
+		f.mu.Lock()
+		delete(f.attached, c)
+		f.mu.Unlock()
+		h := c.h
+		h.mu.Lock()
+		delete(h.clients, c)
+		h.mu.Unlock()
+		h.release(f)
+		h.obs.Clients(-1)
+	})
+}
+
+// detachLocked moves an attached client to a goroutine of its own, which
+// first writes pending. f.mu must be held.
+func (f *feed) detachLocked(c *client, pending []byte) {
+	delete(f.attached, c)
+	c.pending = pending
+	f.h.obs.Fallback()
+	if c.closed() {
+		return
+	}
+	// When the hub is shutting down spawn refuses; Run closes every client
+	// registered before that, this one included.
+	f.h.spawn(func() { f.h.followDetached(c) })
+}
+
+// spawn runs fn on a goroutine that Run waits for; it refuses once the hub
+// is shutting down.
+func (h *Hub) spawn(fn func()) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closing {
+		return false
+	}
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		fn()
+	}()
+	return true
+}

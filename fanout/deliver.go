@@ -1,0 +1,166 @@
+package fanout
+
+import (
+	"context"
+	"time"
+)
+
+var keepaliveFrame = []byte(": keepalive\n\n")
+
+// schedule queues f for delivery to its attached clients.
+func (h *Hub) schedule(f *feed) {
+	f.mu.Lock()
+	h.scheduleLocked(f)
+	f.mu.Unlock()
+}
+
+// scheduleLocked is schedule with f.mu held.
+func (h *Hub) scheduleLocked(f *feed) {
+	h.qmu.Lock()
+	if !f.queued {
+		f.queued = true
+		h.queue = append(h.queue, f)
+		h.qcond.Signal()
+	}
+	h.qmu.Unlock()
+}
+
+// deliverLoop is one delivery worker.
+func (h *Hub) deliverLoop(ctx context.Context) {
+	w := &worker{h: h}
+	for {
+		h.qmu.Lock()
+		for len(h.queue) == 0 && ctx.Err() == nil {
+			h.qcond.Wait()
+		}
+		if ctx.Err() != nil {
+			h.qmu.Unlock()
+			return
+		}
+		f := h.queue[0]
+		h.queue[0] = nil
+		h.queue = h.queue[1:]
+		if len(h.queue) == 0 {
+			h.queue = nil // let the backing array go
+		}
+		f.queued = false
+		h.qmu.Unlock()
+		w.deliver(f)
+	}
+}
+
+// worker holds a delivery goroutine's scratch space, reused across feeds.
+type worker struct {
+	h       *Hub
+	clients []*client
+	frames  []frame
+	scratch []byte
+}
+
+// deliver writes to f's attached clients what they miss. Only one worker
+// delivers a feed at a time; a change while it writes makes it go again.
+func (w *worker) deliver(f *feed) {
+	f.mu.Lock()
+	if f.delivering {
+		f.again = true
+		f.mu.Unlock()
+		return
+	}
+	f.delivering = true
+	for {
+		f.again = false
+		w.snapshotLocked(f)
+		hi, gen, keepalive := f.hi, f.gen, f.keepaliveDue
+		f.keepaliveDue = false
+		f.mu.Unlock()
+
+		w.write(f, hi, gen, keepalive)
+
+		f.mu.Lock()
+		if !f.again {
+			break
+		}
+	}
+	f.delivering = false
+	f.mu.Unlock()
+	clear(w.clients)
+	w.clients = w.clients[:0]
+	clear(w.frames)
+	w.frames = w.frames[:0]
+}
+
+// snapshotLocked copies the attached clients and the frames the furthest
+// behind of them misses. Clients behind the ring are detached: they catch
+// up from Redis on their own goroutine.
+func (w *worker) snapshotLocked(f *feed) {
+	w.clients = w.clients[:0]
+	w.frames = w.frames[:0]
+	lo := f.lo()
+	from := f.hi + 1
+	for c := range f.attached {
+		if !f.ready || (c.cursor != 0 && c.gen != f.gen) || c.cursor+1 < lo {
+			f.detachLocked(c, nil)
+			continue
+		}
+		w.clients = append(w.clients, c)
+		from = min(from, c.cursor+1)
+	}
+	for idx := from; idx <= f.hi; idx++ {
+		w.frames = append(w.frames, *f.at(idx))
+	}
+}
+
+// write sends each snapshotted client the frames after its cursor up to hi
+// (and a keepalive to idle ones), never blocking.
+func (w *worker) write(f *feed, hi uint64, gen string, keepalive bool) {
+	now := time.Now()
+	nowNs := now.UnixNano()
+	idleBefore := now.Add(-w.h.cfg.Keepalive).UnixNano() + int64(time.Second)
+	var first uint64
+	if len(w.frames) > 0 {
+		first = w.frames[0].idx
+	}
+	for _, c := range w.clients {
+		var p []byte
+		shared := true
+		n := 0
+		switch {
+		case c.cursor < hi:
+			fs := w.frames[c.cursor+1-first:]
+			n = len(fs)
+			if n == 1 {
+				p = fs[0].b
+			} else {
+				shared = false
+				w.scratch = w.scratch[:0]
+				for i := range fs {
+					w.scratch = append(w.scratch, fs[i].b...)
+				}
+				p = w.scratch
+			}
+			w.h.obs.Delivered(n, now.UnixMilli()-fs[0].createdAt)
+		case keepalive && c.lastWrite.Load() < idleBefore:
+			p = keepaliveFrame
+		default:
+			continue
+		}
+		written, err := c.sink.tryWrite(p)
+		if err != nil {
+			c.close()
+			continue
+		}
+		c.cursor, c.gen = hi, gen
+		c.lastWrite.Store(nowNs)
+		if written < len(p) {
+			rest := p[written:]
+			if !shared {
+				rest = append([]byte(nil), rest...)
+			}
+			f.mu.Lock()
+			if _, ok := f.attached[c]; ok {
+				f.detachLocked(c, rest)
+			}
+			f.mu.Unlock()
+		}
+	}
+}

@@ -1,0 +1,269 @@
+package fanout
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/tandem-dev/tandem/eventlog"
+	"github.com/tandem-dev/tandem/sse"
+)
+
+// Stream is what a client asked for.
+type Stream struct {
+	Workspace string
+	Session   string
+	// After is the cursor the stream starts after; the zero Cursor is the
+	// start of the stream.
+	After eventlog.Cursor
+	// Resumed says After came from the client (Last-Event-ID or ?cursor=).
+	Resumed bool
+	// User is the identity of the client, for presence.
+	User string
+	// Expires ends the stream at this time (the client's token expiry);
+	// zero means never.
+	Expires time.Time
+}
+
+// Serve takes over the response and streams events to the client. It
+// returns once the client is attached to the session's feed (the
+// connection was hijacked and lives on in the hub) or the stream ended.
+// It fails with ErrClosed, before writing anything, when the hub is
+// shutting down.
+func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, st Stream) error {
+	f, err := h.acquire(st.Workspace, st.Session)
+	if err != nil {
+		return err
+	}
+	s, err := openSink(w, h.cfg.Retry, h.cfg.WriteTimeout)
+	if err != nil {
+		h.release(f)
+		return err
+	}
+	c := &client{
+		h:       h,
+		f:       f,
+		sink:    s,
+		user:    st.User,
+		expires: st.Expires,
+		gen:     st.After.Gen,
+		cursor:  st.After.Index,
+		done:    make(chan struct{}),
+	}
+	c.touch(time.Now())
+	h.mu.Lock()
+	if h.closing {
+		h.mu.Unlock()
+		s.close()
+		h.release(f)
+		return ErrClosed
+	}
+	h.clients[c] = struct{}{}
+	h.mu.Unlock()
+	h.obs.Clients(1)
+	if !st.Resumed {
+		c.resumeReported = true
+	}
+	if h.follow(r.Context(), c) {
+		return nil
+	}
+	c.close()
+	return nil
+}
+
+// followDetached is the goroutine of a client that fell out of the fast
+// path. It ends when the client is attached again or closed.
+func (h *Hub) followDetached(c *client) {
+	if !h.follow(context.Background(), c) {
+		c.close()
+	}
+}
+
+// Limits of one catch-up step.
+const (
+	readPage     = 500
+	maxBatchSize = 64 << 10
+	readTimeout  = 5 * time.Second
+	pollInterval = time.Second
+)
+
+// follow writes to c what it misses, from the feed's ring when its cursor
+// is inside it and from Redis when it is older, until it has caught up. It
+// then attaches c to the feed and returns true, if c's sink can be written
+// without blocking; otherwise it waits for more and goes on. It returns
+// false when the stream must end (client gone, hub closing, parent done).
+func (h *Hub) follow(parent context.Context, c *client) bool {
+	f := c.f
+	var batch []byte
+	backoff := 50 * time.Millisecond
+	for {
+		if c.closed() || parent.Err() != nil {
+			return false
+		}
+		if len(c.pending) > 0 {
+			if err := c.sink.write(c.pending); err != nil {
+				return false
+			}
+			c.pending = nil
+			c.touch(time.Now())
+		}
+
+		f.mu.Lock()
+		if f.ready && c.cursor <= f.hi && c.cursor+1 >= f.lo() && (c.cursor == 0 || c.gen == f.gen) {
+			if !c.resumeReported {
+				c.resumeReported = true
+				h.obs.Resumed(true)
+			}
+			if c.cursor == f.hi {
+				if c.sink.nonBlocking() {
+					c.gen = f.gen
+					f.attached[c] = struct{}{}
+					f.mu.Unlock()
+					return true
+				}
+				wake := f.wake
+				f.mu.Unlock()
+				if !h.wait(parent, c, wake, 0) {
+					return false
+				}
+				continue
+			}
+			// Copy the frame references under the lock; write outside it.
+			batch = batch[:0]
+			var oldest int64
+			n := 0
+			for idx := c.cursor + 1; idx <= f.hi && len(batch) < maxBatchSize; idx++ {
+				fr := f.at(idx)
+				if n == 0 {
+					oldest = fr.createdAt
+				}
+				batch = append(batch, fr.b...)
+				n++
+			}
+			gen, last := f.gen, c.cursor+uint64(n)
+			f.mu.Unlock()
+			if err := c.sink.write(batch); err != nil {
+				return false
+			}
+			c.gen, c.cursor = gen, last
+			c.touch(time.Now())
+			h.obs.Delivered(n, time.Now().UnixMilli()-oldest)
+			continue
+		}
+		wake := f.wake
+		f.mu.Unlock()
+
+		// Behind the ring, or the ring is not ready: read from Redis.
+		ctx, cancel := context.WithTimeout(parent, readTimeout)
+		evs, head, err := h.src.Read(ctx, f.ws, f.sid, eventlog.Cursor{Gen: c.gen, Index: c.cursor}, readPage)
+		cancel()
+		var reset *eventlog.ResetError
+		switch {
+		case errors.As(err, &reset):
+			if !c.resumeReported {
+				c.resumeReported = true
+				h.obs.Resumed(false)
+			}
+			if err := c.sink.write(resetFrame(reset)); err != nil {
+				return false
+			}
+			c.gen, c.cursor = reset.Continue.Gen, reset.Continue.Index
+			c.touch(time.Now())
+			continue
+		case err != nil:
+			h.obs.Error(err)
+			if !h.wait(parent, c, nil, backoff) {
+				return false
+			}
+			backoff = min(2*backoff, 2*time.Second)
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		if !c.resumeReported {
+			c.resumeReported = true
+			h.obs.Resumed(true)
+		}
+		if len(evs) == 0 {
+			// Redis has nothing newer and the ring is not ready (or is
+			// behind Redis): wait for it, polling Redis meanwhile in case
+			// the doorbell is down.
+			if !h.wait(parent, c, wake, pollInterval) {
+				return false
+			}
+			continue
+		}
+		h.obs.Fallback()
+		batch = batch[:0]
+		for i := range evs {
+			batch = append(batch, encodeFrame(&evs[i]).b...)
+		}
+		if err := c.sink.write(batch); err != nil {
+			return false
+		}
+		c.gen, c.cursor = head.Gen, evs[len(evs)-1].Index
+		c.touch(time.Now())
+		h.obs.Delivered(len(evs), time.Now().UnixMilli()-evs[0].CreatedAt)
+	}
+}
+
+// wait blocks until wake is closed, d passes (0: no limit), or the stream
+// must end (false). It writes keepalives while it waits.
+func (h *Hub) wait(parent context.Context, c *client, wake <-chan struct{}, d time.Duration) bool {
+	var limit <-chan time.Time
+	if d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		limit = t.C
+	}
+	var expiry <-chan time.Time
+	if !c.expires.IsZero() {
+		t := time.NewTimer(time.Until(c.expires))
+		defer t.Stop()
+		expiry = t.C
+	}
+	for {
+		idle := time.Since(time.Unix(0, c.lastWrite.Load()))
+		ka := time.NewTimer(max(h.cfg.Keepalive-idle, 0))
+		select {
+		case <-wake:
+			ka.Stop()
+			return true
+		case <-limit:
+			ka.Stop()
+			return true
+		case <-ka.C:
+			if err := c.sink.write(keepaliveFrame); err != nil {
+				return false
+			}
+			c.touch(time.Now())
+		case <-expiry:
+			ka.Stop()
+			return false
+		case <-c.done:
+			ka.Stop()
+			return false
+		case <-h.quit:
+			ka.Stop()
+			return false
+		case <-parent.Done():
+			ka.Stop()
+			return false
+		}
+	}
+}
+
+// resetFrame is the reset event: no id:, so the client keeps its
+// Last-Event-ID until the next event moves it.
+func resetFrame(re *eventlog.ResetError) []byte {
+	data := []byte(`{"reason":"` + re.ReasonCode() + `","oldest":` + strconv.Quote(cursorText(re.Oldest)) + `}`)
+	return sse.AppendEvent(nil, "", "reset", data)
+}
+
+func cursorText(c eventlog.Cursor) string {
+	if c.IsZero() {
+		return ""
+	}
+	return c.String()
+}

@@ -1,0 +1,395 @@
+package fanout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/tandem-dev/tandem/eventlog"
+)
+
+// Source is the event log as the hub reads it.
+type Source interface {
+	// Read returns up to limit events after the cursor and the head, or a
+	// *eventlog.ResetError when the cursor cannot be resumed.
+	Read(ctx context.Context, ws, sid string, after eventlog.Cursor, limit int) ([]eventlog.Event, eventlog.Cursor, error)
+	// Last returns up to n newest events, oldest first, and the head.
+	Last(ctx context.Context, ws, sid string, n int) ([]eventlog.Event, eventlog.Cursor, error)
+}
+
+// Doorbell is the node's pub/sub subscription, as eventlog.Bell provides.
+// Both calls are idempotent.
+type Doorbell interface {
+	Subscribe(ctx context.Context, ws string) error
+	Unsubscribe(ctx context.Context, ws string) error
+}
+
+// Config configures a Hub. Zero values are the defaults given.
+type Config struct {
+	// RingSize is how many recent events each active session keeps in
+	// memory (default 512). Clients further behind read from Redis.
+	RingSize int
+	// RingBytes bounds the memory of one session's buffer (default 1 MiB).
+	RingBytes int
+	// Retry is the reconnection delay sent to clients (default 2s).
+	Retry time.Duration
+	// Keepalive is the idle time after which a stream carries a keepalive
+	// comment (default sse.KeepaliveInterval, 15s).
+	Keepalive time.Duration
+	// Linger keeps a session's buffer after its last client left, so that
+	// clients reconnecting (to this node, after a deploy) are served from
+	// memory (default 30s).
+	Linger time.Duration
+	// WriteTimeout ends a stream whose client accepted nothing for this long
+	// (default 60s). Slow clients that make progress are never cut.
+	WriteTimeout time.Duration
+	// Audit is how often an active session is checked against Redis for an
+	// event the doorbell missed (default 5s).
+	Audit time.Duration
+	// Workers is the number of delivery goroutines (default GOMAXPROCS).
+	Workers int
+}
+
+// Validate reports whether the configuration can be used.
+func (c Config) Validate() error {
+	if c.RingSize < 0 || c.RingBytes < 0 || c.Retry < 0 || c.Keepalive < 0 || c.Linger < 0 ||
+		c.WriteTimeout < 0 || c.Audit < 0 || c.Workers < 0 {
+		return errors.New("fanout: negative configuration value")
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.RingSize == 0 {
+		c.RingSize = 512
+	}
+	if c.RingBytes == 0 {
+		c.RingBytes = 1 << 20
+	}
+	if c.Retry == 0 {
+		c.Retry = 2 * time.Second
+	}
+	if c.Keepalive == 0 {
+		c.Keepalive = 15 * time.Second
+	}
+	if c.Linger == 0 {
+		c.Linger = 30 * time.Second
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 60 * time.Second
+	}
+	if c.Audit == 0 {
+		c.Audit = 5 * time.Second
+	}
+	if c.Workers == 0 {
+		c.Workers = runtime.GOMAXPROCS(0)
+	}
+	return c
+}
+
+// ErrClosed is returned by Serve when the hub is shutting down.
+var ErrClosed = errors.New("fanout: hub closed")
+
+// Hub is a node's fan-out: feeds per active session, the clients attached
+// to them, and the goroutines that serve them.
+type Hub struct {
+	src  Source
+	cfg  Config
+	bell Doorbell
+	obs  Observer
+
+	mu         sync.Mutex
+	workspaces map[string]*workspace
+	clients    map[*client]struct{}
+	closing    bool
+	quit       chan struct{} // closed when Run starts shutting down
+
+	// Delivery queue: feeds with something to write. A feed is in it at
+	// most once (feed.queued).
+	qmu   sync.Mutex
+	qcond *sync.Cond
+	queue []*feed
+
+	// Feeds that must catch up from Redis; feed.syncQueued dedupes.
+	smu    sync.Mutex
+	scond  *sync.Cond
+	squeue []*feed
+
+	// Workspaces whose doorbell subscription must be reconciled.
+	subReq chan struct{}
+
+	wg sync.WaitGroup // detached clients' goroutines
+}
+
+type workspace struct {
+	id        string
+	feeds     map[string]*feed
+	confirmed bool // the doorbell confirmed the subscription
+}
+
+// New returns a Hub reading from src. Call SetDoorbell before Run.
+func New(src Source, cfg Config) *Hub {
+	h := &Hub{
+		src:        src,
+		cfg:        cfg.withDefaults(),
+		obs:        nopObserver{},
+		workspaces: make(map[string]*workspace),
+		clients:    make(map[*client]struct{}),
+		quit:       make(chan struct{}),
+		subReq:     make(chan struct{}, 1),
+	}
+	h.qcond = sync.NewCond(&h.qmu)
+	h.scond = sync.NewCond(&h.smu)
+	return h
+}
+
+// SetDoorbell sets the pub/sub subscription the hub drives. It must be
+// called before Run; the Bell in turn reports to the hub (Ring, Subscribed).
+func (h *Hub) SetDoorbell(d Doorbell) { h.bell = d }
+
+// SetObserver sets the hooks that metrics use. Call before Run.
+func (h *Hub) SetObserver(o Observer) { h.obs = o }
+
+// Run serves until ctx ends, then closes every client connection and
+// returns after all of the hub's goroutines have exited.
+func (h *Hub) Run(ctx context.Context) error {
+	if h.bell == nil {
+		return errors.New("fanout: Run without a doorbell")
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < h.cfg.Workers; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); h.deliverLoop(ctx) }()
+	}
+	const syncers = 4
+	for i := 0; i < syncers; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); h.syncLoop(ctx) }()
+	}
+	wg.Add(2)
+	go func() { defer wg.Done(); h.subscriptionLoop(ctx) }()
+	go func() { defer wg.Done(); h.sweepLoop(ctx) }()
+
+	<-ctx.Done()
+	// Shutting down: refuse new clients, close the connections of all
+	// current ones so they reconnect to another node right away, wake every
+	// waiting goroutine, then wait for them.
+	h.mu.Lock()
+	h.closing = true
+	close(h.quit)
+	clients := make([]*client, 0, len(h.clients))
+	for c := range h.clients {
+		clients = append(clients, c)
+	}
+	h.mu.Unlock()
+	for _, c := range clients {
+		c.close()
+	}
+	h.qmu.Lock()
+	h.qcond.Broadcast()
+	h.qmu.Unlock()
+	h.smu.Lock()
+	h.scond.Broadcast()
+	h.smu.Unlock()
+	wg.Wait()
+	h.wg.Wait()
+	return nil
+}
+
+// Ring implements eventlog.BellHandler: one appended event.
+func (h *Hub) Ring(ws string, ev eventlog.Event, gen string) {
+	f := h.lookup(ws, ev.SessionID)
+	if f == nil {
+		return
+	}
+	f.offer(gen, []eventlog.Event{ev})
+}
+
+// Subscribed implements eventlog.BellHandler: the doorbell of ws is
+// (re)subscribed, so every feed of ws catches up from Redis.
+func (h *Hub) Subscribed(ws string) {
+	h.mu.Lock()
+	w := h.workspaces[ws]
+	var feeds []*feed
+	if w != nil {
+		w.confirmed = true
+		for _, f := range w.feeds {
+			feeds = append(feeds, f)
+		}
+	}
+	h.mu.Unlock()
+	for _, f := range feeds {
+		h.requestSync(f)
+	}
+}
+
+func (h *Hub) lookup(ws, sid string) *feed {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if w := h.workspaces[ws]; w != nil {
+		return w.feeds[sid]
+	}
+	return nil
+}
+
+// acquire returns the session's feed, creating it (and subscribing the
+// workspace's doorbell) when needed, with one more reference.
+func (h *Hub) acquire(ws, sid string) (*feed, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closing {
+		return nil, ErrClosed
+	}
+	w := h.workspaces[ws]
+	if w == nil {
+		w = &workspace{id: ws, feeds: make(map[string]*feed)}
+		h.workspaces[ws] = w
+		h.kickSubscriptions()
+	}
+	f := w.feeds[sid]
+	if f == nil {
+		f = newFeed(h, ws, sid)
+		w.feeds[sid] = f
+		if w.confirmed {
+			h.requestSync(f)
+		}
+	}
+	f.refs++
+	return f, nil
+}
+
+// release drops a reference taken by acquire; the sweeper removes feeds
+// without references after Linger.
+func (h *Hub) release(f *feed) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	f.refs--
+	if f.refs == 0 {
+		f.idleSince = time.Now()
+	}
+}
+
+func (h *Hub) kickSubscriptions() {
+	select {
+	case h.subReq <- struct{}{}:
+	default:
+	}
+}
+
+// subscriptionLoop makes the doorbell's subscriptions follow the set of
+// workspaces with feeds. It is the only caller of Subscribe/Unsubscribe, so
+// a workspace dropped and taken again is never left unsubscribed.
+func (h *Hub) subscriptionLoop(ctx context.Context) {
+	subscribed := make(map[string]bool)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-h.subReq:
+		}
+		h.mu.Lock()
+		want := make(map[string]bool, len(h.workspaces))
+		for ws := range h.workspaces {
+			want[ws] = true
+		}
+		h.mu.Unlock()
+		for ws := range want {
+			if !subscribed[ws] {
+				if err := h.bell.Subscribe(ctx, ws); err != nil {
+					h.obs.Error(fmt.Errorf("doorbell: %w", err))
+				}
+				subscribed[ws] = true
+			}
+		}
+		for ws := range subscribed {
+			if !want[ws] {
+				if err := h.bell.Unsubscribe(ctx, ws); err != nil {
+					h.obs.Error(fmt.Errorf("doorbell: %w", err))
+				}
+				delete(subscribed, ws)
+			}
+		}
+	}
+}
+
+// sweepLoop runs the periodic work: keepalives of attached clients, ending
+// expired streams, auditing active feeds against Redis, and removing feeds
+// that lingered long enough.
+func (h *Hub) sweepLoop(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	lastAudit := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			audit := now.Sub(lastAudit) >= h.cfg.Audit
+			if audit {
+				lastAudit = now
+			}
+			h.sweep(now, audit)
+		}
+	}
+}
+
+func (h *Hub) sweep(now time.Time, audit bool) {
+	var expired []*client
+	var feeds, referenced []*feed
+	dropped := false
+	h.mu.Lock()
+	for c := range h.clients {
+		if !c.expires.IsZero() && now.After(c.expires) {
+			expired = append(expired, c)
+		}
+	}
+	for id, w := range h.workspaces {
+		for sid, f := range w.feeds {
+			if f.refs == 0 && now.Sub(f.idleSince) >= h.cfg.Linger {
+				delete(w.feeds, sid)
+				continue
+			}
+			feeds = append(feeds, f)
+			if f.refs > 0 {
+				referenced = append(referenced, f)
+			}
+		}
+		if len(w.feeds) == 0 {
+			delete(h.workspaces, id)
+			dropped = true
+		}
+	}
+	h.mu.Unlock()
+	if dropped {
+		h.kickSubscriptions()
+	}
+	for _, c := range expired {
+		c.close()
+	}
+	keepBefore := now.Add(-h.cfg.Keepalive).UnixNano()
+	for _, f := range feeds {
+		f.mu.Lock()
+		due := false
+		for c := range f.attached {
+			if c.lastWrite.Load() < keepBefore {
+				due = true
+				break
+			}
+		}
+		if due {
+			f.keepaliveDue = true
+		}
+		f.mu.Unlock()
+		if due {
+			h.schedule(f)
+		}
+	}
+	if audit {
+		for _, f := range referenced {
+			h.requestSync(f)
+		}
+	}
+}

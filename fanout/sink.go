@@ -1,0 +1,173 @@
+package fanout
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// sink is where a client's bytes go. Only one goroutine writes to a sink
+// at a time (the client's owner); close may be called from any goroutine.
+type sink interface {
+	// nonBlocking reports whether tryWrite can write without blocking;
+	// clients of sinks that cannot stay in their follow loop.
+	nonBlocking() bool
+	// tryWrite writes a prefix of p without blocking and returns its
+	// length; a short count without error means the socket buffer is full.
+	tryWrite(p []byte) (int, error)
+	// write writes all of p, giving up when no byte was accepted for the
+	// write timeout.
+	write(p []byte) error
+	close()
+}
+
+// writeChunk bounds one blocking write, so that the write timeout measures
+// a lack of progress, not a slow but steady reader.
+const writeChunk = 16 << 10
+
+// tcpSink is a hijacked TCP connection, written with raw non-blocking
+// writes on the fast path.
+type tcpSink struct {
+	conn    *net.TCPConn
+	raw     syscall.RawConn
+	timeout time.Duration
+}
+
+func (s *tcpSink) nonBlocking() bool { return true }
+
+func (s *tcpSink) tryWrite(p []byte) (int, error) {
+	var n int
+	var werr error
+	err := s.raw.Write(func(fd uintptr) bool {
+		for {
+			n, werr = syscall.Write(int(fd), p)
+			if werr != syscall.EINTR {
+				return true // never wait for the socket to drain
+			}
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	if werr == syscall.EAGAIN {
+		return 0, nil
+	}
+	if werr != nil {
+		return 0, werr
+	}
+	return n, nil
+}
+
+func (s *tcpSink) write(p []byte) error { return writeChunks(s.conn, p, s.timeout) }
+func (s *tcpSink) close()               { s.conn.Close() }
+
+// connSink is a hijacked connection of another kind (TLS): blocking only.
+type connSink struct {
+	conn    net.Conn
+	timeout time.Duration
+}
+
+func (s *connSink) nonBlocking() bool              { return false }
+func (s *connSink) tryWrite(p []byte) (int, error) { return 0, nil }
+func (s *connSink) write(p []byte) error           { return writeChunks(s.conn, p, s.timeout) }
+func (s *connSink) close()                         { s.conn.Close() }
+
+func writeChunks(c net.Conn, p []byte, timeout time.Duration) error {
+	for len(p) > 0 {
+		n := min(len(p), writeChunk)
+		if err := c.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
+			return err
+		}
+		if _, err := c.Write(p[:n]); err != nil {
+			return err
+		}
+		p = p[n:]
+	}
+	return nil
+}
+
+// responseSink is a response that cannot be hijacked (HTTP/2): the handler
+// goroutine writes and flushes it for the stream's whole life.
+type responseSink struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+}
+
+func (s *responseSink) nonBlocking() bool              { return false }
+func (s *responseSink) tryWrite(p []byte) (int, error) { return 0, nil }
+func (s *responseSink) close()                         {}
+
+func (s *responseSink) write(p []byte) error {
+	for len(p) > 0 {
+		n := min(len(p), writeChunk)
+		_ = s.rc.SetWriteDeadline(time.Now().Add(s.timeout)) // not every writer supports it
+		if _, err := s.w.Write(p[:n]); err != nil {
+			return err
+		}
+		p = p[n:]
+	}
+	return s.rc.Flush()
+}
+
+// streamHeaders are the response headers of every stream. Caching and
+// proxy buffering would hold events back.
+func setStreamHeaders(h http.Header) {
+	h.Set("Content-Type", "text/event-stream; charset=utf-8")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	h.Del("Content-Length")
+}
+
+// openSink takes over the response: it hijacks the connection when it can
+// and writes the response head and the retry: preamble.
+func openSink(w http.ResponseWriter, retry, timeout time.Duration) (sink, error) {
+	setStreamHeaders(w.Header())
+	preamble := []byte("retry: " + strconv.FormatInt(retry.Milliseconds(), 10) + "\n\n")
+	rc := http.NewResponseController(w)
+	conn, brw, err := rc.Hijack()
+	if err != nil {
+		if !errors.Is(err, http.ErrNotSupported) {
+			return nil, err
+		}
+		w.WriteHeader(http.StatusOK)
+		s := &responseSink{w: w, rc: rc, timeout: timeout}
+		if err := s.write(preamble); err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	// The body is delimited by the connection's close: no chunked
+	// encoding, so every client's bytes are the shared frames themselves.
+	var head bytes.Buffer
+	head.WriteString("HTTP/1.1 200 OK\r\n")
+	hdr := w.Header().Clone()
+	hdr.Set("Connection", "close")
+	hdr.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	_ = hdr.Write(&head)
+	head.WriteString("\r\n")
+	head.Write(preamble)
+	if brw != nil && brw.Writer.Buffered() > 0 {
+		_ = brw.Flush()
+	}
+	var s sink
+	if tc, ok := conn.(*net.TCPConn); ok {
+		raw, err := tc.SyscallConn()
+		if err != nil {
+			conn.Close()
+			return nil, err
+		}
+		s = &tcpSink{conn: tc, raw: raw, timeout: timeout}
+	} else {
+		s = &connSink{conn: conn, timeout: timeout}
+	}
+	if err := s.write(head.Bytes()); err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
+}

@@ -1,0 +1,116 @@
+package fanout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/tandem-dev/tandem/eventlog"
+)
+
+// requestSync queues f to catch up from Redis. syncQueued is guarded by
+// the hub's smu.
+func (h *Hub) requestSync(f *feed) {
+	h.smu.Lock()
+	if !f.syncQueued {
+		f.syncQueued = true
+		h.squeue = append(h.squeue, f)
+		h.scond.Signal()
+	}
+	h.smu.Unlock()
+}
+
+// syncLoop is one syncer: it takes feeds from the sync queue.
+func (h *Hub) syncLoop(ctx context.Context) {
+	for {
+		h.smu.Lock()
+		for len(h.squeue) == 0 && ctx.Err() == nil {
+			h.scond.Wait()
+		}
+		if ctx.Err() != nil {
+			h.smu.Unlock()
+			return
+		}
+		f := h.squeue[0]
+		h.squeue[0] = nil
+		h.squeue = h.squeue[1:]
+		if len(h.squeue) == 0 {
+			h.squeue = nil
+		}
+		f.syncQueued = false
+		h.smu.Unlock()
+		if err := h.syncFeed(ctx, f); err != nil && ctx.Err() == nil {
+			// The audit, or the doorbell's resubscription once Redis is
+			// back, asks again; clients poll Redis meanwhile.
+			h.obs.Error(err)
+		}
+	}
+}
+
+// syncFeed brings f up to date with Redis: the newest events into an
+// unready ring, then everything after the ring's head. One syncer works on
+// a feed at a time; a request during the work makes it go again.
+func (h *Hub) syncFeed(ctx context.Context, f *feed) error {
+	f.mu.Lock()
+	if f.syncing {
+		f.resync = true
+		f.mu.Unlock()
+		return nil
+	}
+	f.syncing = true
+	defer func() {
+		f.mu.Lock()
+		f.syncing = false
+		f.mu.Unlock()
+	}()
+	for {
+		f.resync = false
+		ready, hi, gen := f.ready, f.hi, f.gen
+		f.mu.Unlock()
+		if err := h.syncOnce(ctx, f, ready, hi, gen); err != nil {
+			return err
+		}
+		f.mu.Lock()
+		if !f.resync {
+			f.mu.Unlock()
+			return nil
+		}
+	}
+}
+
+func (h *Hub) syncOnce(ctx context.Context, f *feed, ready bool, hi uint64, gen string) error {
+	for attempt := 0; attempt < 3; attempt++ {
+		if !ready {
+			evs, head, err := h.src.Last(ctx, f.ws, f.sid, h.cfg.RingSize)
+			if err != nil {
+				return fmt.Errorf("sync %s/%s: %w", f.ws, f.sid, err)
+			}
+			hi, gen = f.fill(evs, head)
+		}
+		for {
+			evs, head, err := h.src.Read(ctx, f.ws, f.sid, eventlog.Cursor{Gen: gen, Index: hi}, readPage)
+			var reset *eventlog.ResetError
+			if errors.As(err, &reset) {
+				// The stream moved under the ring (a new generation, or
+				// trimmed past it): start over from the newest events.
+				f.mu.Lock()
+				f.resetLocked()
+				f.mu.Unlock()
+				ready = false
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("sync %s/%s: %w", f.ws, f.sid, err)
+			}
+			if len(evs) == 0 {
+				return nil
+			}
+			f.offer(head.Gen, evs)
+			hi, gen = evs[len(evs)-1].Index, head.Gen
+			if len(evs) < readPage {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("sync %s/%s: stream keeps changing generation", f.ws, f.sid)
+}
