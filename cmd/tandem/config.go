@@ -1,0 +1,106 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// config is a node's configuration. Every field has a flag and a TANDEM_*
+// environment variable of the same meaning; a flag given on the command
+// line wins over the variable, which wins over the default.
+type config struct {
+	Addr         string
+	RedisURL     string
+	NodeID       string
+	LogFormat    string
+	LogLevel     string
+	ShutdownWait time.Duration
+	StreamMaxLen int64
+}
+
+// envFlag registers a flag whose default comes from an environment variable.
+type envFlags struct {
+	fs   *flag.FlagSet
+	errs []string
+}
+
+func (e *envFlags) str(p *string, name, env, def, usage string) {
+	if v, ok := os.LookupEnv(env); ok {
+		def = v
+	}
+	e.fs.StringVar(p, name, def, usage+" ($"+env+")")
+}
+
+func (e *envFlags) dur(p *time.Duration, name, env string, def time.Duration, usage string) {
+	if v, ok := os.LookupEnv(env); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			e.errs = append(e.errs, fmt.Sprintf("%s=%q: %v", env, v, err))
+		} else {
+			def = d
+		}
+	}
+	e.fs.DurationVar(p, name, def, usage+" ($"+env+")")
+}
+
+func (e *envFlags) int64(p *int64, name, env string, def int64, usage string) {
+	if v, ok := os.LookupEnv(env); ok {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			e.errs = append(e.errs, fmt.Sprintf("%s=%q: %v", env, v, err))
+		} else {
+			def = n
+		}
+	}
+	e.fs.Int64Var(p, name, def, usage+" ($"+env+")")
+}
+
+func defaultNodeID() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		h = "node"
+	}
+	return h + "-" + strconv.Itoa(os.Getpid())
+}
+
+func parseServeConfig(args []string) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	e := &envFlags{fs: fs}
+	e.str(&c.Addr, "addr", "TANDEM_ADDR", "127.0.0.1:8080", "listen address")
+	e.str(&c.RedisURL, "redis-url", "TANDEM_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL")
+	e.str(&c.NodeID, "node-id", "TANDEM_NODE_ID", defaultNodeID(), "this node's id, unique in the cluster")
+	e.str(&c.LogFormat, "log-format", "TANDEM_LOG_FORMAT", "text", "log format: text or json")
+	e.str(&c.LogLevel, "log-level", "TANDEM_LOG_LEVEL", "info", "log level: debug, info, warn, error")
+	e.dur(&c.ShutdownWait, "shutdown-timeout", "TANDEM_SHUTDOWN_TIMEOUT", 10*time.Second, "how long shutdown waits for requests in flight")
+	e.int64(&c.StreamMaxLen, "stream-maxlen", "TANDEM_STREAM_MAXLEN", 0, "trim each session stream to about this many events (0: keep all)")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if len(e.errs) > 0 {
+		return c, fmt.Errorf("configuration: %s", strings.Join(e.errs, "; "))
+	}
+	return c, c.Validate()
+}
+
+// Validate reports whether the configuration can be used.
+func (c config) Validate() error {
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return fmt.Errorf("addr %q: %v", c.Addr, err)
+	}
+	if c.NodeID == "" || strings.ContainsAny(c.NodeID, " \t\r\n") {
+		return fmt.Errorf("node id %q must be non-empty without spaces", c.NodeID)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return fmt.Errorf("log format %q: want text or json", c.LogFormat)
+	}
+	if c.StreamMaxLen < 0 {
+		return fmt.Errorf("stream maxlen %d is negative", c.StreamMaxLen)
+	}
+	return nil
+}

@@ -1,0 +1,45 @@
+// Command tandem runs a Tandem node and talks to one from a terminal.
+//
+//	tandem serve              run a node (configuration: flags or TANDEM_* variables)
+//	tandem version            print the version
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+var version = "dev"
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "serve":
+		err = serveCmd(os.Args[2:])
+	case "version":
+		fmt.Println("tandem", version)
+	case "help", "-h", "--help":
+		usage()
+	default:
+		fmt.Fprintf(os.Stderr, "tandem: unknown command %q\n", os.Args[1])
+		usage()
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tandem:", err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprint(os.Stderr, `usage: tandem <command> [flags]
+
+commands:
+  serve     run a node; "tandem serve -h" lists its flags and TANDEM_* variables
+  version   print the version
+`)
+}

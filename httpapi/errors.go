@@ -1,0 +1,144 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"github.com/tandem-dev/tandem/eventlog"
+	"github.com/tandem-dev/tandem/fanout"
+)
+
+// Problem is an RFC 9457 problem detail.
+type Problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail,omitempty"`
+	// Oldest is the oldest retained cursor, on cursor_expired and
+	// cursor_unknown.
+	Oldest *string `json:"oldest,omitempty"`
+}
+
+// problemKind is one row of the error table.
+type problemKind struct {
+	code   string
+	status int
+	title  string
+}
+
+func (k problemKind) typeURI() string { return "urn:tandem:error:" + k.code }
+
+// The stable problem types. Clients match on the type, never on the text.
+var (
+	probBadRequest       = problemKind{"bad_request", http.StatusBadRequest, "Bad request"}
+	probInvalidID        = problemKind{"invalid_id", http.StatusBadRequest, "Invalid id"}
+	probCursorMalformed  = problemKind{"cursor_malformed", http.StatusBadRequest, "Malformed cursor"}
+	probInvalidLimit     = problemKind{"invalid_limit", http.StatusBadRequest, "Invalid limit"}
+	probCursorExpired    = problemKind{"cursor_expired", http.StatusGone, "Cursor expired"}
+	probCursorUnknown    = problemKind{"cursor_unknown", http.StatusGone, "Cursor unknown"}
+	probNotFound         = problemKind{"not_found", http.StatusNotFound, "Not found"}
+	probMethodNotAllowed = problemKind{"method_not_allowed", http.StatusMethodNotAllowed, "Method not allowed"}
+	probUnavailable      = problemKind{"unavailable", http.StatusServiceUnavailable, "Service unavailable"}
+	probInternal         = problemKind{"internal", http.StatusInternalServerError, "Internal error"}
+)
+
+// apiError is an error that already knows its problem kind.
+type apiError struct {
+	kind   problemKind
+	detail string
+	oldest *string
+}
+
+func (e *apiError) Error() string { return e.kind.code + ": " + e.detail }
+
+func newError(k problemKind, detail string) *apiError { return &apiError{kind: k, detail: detail} }
+
+// errorTable maps the packages' sentinel errors to problem kinds, in order.
+var errorTable = []struct {
+	err  error
+	kind problemKind
+}{
+	{eventlog.ErrCursorMalformed, probCursorMalformed},
+	{eventlog.ErrCursorExpired, probCursorExpired},
+	{eventlog.ErrCursorUnknown, probCursorUnknown},
+	{fanout.ErrClosed, probUnavailable},
+	{eventlog.ErrUnavailable, probUnavailable},
+	{context.DeadlineExceeded, probUnavailable},
+}
+
+// problemFor classifies err. Unknown errors are internal.
+func problemFor(err error) (problemKind, string, *string) {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae.kind, ae.detail, ae.oldest
+	}
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		switch he.Code {
+		case http.StatusNotFound:
+			return probNotFound, "no such route", nil
+		case http.StatusMethodNotAllowed:
+			return probMethodNotAllowed, "method not allowed on this route", nil
+		case http.StatusRequestEntityTooLarge:
+			return problemKind{"body_too_large", he.Code, "Request body too large"}, "", nil
+		}
+		if he.Code >= 400 && he.Code < 500 {
+			return problemKind{"bad_request", he.Code, http.StatusText(he.Code)}, "", nil
+		}
+	}
+	for _, row := range errorTable {
+		if errors.Is(err, row.err) {
+			var oldest *string
+			var re *eventlog.ResetError
+			if errors.As(err, &re) {
+				s := cursorText(re.Oldest)
+				oldest = &s
+			}
+			return row.kind, row.err.Error(), oldest
+		}
+	}
+	return probInternal, "", nil
+}
+
+// handleError is echo's HTTPErrorHandler: every error becomes a problem.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	kind, detail, oldest := problemFor(err)
+	if kind.status >= 500 {
+		s.log.ErrorContext(c.Request().Context(), "request failed",
+			slog.String("method", c.Request().Method),
+			slog.String("path", c.Request().URL.Path),
+			slog.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)),
+			slog.Any("err", err))
+		if kind == probInternal {
+			detail = "" // internal text never reaches a client
+		}
+	}
+	writeProblem(c, kind, detail, oldest)
+}
+
+func writeProblem(c echo.Context, kind problemKind, detail string, oldest *string) {
+	p := Problem{Type: kind.typeURI(), Title: kind.title, Status: kind.status, Detail: detail, Oldest: oldest}
+	c.Response().Header().Set(echo.HeaderContentType, "application/problem+json")
+	c.Response().Header().Set("Cache-Control", "no-store")
+	if kind.status == http.StatusServiceUnavailable {
+		c.Response().Header().Set("Retry-After", "1")
+	}
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(kind.status)
+		return
+	}
+	_ = c.JSON(kind.status, p)
+}
+
+func cursorText(c eventlog.Cursor) string {
+	if c.IsZero() {
+		return ""
+	}
+	return c.String()
+}

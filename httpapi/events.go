@@ -1,0 +1,70 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+	"github.com/tandem-dev/tandem/eventlog"
+	"github.com/tandem-dev/tandem/fanout"
+	"github.com/tandem-dev/tandem/sse"
+)
+
+// Page is one page of events.
+type Page struct {
+	Items      []eventlog.Event `json:"items"`
+	NextCursor string           `json:"nextCursor,omitempty"`
+}
+
+// listEvents: GET /v1/workspaces/{ws}/sessions/{sid}/events?cursor=&limit=
+func (s *Server) listEvents(c echo.Context) error {
+	q := c.Request().URL.Query()
+	after, err := eventlog.ParseCursor(q.Get("cursor"))
+	if err != nil {
+		return newError(probCursorMalformed, "cursor is not one this server issued")
+	}
+	limit := s.cfg.DefaultPageLimit
+	if v := q.Get("limit"); v != "" || q.Has("limit") {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > s.cfg.MaxPageLimit {
+			return newError(probInvalidLimit, "limit must be an integer from 1 to "+strconv.Itoa(s.cfg.MaxPageLimit))
+		}
+		limit = n
+	}
+	evs, _, err := s.deps.Events.Read(c.Request().Context(), c.Param("ws"), c.Param("sid"), after, limit)
+	if err != nil {
+		return err
+	}
+	p := Page{Items: evs}
+	if p.Items == nil {
+		p.Items = []eventlog.Event{}
+	}
+	if len(evs) == limit {
+		p.NextCursor = evs[len(evs)-1].ID
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	c.Response().Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+	c.Response().WriteHeader(http.StatusOK)
+	return json.NewEncoder(c.Response()).Encode(p)
+}
+
+// streamEvents: GET /v1/workspaces/{ws}/sessions/{sid}/events/stream
+func (s *Server) streamEvents(c echo.Context) error {
+	r := c.Request()
+	pos, from, ok := sse.ResumePosition(r)
+	if !ok {
+		return newError(probCursorMalformed, "Last-Event-ID or cursor is not one this server issued")
+	}
+	after, err := eventlog.ParseCursor(pos)
+	if err != nil {
+		return newError(probCursorMalformed, "Last-Event-ID or cursor is not one this server issued")
+	}
+	st := fanout.Stream{
+		Workspace: c.Param("ws"),
+		Session:   c.Param("sid"),
+		After:     after,
+		Resumed:   from != sse.FromStart,
+	}
+	return s.deps.Streams.Serve(c.Response(), r, st)
+}

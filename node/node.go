@@ -1,0 +1,177 @@
+// Package node assembles a Tandem node from its parts: the Redis client,
+// the event log, the doorbell, the fan-out hub and the HTTP API. The
+// command wires its flags into a Config; tests start nodes in-process.
+//
+// # Concurrency properties
+//
+// Run starts every goroutine of the node and returns only after all of
+// them have exited. Shutdown order: open streams are closed first (so
+// clients reconnect to another node at once), then requests in flight get
+// Config.ShutdownTimeout to finish.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/tandem-dev/tandem/eventlog"
+	"github.com/tandem-dev/tandem/fanout"
+	"github.com/tandem-dev/tandem/httpapi"
+)
+
+// Config configures a node. Zero values are the defaults given.
+type Config struct {
+	// NodeID names the node in ownership records and logs (required).
+	NodeID string
+	// RedisURL is a redis:// or rediss:// URL (default redis://127.0.0.1:6379/0).
+	RedisURL string
+	// ShutdownTimeout bounds how long shutdown waits for requests in
+	// flight (default 10s).
+	ShutdownTimeout time.Duration
+
+	EventLog eventlog.Config
+	Fanout   fanout.Config
+	HTTP     httpapi.Config
+
+	Logger *slog.Logger // nil: slog.Default()
+}
+
+// Validate reports whether the configuration can be used.
+func (c Config) Validate() error {
+	var errs []error
+	if c.NodeID == "" || strings.ContainsAny(c.NodeID, " \t\r\n") {
+		errs = append(errs, fmt.Errorf("node id %q must be non-empty without spaces", c.NodeID))
+	}
+	if c.ShutdownTimeout < 0 {
+		errs = append(errs, errors.New("shutdown timeout is negative"))
+	}
+	errs = append(errs, c.EventLog.Validate(), c.Fanout.Validate(), c.HTTP.Validate())
+	return errors.Join(errs...)
+}
+
+func (c Config) withDefaults() Config {
+	if c.RedisURL == "" {
+		c.RedisURL = "redis://127.0.0.1:6379/0"
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// NewRedis returns a client for a Redis URL.
+func NewRedis(url string) (redis.UniversalClient, error) {
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("redis url: %w", err)
+	}
+	opt.ClientName = "tandem"
+	return redis.NewClient(opt), nil
+}
+
+// Run serves on ln until ctx ends, then shuts the node down. It returns nil
+// after a shutdown asked for by ctx, or the error that stopped the node.
+func Run(ctx context.Context, cfg Config, ln net.Listener) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	cfg = cfg.withDefaults()
+	logger := cfg.Logger.With(slog.String("node", cfg.NodeID))
+	rdb, err := NewRedis(cfg.RedisURL)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+
+	log := eventlog.New(rdb, cfg.EventLog)
+	hub := fanout.New(log, cfg.Fanout)
+	hub.SetObserver(logObserver{logger})
+	bell := eventlog.NewBell(rdb, hub)
+	hub.SetDoorbell(bell)
+
+	api := httpapi.New(httpapi.Deps{
+		Events:  log,
+		Streams: hub,
+		Ready:   func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+		Logger:  logger,
+	}, cfg.HTTP)
+
+	// Requests' contexts end when shutdown begins, so that nothing waits
+	// on a stream that would never end by itself.
+	baseCtx, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelBase()
+	srv := &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		BaseContext:       func(net.Listener) context.Context { return baseCtx },
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+
+	runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRun()
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	start := func(name string, fn func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, http.ErrServerClosed) {
+				errs <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	start("doorbell", func() error { return bell.Run(runCtx) })
+	start("hub", func() error { return hub.Run(runCtx) })
+	start("http", func() error { return srv.Serve(ln) })
+	logger.Info("tandem node listening", slog.String("addr", ln.Addr().String()), slog.String("redis", RedactURL(cfg.RedisURL)))
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down")
+	case runErr = <-errs:
+		logger.Error("component failed, shutting down", slog.Any("err", runErr))
+	}
+	cancelRun()  // the hub closes every stream it holds
+	cancelBase() // streams still in a handler end too
+	shCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shCtx); err != nil {
+		logger.Warn("shutdown: requests still in flight were cut", slog.Any("err", err))
+		srv.Close()
+	}
+	wg.Wait()
+	return runErr
+}
+
+// RedactURL drops a password from a URL for logging.
+func RedactURL(u string) string {
+	if i := strings.LastIndex(u, "@"); i >= 0 {
+		if j := strings.Index(u, "://"); j >= 0 && j < i {
+			return u[:j+3] + "***" + u[i:]
+		}
+	}
+	return u
+}
+
+// logObserver logs the hub's handled errors.
+type logObserver struct{ l *slog.Logger }
+
+func (o logObserver) Error(err error)      { o.l.Warn("fanout", slog.Any("err", err)) }
+func (o logObserver) Clients(int)          {}
+func (o logObserver) Delivered(int, int64) {}
+func (o logObserver) Resumed(bool)         {}
+func (o logObserver) Fallback()            {}
