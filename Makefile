@@ -1,0 +1,47 @@
+# Tandem: the two commands are `make run` and `make test`.
+SHELL := /bin/bash
+GO ?= go
+export GOFLAGS ?= -mod=mod
+
+BIN := bin
+RUN_DIR := .cache/run
+REDIS_PORT ?= 6379
+TANDEM_ADDR ?= 127.0.0.1:8080
+
+.PHONY: run test vet unit e2e build bench fuzz clean deps
+
+## build: compile the binaries into bin/
+build:
+	$(GO) build -o $(BIN)/tandem ./cmd/tandem
+
+## deps: install what the tests and `make run` need (redis-server)
+deps:
+	@scripts/ensure-redis.sh >/dev/null
+
+## run: start a local redis-server and one Tandem node (Ctrl-C stops both)
+run: deps build
+	@scripts/run.sh
+
+## test: vet, then every test with the race detector against real peers
+test: deps vet
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+
+## fuzz: run every fuzz target for FUZZTIME each (default 10s)
+FUZZTIME ?= 10s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+## bench: the append script next to redis-benchmark XADD, and the SSE encoder
+bench: deps
+	scripts/bench-eventlog.sh
+
+clean:
+	rm -rf $(BIN) .cache/run
