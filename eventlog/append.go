@@ -73,7 +73,8 @@ func (l *Log) CurrentEpoch(ctx context.Context, ws string) (uint64, error) {
 //
 // KEYS[1] fence, KEYS[2] stream, KEYS[3] stream state
 // ARGV[1] epoch, ARGV[2] notify channel, ARGV[3] session id, ARGV[4] maxlen
-// (0: no trim), then per record: type, body, source.
+// (0: no trim), ARGV[5] number of state fields, then the state fields as
+// name, value pairs, then per record: type, body, source.
 //
 // It returns {gen, first eventIndex, createdAt ms}. Nothing is written
 // unless the fence matches. The "#!lua" shebang (Redis 7) makes Redis check
@@ -95,9 +96,15 @@ if not gen then
   gen = string.format('%x', tonumber(t[1]) * 1000000 + tonumber(t[2]))
 end
 local maxlen = tonumber(ARGV[4])
+local nstate = tonumber(ARGV[5])
 local first = last + 1
+local set = {'n', '', 'gen', gen}
+for i = 6, 5 + 2 * nstate, 2 do
+  set[#set + 1] = ARGV[i]
+  set[#set + 1] = ARGV[i + 1]
+end
 local src = false
-for i = 5, #ARGV, 3 do
+for i = 6 + 2 * nstate, #ARGV, 3 do
   last = last + 1
   local idx = string.format('%d', last)
   local fields = {'t', ARGV[i], 'd', ARGV[i + 1], 'ts', now, 'ep', ARGV[1]}
@@ -113,11 +120,12 @@ for i = 5, #ARGV, 3 do
   end
   redis.call('PUBLISH', ARGV[2], ARGV[3] .. '\n' .. idx .. '\n' .. gen .. '\n' .. now .. '\n' .. ARGV[i] .. '\n' .. ARGV[1] .. '\n' .. ARGV[i + 2] .. '\n' .. ARGV[i + 1])
 end
+set[2] = string.format('%d', last)
 if src then
-  redis.call('HSET', KEYS[3], 'n', string.format('%d', last), 'gen', gen, 'src', src)
-else
-  redis.call('HSET', KEYS[3], 'n', string.format('%d', last), 'gen', gen)
+  set[#set + 1] = 'src'
+  set[#set + 1] = src
 end
+redis.call('HSET', KEYS[3], unpack(set))
 return {gen, first, now}
 `)
 
@@ -131,15 +139,30 @@ const maxBatch = 512
 // and with ErrInvalidRecord for a record it refuses; in both cases nothing
 // was appended.
 func (l *Log) Append(ctx context.Context, ws, sid string, epoch uint64, recs ...Record) ([]Event, error) {
-	if len(recs) == 0 {
+	return l.AppendState(ctx, ws, sid, epoch, nil, recs...)
+}
+
+// AppendState is Append that also sets fields of the stream's state hash in
+// the same atomic step, so that what a writer must remember about the
+// stream (the ACP connection it ingests, the turn in flight) is never out
+// of step with the stream. Field names are [a-z_]+, not n, gen or src,
+// which the script owns; an empty value is stored as such. With no record,
+// only the state is written.
+func (l *Log) AppendState(ctx context.Context, ws, sid string, epoch uint64, state map[string]string, recs ...Record) ([]Event, error) {
+	if len(recs) == 0 && len(state) == 0 {
 		return nil, nil
 	}
 	if len(recs) > maxBatch {
 		return nil, fmt.Errorf("%w: batch of %d records, at most %d", ErrInvalidRecord, len(recs), maxBatch)
 	}
-	ep := strconv.FormatUint(epoch, 10)
-	args := make([]any, 0, 4+3*len(recs))
-	args = append(args, ep, NotifyChannel(ws), sid, l.cfg.MaxLen)
+	args := make([]any, 0, 5+2*len(state)+3*len(recs))
+	args = append(args, strconv.FormatUint(epoch, 10), NotifyChannel(ws), sid, l.cfg.MaxLen, len(state))
+	for k, v := range state {
+		if !validStateField(k) {
+			return nil, fmt.Errorf("%w: state field %q", ErrInvalidRecord, k)
+		}
+		args = append(args, k, v)
+	}
 	bodies := make([][]byte, len(recs))
 	for i := range recs {
 		b, err := recs[i].normalize()
@@ -178,4 +201,16 @@ func (l *Log) Append(ctx context.Context, ws, sid string, epoch uint64, recs ...
 		}
 	}
 	return evs, nil
+}
+
+func validStateField(k string) bool {
+	if k == "" || len(k) > 32 || k == "n" || k == "gen" || k == "src" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if (k[i] < 'a' || k[i] > 'z') && k[i] != '_' {
+			return false
+		}
+	}
+	return true
 }

@@ -23,7 +23,15 @@ type BellHandler interface {
 	// (re)subscribed. Events appended before may have been missed: the
 	// handler catches up from the stream.
 	Subscribed(ws string)
+	// Signal is called for a message published with Signal: a hint that
+	// something other than an event changed (a prompt waits in the inbox,
+	// presence changed). Signals are lost across reconnects like events.
+	Signal(ws, msg string)
 }
+
+// SignalPrefix starts every message that is not an appended event; no
+// session id can start with it.
+const SignalPrefix = "!"
 
 // Bell is a node's one pub/sub connection: it subscribes to the doorbells
 // of the workspaces the node has live readers for.
@@ -34,25 +42,27 @@ type Bell struct {
 	mu     sync.Mutex
 	ps     *redis.PubSub
 	closed bool
-	want   map[string]struct{} // channel names
+	want   map[string]int // channel name -> number of holders
 }
 
 // NewBell returns a Bell; nothing is subscribed until Run and Subscribe.
 func NewBell(rdb redis.UniversalClient, h BellHandler) *Bell {
-	return &Bell{rdb: rdb, h: h, want: make(map[string]struct{})}
+	return &Bell{rdb: rdb, h: h, want: make(map[string]int)}
 }
 
-// Subscribe starts listening to ws's doorbell. Run reports the
-// subscription through BellHandler.Subscribed once Redis confirmed it. When
-// Redis is unreachable the subscription is kept and made on reconnect.
+// Subscribe starts listening to ws's doorbell for one more holder (the
+// fan-out hub, the workspace owner…); each Subscribe is undone by one
+// Unsubscribe. Run reports the subscription through
+// BellHandler.Subscribed once Redis confirmed it. When Redis is unreachable
+// the subscription is kept and made on reconnect.
 func (b *Bell) Subscribe(ctx context.Context, ws string) error {
 	ch := NotifyChannel(ws)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if _, ok := b.want[ch]; ok {
+	b.want[ch]++
+	if b.want[ch] > 1 {
 		return nil
 	}
-	b.want[ch] = struct{}{}
 	if b.ps == nil {
 		return nil // Run subscribes to everything wanted when it starts
 	}
@@ -62,12 +72,17 @@ func (b *Bell) Subscribe(ctx context.Context, ws string) error {
 	return nil
 }
 
-// Unsubscribe stops listening to ws's doorbell.
+// Unsubscribe releases one holder's subscription; the channel is left when
+// the last holder released it.
 func (b *Bell) Unsubscribe(ctx context.Context, ws string) error {
 	ch := NotifyChannel(ws)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if _, ok := b.want[ch]; !ok {
+	if b.want[ch] == 0 {
+		return nil
+	}
+	b.want[ch]--
+	if b.want[ch] > 0 {
 		return nil
 	}
 	delete(b.want, ch)
@@ -151,6 +166,10 @@ func (b *Bell) Run(ctx context.Context) error {
 			if !ok {
 				continue
 			}
+			if strings.HasPrefix(m.Payload, SignalPrefix) {
+				b.h.Signal(ws, m.Payload[len(SignalPrefix):])
+				continue
+			}
 			ev, gen, err := DecodeNotice(m.Payload)
 			if err != nil {
 				continue // not ours; the stream stays the truth
@@ -225,4 +244,12 @@ func DecodeNotice(p string) (Event, string, error) {
 		Body:      []byte(p),
 	}
 	return ev, f[2], nil
+}
+
+// Signal publishes msg on ws's doorbell as a signal.
+func Signal(ctx context.Context, rdb redis.UniversalClient, ws, msg string) error {
+	if err := rdb.Publish(ctx, NotifyChannel(ws), SignalPrefix+msg).Err(); err != nil {
+		return redisErr("signal "+ws, err)
+	}
+	return nil
 }

@@ -263,12 +263,20 @@ type bellRecorder struct {
 	mu         sync.Mutex
 	events     []eventlog.Event
 	subscribed []string
+	signals    []string
 	ch         chan struct{}
 }
 
 func (b *bellRecorder) Ring(ws string, ev eventlog.Event, gen string) {
 	b.mu.Lock()
 	b.events = append(b.events, ev)
+	b.mu.Unlock()
+	b.ch <- struct{}{}
+}
+
+func (b *bellRecorder) Signal(ws, msg string) {
+	b.mu.Lock()
+	b.signals = append(b.signals, msg)
 	b.mu.Unlock()
 	b.ch <- struct{}{}
 }
@@ -337,4 +345,81 @@ func TestBell(t *testing.T) {
 		t.Fatal(err)
 	}
 	wait("ring after restart")
+
+	// Signals reach Signal, not Ring.
+	if err := eventlog.Signal(ctx, rdb, "w", "inbox"); err != nil {
+		t.Fatal(err)
+	}
+	wait("signal")
+	rec0.mu.Lock()
+	sig := rec0.signals
+	rec0.mu.Unlock()
+	if len(sig) != 1 || sig[0] != "inbox" {
+		t.Fatalf("signals = %q", sig)
+	}
+
+	// Two holders: the channel stays subscribed until both let go.
+	if err := bell.Subscribe(ctx, "w"); err != nil {
+		t.Fatal(err)
+	}
+	if err := bell.Unsubscribe(ctx, "w"); err != nil {
+		t.Fatal(err)
+	}
+	if err := eventlog.Signal(ctx, rdb, "w", "still"); err != nil {
+		t.Fatal(err)
+	}
+	wait("signal while one holder is left")
+	if err := bell.Unsubscribe(ctx, "w"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n, _ := rdb.PubSubNumSub(ctx, eventlog.NotifyChannel("w")).Result()
+		if n[eventlog.NotifyChannel("w")] == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("still subscribed after the last holder let go")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestAppendState(t *testing.T) {
+	ctx := context.Background()
+	l, _ := newLog(t, eventlog.Config{})
+	ep, _ := l.AcquireEpoch(ctx, "w")
+	if _, err := l.AppendState(ctx, "w", "s", ep, map[string]string{"conn": "c1", "turn": `{"req":5}`},
+		eventlog.Record{Type: "session.event", Body: json.RawMessage(`{}`), Source: "3"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.AppendState(ctx, "w", "s", ep, map[string]string{"turn": ""}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := l.State(ctx, "w", "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st["conn"] != "c1" || st["turn"] != "" || st["src"] != "3" || st["n"] != "1" || st["gen"] == "" {
+		t.Fatalf("state = %v", st)
+	}
+	t.Run("ErrStaleWriter leaves the state alone", func(t *testing.T) {
+		if _, err := l.AcquireEpoch(ctx, "w"); err != nil {
+			t.Fatal(err)
+		}
+		_, err := l.AppendState(ctx, "w", "s", ep, map[string]string{"conn": "stale"})
+		if !errors.Is(err, eventlog.ErrStaleWriter) {
+			t.Fatalf("err = %v", err)
+		}
+		if st, _ := l.State(ctx, "w", "s"); st["conn"] != "c1" {
+			t.Fatalf("stale writer changed the state: %v", st)
+		}
+	})
+	t.Run("ErrInvalidRecord for reserved fields", func(t *testing.T) {
+		for _, k := range []string{"n", "gen", "src", "Bad", ""} {
+			if _, err := l.AppendState(ctx, "w", "s", ep+1, map[string]string{k: "x"}); !errors.Is(err, eventlog.ErrInvalidRecord) {
+				t.Errorf("field %q: err = %v", k, err)
+			}
+		}
+	})
 }

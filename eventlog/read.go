@@ -105,6 +105,17 @@ func (l *Log) SourcePosition(ctx context.Context, ws, sid string) (string, error
 	return v, nil
 }
 
+// State returns the stream's state hash: n (head index), gen, src and the
+// fields writers set with AppendState. It is empty for a stream never
+// written.
+func (l *Log) State(ctx context.Context, ws, sid string) (map[string]string, error) {
+	m, err := l.rdb.HGetAll(ctx, StateKey(ws, sid)).Result()
+	if err != nil {
+		return nil, redisErr(fmt.Sprintf("state %s", StreamKey(ws, sid)), err)
+	}
+	return m, nil
+}
+
 // Last returns up to n of the newest events, oldest first, and the head,
 // read atomically.
 func (l *Log) Last(ctx context.Context, ws, sid string, n int) ([]Event, Cursor, error) {

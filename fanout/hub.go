@@ -226,6 +226,9 @@ func (h *Hub) Subscribed(ws string) {
 	}
 }
 
+// Signal implements eventlog.BellHandler; the hub has no signals of its own.
+func (h *Hub) Signal(ws, msg string) {}
+
 func (h *Hub) lookup(ws, sid string) *feed {
 	h.mu.Lock()
 	defer h.mu.Unlock()
