@@ -133,7 +133,8 @@ func (c *Conn) Close() error {
 
 // Done is closed when the Conn has stopped, by Close or by an error
 // (ErrUnknownConnection, ErrAgentExited, ErrEventsLost, an OnMessage error…),
-// and its reader has exited.
+// and its reader has exited. A broken or lagging stream does not stop it: the
+// reader resumes after the last message handled.
 func (c *Conn) Done() <-chan struct{} { return c.done }
 
 // Err is why the Conn stopped, or nil while it runs.
@@ -317,24 +318,34 @@ func (c *Conn) fail(err error) {
 func (c *Conn) run(ctx context.Context, resp *http.Response) {
 	defer close(c.done)
 	wait := minReconnect
+	lostAt := "-" // the resume point of the last ErrEventsLost
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
 		var err error
+		last := c.LastEventID()
 		if resp == nil {
-			resp, err = c.client.openStream(ctx, c.cfg.ServerID, c.LastEventID())
+			resp, err = c.client.openStream(ctx, c.cfg.ServerID, last)
 		}
 		if err == nil {
 			wait = minReconnect
-			err = c.client.readStream(ctx, c.cfg.ServerID, c.LastEventID(), resp, c.handle)
+			err = c.client.readStream(ctx, c.cfg.ServerID, last, resp, c.handle)
 			resp = nil
 		}
 		if ctx.Err() != nil || c.Err() != nil {
 			return
 		}
 		var se *StatusError
-		if errors.Is(err, ErrUnknownConnection) || errors.Is(err, ErrEventsLost) || errors.Is(err, ErrMalformedEvent) ||
-			(errors.As(err, &se) && se.Status/100 == 4) {
+		switch {
+		case errors.Is(err, ErrStreamLagged):
+			continue // the replay buffer has what the live stream skipped
+		case errors.Is(err, ErrEventsLost) && lostAt != last:
+			// A burst can also make the server drop the very first live
+			// message; a loss is confirmed when a second try fails too.
+			lostAt = last
+			continue
+		case errors.Is(err, ErrUnknownConnection) || errors.Is(err, ErrEventsLost) || errors.Is(err, ErrMalformedEvent) ||
+			(errors.As(err, &se) && se.Status/100 == 4):
 			c.fail(err)
 			return
 		}

@@ -19,10 +19,16 @@ var (
 	// ErrClosed is returned by the calls of a Conn that has been closed.
 	ErrClosed = errors.New("acp: connection closed")
 
-	// ErrEventsLost means the stream skipped messages: the server no longer
-	// holds those after the requested Last-Event-ID (its replay buffer keeps
-	// 1024), so the connection cannot be resumed without loss.
-	ErrEventsLost = errors.New("acp: stream skipped messages")
+	// ErrEventsLost means the first message of a stream does not follow the
+	// requested Last-Event-ID: the server no longer holds the messages in
+	// between (its replay buffer keeps 1024), so the connection cannot be
+	// resumed without loss.
+	ErrEventsLost = errors.New("acp: messages lost from the replay buffer")
+
+	// ErrStreamLagged means a live stream skipped messages: Sandbox Agent
+	// 0.4.2 drops live messages for a reader that falls behind. Resuming
+	// after the last message handled gets them from the replay buffer.
+	ErrStreamLagged = errors.New("acp: stream skipped messages")
 
 	// ErrMalformedEvent means the server sent an SSE message whose data is
 	// not JSON. Reconnecting would replay it, so the stream cannot go on.

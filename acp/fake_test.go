@@ -34,6 +34,8 @@ type fakeServer struct {
 	breakAfter  int  // when > 0, each GET ends after this many events
 	silent      bool // GETs send headers and nothing else
 	contentType string
+	dropOnce    int // when > 0, the first GET skips the event with this id, as a lagging live stream
+	evicted     int // the events with ids up to this are no longer replayed
 }
 
 func newFakeServer(t testing.TB) *fakeServer {
@@ -100,6 +102,9 @@ func (f *fakeServer) stream(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.lastIDs = append(f.lastIDs, r.Header.Get("Last-Event-ID"))
 	f.streamsOn++
+	drop := f.dropOnce
+	f.dropOnce = 0
+	next = max(next, f.evicted)
 	f.mu.Unlock()
 	defer func() {
 		f.mu.Lock()
@@ -120,6 +125,9 @@ func (f *fakeServer) stream(w http.ResponseWriter, r *http.Request) {
 		for ; next < len(events); next++ {
 			if f.breakAfter > 0 && sent == f.breakAfter {
 				return
+			}
+			if next+1 == drop {
+				continue
 			}
 			fmt.Fprintf(w, "event: message\r\nid: %d\r\ndata: %s\r\n\r\n", next+1, events[next])
 			w.(http.Flusher).Flush()
@@ -202,6 +210,55 @@ func TestConnReconnects(t *testing.T) {
 	}
 }
 
+// TestConnLagged: a Conn whose live stream skipped messages resumes and
+// delivers them all, in order.
+func TestConnLagged(t *testing.T) {
+	f := newFakeServer(t)
+	f.dropOnce = 3
+	ctx := fakeContext(t)
+	var ids []string
+	conn, err := f.client(t, Config{}).Dial(ctx, ConnConfig{ServerID: "s", OnMessage: func(ev Event, _ Envelope) error {
+		ids = append(ids, ev.ID)
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for range 4 {
+		f.push(`{"jsonrpc":"2.0","method":"n"}`)
+	}
+	if _, err := conn.Call(ctx, "last", nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(ids, ","); got != "1,2,3,4,5" {
+		t.Fatalf("ids %s", got)
+	}
+}
+
+// TestConnEventsLost: a Conn resuming after messages the server no longer
+// holds stops with ErrEventsLost, after one more try.
+func TestConnEventsLost(t *testing.T) {
+	f := newFakeServer(t)
+	f.evicted = 3
+	for range 5 {
+		f.push(`{"jsonrpc":"2.0","method":"n"}`)
+	}
+	conn, err := f.client(t, Config{}).Dial(fakeContext(t), ConnConfig{ServerID: "s", LastEventID: "1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-conn.Done()
+	if !errors.Is(conn.Err(), ErrEventsLost) {
+		t.Fatalf("Err() = %v", conn.Err())
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.lastIDs) != 2 {
+		t.Fatalf("%d GETs, want 2", len(f.lastIDs))
+	}
+}
+
 func TestStreamErrors(t *testing.T) {
 	noop := func(Event) error { return nil }
 	t.Run("Idle", func(t *testing.T) {
@@ -236,6 +293,31 @@ func TestStreamErrors(t *testing.T) {
 		err := f.client(t, Config{}).Stream(fakeContext(t), "s", "", func(Event) error { n++; return nil })
 		if !errors.Is(err, ErrMalformedEvent) || n != 1 {
 			t.Fatalf("got %v after %d events", err, n)
+		}
+	})
+	t.Run("ErrStreamLagged", func(t *testing.T) {
+		f := newFakeServer(t)
+		f.dropOnce = 2
+		for range 3 {
+			f.push(`{}`)
+		}
+		var ids []string
+		err := f.client(t, Config{}).Stream(fakeContext(t), "s", "", func(ev Event) error { ids = append(ids, ev.ID); return nil })
+		if !errors.Is(err, ErrStreamLagged) || strings.Join(ids, ",") != "1" {
+			t.Fatalf("got %v after %v", err, ids)
+		}
+	})
+	t.Run("ErrEventsLost", func(t *testing.T) {
+		f := newFakeServer(t)
+		f.evicted = 2
+		for range 3 {
+			f.push(`{}`)
+		}
+		for _, last := range []string{"", "1"} {
+			err := f.client(t, Config{}).Stream(fakeContext(t), "s", last, noop)
+			if !errors.Is(err, ErrEventsLost) {
+				t.Fatalf("after %q: got %v", last, err)
+			}
 		}
 	})
 	t.Run("ContentType", func(t *testing.T) {

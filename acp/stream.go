@@ -29,9 +29,12 @@ var errStreamIdle = errors.New("acp: stream idle for too long")
 //   - an error matching ErrUnknownConnection when the server does not know
 //     the connection;
 //   - ErrMalformedEvent (wrapped) when a message is not JSON;
-//   - ErrEventsLost (wrapped) when the ids are not consecutive: the first
-//     must follow lastEventID ("1" when lastEventID is ""), and each the one
-//     before (ids that are not decimal numbers are not checked);
+//   - ErrEventsLost (wrapped) when the first message does not follow
+//     lastEventID ("1" when lastEventID is ""): the server lost messages;
+//   - ErrStreamLagged (wrapped) when a later message does not follow the one
+//     before: the server skipped messages because the reader fell behind,
+//     and resuming after the last message handled fetches them (ids that are
+//     not decimal numbers are not checked);
 //   - another error when the stream broke or the server ended it: resume
 //     with the ID of the last Event fn handled.
 //
@@ -101,6 +104,7 @@ func (c *Client) readStream(ctx context.Context, serverID, lastEventID string, r
 		}
 		return n, err
 	}))
+	first := true
 	for {
 		ev, err := sr.next()
 		if err != nil {
@@ -121,9 +125,13 @@ func (c *Client) readStream(ctx context.Context, serverID, lastEventID string, r
 			return fmt.Errorf("acp: stream %s: event %s: %w: %.200q", serverID, ev.id, ErrMalformedEvent, ev.data)
 		}
 		if !follows(lastEventID, ev.id) {
-			return fmt.Errorf("acp: stream %s: event %s after %q: %w", serverID, ev.id, lastEventID, ErrEventsLost)
+			sentinel := ErrStreamLagged
+			if first {
+				sentinel = ErrEventsLost
+			}
+			return fmt.Errorf("acp: stream %s: event %s after %q: %w", serverID, ev.id, lastEventID, sentinel)
 		}
-		lastEventID = ev.id
+		lastEventID, first = ev.id, false
 		idle.Stop()
 		if err := fn(Event{ID: ev.id, Data: ev.data}); err != nil {
 			return err
