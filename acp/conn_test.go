@@ -516,7 +516,10 @@ func TestAgentExited(t *testing.T) {
 	rec := newRecorder()
 	conn, sid := dialNew(t, ctx, newClient(t, srv), rec)
 	_, err := conn.Call(ctx, acp.MethodSessionPrompt, prompt(sid, "[crash]"))
-	if !errors.Is(err, acp.ErrAgentExited) {
+	// The exit notification usually fails the call; a POST answered 502
+	// (the agent's stdin is closed) may come first.
+	var se *acp.StatusError
+	if !errors.Is(err, acp.ErrAgentExited) && !(errors.As(err, &se) && se.Status == 502) {
 		t.Fatalf("call: %v, want ErrAgentExited", err)
 	}
 	<-conn.Done()

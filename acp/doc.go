@@ -31,9 +31,13 @@
 // ErrUnknownConnection means the server does not know the connection: it was
 // never created, was deleted, or the server restarted. ErrAgentExited means
 // the agent process behind it ended; the server keeps the connection but it
-// is useless. In both cases the caller creates a new connection (and restores
-// its ACP session). Other HTTP failures are *StatusError, and errors the agent
-// answers are *RPCError.
+// is useless. ErrEventsLost means messages fell out of the server's replay
+// buffer (1024 messages) before they were read. In these cases the caller
+// creates a new connection (and restores its ACP session). ErrStreamLagged
+// is not final: Sandbox Agent 0.4.2 drops live messages for a reader that
+// falls behind, and resuming after the last message handled gets them from
+// the replay buffer, which a Conn does by itself. Other HTTP failures are
+// *StatusError, and errors the agent answers are *RPCError.
 //
 // # Concurrency properties
 //
