@@ -22,8 +22,24 @@ import (
 	"github.com/tandem-dev/tandem/internal/sandboxtest/mockagent"
 )
 
+// With TANDEM_MOCKAGENT_LOG set, every prompt received is appended to that
+// file as one JSON line, so that tests can check what reached the agent.
 func main() {
-	err := mockagent.Serve(os.Stdin, os.Stdout)
+	var log *os.File
+	if p := os.Getenv("TANDEM_MOCKAGENT_LOG"); p != "" {
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "tandem-mockagent:", err)
+			os.Exit(1)
+		}
+		log = f
+	}
+	var err error
+	if log != nil {
+		err = mockagent.ServeLogged(os.Stdin, os.Stdout, log)
+	} else {
+		err = mockagent.Serve(os.Stdin, os.Stdout)
+	}
 	if errors.Is(err, mockagent.ErrCrash) {
 		os.Exit(2)
 	}

@@ -123,6 +123,10 @@ type Options struct {
 	// KeepBuiltinMock leaves Sandbox Agent's own echoing mock agent in place
 	// instead of installing tandem-mockagent.
 	KeepBuiltinMock bool
+
+	// PromptLog, when set, is a file every agent process appends each
+	// prompt it receives to (see mockagent.ServeLogged).
+	PromptLog string
 }
 
 // Server is a Sandbox Agent server run for one test, stopped by its cleanup.
@@ -155,6 +159,9 @@ func Start(tb testing.TB, opts Options) *Server {
 	}
 	if !opts.KeepBuiltinMock {
 		s.cfg.AgentLauncher = MockAgent(tb)
+		if opts.PromptLog != "" {
+			s.cfg.AgentLauncher = LoggingLauncher(tb, opts.PromptLog)
+		}
 	}
 	tb.Cleanup(func() {
 		s.Stop()
@@ -224,4 +231,17 @@ func (s *Server) Stop() {
 	if s.proc != nil {
 		s.proc.Stop(2 * time.Second)
 	}
+}
+
+// LoggingLauncher writes a launcher that runs tandem-mockagent with its
+// prompt log going to path, and returns the launcher's path.
+func LoggingLauncher(tb testing.TB, path string) string {
+	tb.Helper()
+	agent := MockAgent(tb)
+	launcher := filepath.Join(tb.TempDir(), "mockagent-logged")
+	script := "#!/bin/sh\nTANDEM_MOCKAGENT_LOG='" + strings.ReplaceAll(path, "'", `'\''`) + "' exec '" + strings.ReplaceAll(agent, "'", `'\''`) + "' \"$@\"\n"
+	if err := os.WriteFile(launcher, []byte(script), 0o755); err != nil {
+		tb.Fatalf("sandboxtest: %v", err)
+	}
+	return launcher
 }

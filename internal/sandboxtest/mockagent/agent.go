@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 )
@@ -52,6 +53,8 @@ type agent struct {
 	out  io.Writer
 	dead bool // after [crash]: nothing more is written
 
+	promptLog io.Writer
+
 	mu       sync.Mutex
 	sessions map[string]*session
 	toolSeq  int
@@ -67,8 +70,14 @@ type session struct {
 // message per line, and answers and updates written to out. It returns when in
 // ends (nil) or fails, or with ErrCrash after a [crash] prompt (having written
 // nothing more), after cancelling the running turns and waiting for them.
-func Serve(in io.Reader, out io.Writer) error {
-	a := &agent{out: out, sessions: make(map[string]*session)}
+func Serve(in io.Reader, out io.Writer) error { return ServeLogged(in, out, nil) }
+
+// ServeLogged is Serve that also writes one JSON line {"sessionId", "id",
+// "text"} to promptLog for every session/prompt it receives, before it
+// answers it: what the agent received, for tests that check that each
+// prompt reached it exactly once. Lines are written whole, one write each.
+func ServeLogged(in io.Reader, out, promptLog io.Writer) error {
+	a := &agent{out: out, promptLog: promptLog, sessions: make(map[string]*session)}
 	r := bufio.NewReader(in)
 	var err error
 	for {
@@ -180,6 +189,12 @@ func (a *agent) prompt(env envelope) (crash bool) {
 		if b.Type == "text" {
 			texts = append(texts, b.Text)
 		}
+	}
+	if a.promptLog != nil {
+		line, _ := json.Marshal(map[string]any{"sessionId": p.SessionID, "id": env.ID, "text": strings.Join(texts, "")})
+		a.wmu.Lock()
+		_, _ = a.promptLog.Write(append(line, '\n'))
+		a.wmu.Unlock()
 	}
 	sc := parse(texts)
 	if sc.crash {
