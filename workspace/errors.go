@@ -1,0 +1,19 @@
+package workspace
+
+import "errors"
+
+// Errors of the workspace API. They are wrapped with context; match them
+// with errors.Is.
+var (
+	ErrWorkspaceNotFound = errors.New("workspace not found")
+	ErrSessionNotFound   = errors.New("session not found")
+	ErrSessionDestroyed  = errors.New("session destroyed")
+	// ErrInvalid wraps a description of input the API refuses.
+	ErrInvalid = errors.New("invalid input")
+	// ErrTooLarge: a prompt longer than the limit.
+	ErrTooLarge = errors.New("prompt too large")
+	// ErrSandboxNotAllowed: a sandbox URL outside the allowed hosts.
+	ErrSandboxNotAllowed = errors.New("sandbox not allowed")
+	// ErrNotOwner: this node does not own the workspace (any more).
+	ErrNotOwner = errors.New("not the workspace owner")
+)

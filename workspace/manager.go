@@ -1,0 +1,334 @@
+package workspace
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/go-redsync/redsync/v4"
+	"github.com/go-redsync/redsync/v4/redis/goredis/v9"
+	"github.com/redis/go-redis/v9"
+	"github.com/tandem-dev/tandem/eventlog"
+)
+
+// Doorbell is the node's pub/sub subscription (eventlog.Bell); Subscribe
+// and Unsubscribe are counted per holder.
+type Doorbell interface {
+	Subscribe(ctx context.Context, ws string) error
+	Unsubscribe(ctx context.Context, ws string) error
+}
+
+// Sandboxes restarts Sandbox Agent servers the node manages.
+type Sandboxes interface {
+	// EnsureServer returns once the sandbox's server answers its health
+	// check, restarting it first when the node manages it; it fails when
+	// the node cannot (the server is managed elsewhere).
+	EnsureServer(ctx context.Context, sb Sandbox) error
+}
+
+// LocalPresence reports the node's own stream clients: workspace → user →
+// number of connections.
+type LocalPresence interface {
+	Presence() map[string]map[string]int
+}
+
+// Config configures a Manager. Zero values are the defaults given.
+type Config struct {
+	// NodeID names this node in ownership records (required).
+	NodeID string
+	// LockTTL is the expiry of a workspace's lock, extended every third of
+	// it by its owner (default 8s).
+	LockTTL time.Duration
+	// IdleTimeout: an owner with no turn, no pending prompt and no
+	// subscriber for this long lets the workspace go (default 30s).
+	IdleTimeout time.Duration
+	// HealthInterval is how often an owner checks its sandbox (default 2s);
+	// HealthFailures consecutive failures (default 3) make it ask for a
+	// restart.
+	HealthInterval time.Duration
+	HealthFailures int
+	// PollInterval is how often the node looks for workspaces that need an
+	// owner and have none (default 250ms).
+	PollInterval time.Duration
+	// DispatchTimeout: a prompt taken over in flight whose delivery is not
+	// known is sent again when its session has been silent this long
+	// (default 10s).
+	DispatchTimeout time.Duration
+	// PresenceInterval is how often the node reports its stream clients
+	// (default 2s).
+	PresenceInterval time.Duration
+	// IdempotencyTTL is how long an Idempotency-Key is remembered (default 24h).
+	IdempotencyTTL time.Duration
+	// MaxPromptBytes bounds a prompt's text (default 32 KiB).
+	MaxPromptBytes int
+	// DefaultSandbox and DefaultAgent are used by workspaces created
+	// without settings (agent default "mock").
+	DefaultSandbox Sandbox
+	DefaultAgent   string
+	// AgentCwd is the working directory of new agent sessions (default /tmp).
+	AgentCwd string
+	// HistoryEvents and HistoryChars bound the history replayed into a
+	// restored session's next prompt (defaults 50 and 12,000).
+	HistoryEvents int
+	HistoryChars  int
+	// SandboxAllowed, when set, decides which sandbox URLs workspaces may
+	// use.
+	SandboxAllowed func(*url.URL) bool
+	Logger         *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.LockTTL, 8*time.Second)
+	def(&c.IdleTimeout, 30*time.Second)
+	def(&c.HealthInterval, 2*time.Second)
+	def(&c.PollInterval, 250*time.Millisecond)
+	def(&c.DispatchTimeout, 10*time.Second)
+	def(&c.PresenceInterval, 2*time.Second)
+	def(&c.IdempotencyTTL, 24*time.Hour)
+	if c.HealthFailures == 0 {
+		c.HealthFailures = 3
+	}
+	if c.MaxPromptBytes == 0 {
+		c.MaxPromptBytes = MaxPromptBytes
+	}
+	if c.DefaultAgent == "" {
+		c.DefaultAgent = "mock"
+	}
+	if c.AgentCwd == "" {
+		c.AgentCwd = "/tmp"
+	}
+	if c.HistoryEvents == 0 {
+		c.HistoryEvents = 50
+	}
+	if c.HistoryChars == 0 {
+		c.HistoryChars = 12000
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Validate reports whether the configuration can be used.
+func (c Config) Validate() error {
+	if c.NodeID == "" {
+		return errors.New("workspace: NodeID is required")
+	}
+	c = c.withDefaults()
+	if c.LockTTL < 300*time.Millisecond {
+		return fmt.Errorf("workspace: lock TTL %v is too short", c.LockTTL)
+	}
+	if c.HealthFailures < 1 || c.MaxPromptBytes < 1 || c.HistoryEvents < 0 || c.HistoryChars < 0 {
+		return errors.New("workspace: invalid limits")
+	}
+	return nil
+}
+
+// Manager is a node's part of every workspace: the API any node serves
+// (store.go), and the owners of the workspaces this node holds.
+type Manager struct {
+	rdb       redis.UniversalClient
+	log       *eventlog.Log
+	rs        *redsync.Redsync
+	bell      Doorbell
+	sandboxes Sandboxes
+	presence  LocalPresence
+	cfg       Config
+	logger    *slog.Logger
+
+	demand chan string
+
+	mu      sync.Mutex
+	owners  map[string]*owner
+	stopped bool
+	wg      sync.WaitGroup // owners' goroutines
+}
+
+// New returns a Manager. bell, sandboxes and presence may be nil in tests
+// that only use the store.
+func New(log *eventlog.Log, bell Doorbell, sandboxes Sandboxes, presence LocalPresence, cfg Config) *Manager {
+	cfg = cfg.withDefaults()
+	rdb := log.Client()
+	return &Manager{
+		rdb:       rdb,
+		log:       log,
+		rs:        redsync.New(goredis.NewPool(rdb)),
+		bell:      bell,
+		sandboxes: sandboxes,
+		presence:  presence,
+		cfg:       cfg,
+		logger:    cfg.Logger,
+		demand:    make(chan string, 1024),
+		owners:    make(map[string]*owner),
+	}
+}
+
+// Demand asks the node to own ws now if nobody does. It never blocks.
+func (m *Manager) Demand(ws string) {
+	select {
+	case m.demand <- ws:
+	default: // the poller gets to it
+	}
+}
+
+// Signal implements the doorbell's signal handler for the workspace
+// owners of this node.
+func (m *Manager) Signal(ws, msg string) {
+	m.mu.Lock()
+	o := m.owners[ws]
+	m.mu.Unlock()
+	if o == nil {
+		return
+	}
+	switch msg {
+	case sigInbox:
+		o.poke(&o.inboxWake)
+	case sigMeta:
+		o.poke(&o.metaWake)
+	}
+}
+
+// Subscribed implements the doorbell's handler: after a reconnect, signals
+// may have been lost, so every owner reads its inbox.
+func (m *Manager) Subscribed(ws string) { m.Signal(ws, sigInbox) }
+
+// Owned returns the workspaces this node owns now.
+func (m *Manager) Owned() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]string, 0, len(m.owners))
+	for ws := range m.owners {
+		out = append(out, ws)
+	}
+	return out
+}
+
+// Run takes and serves workspaces until ctx ends; then every owner hands
+// its workspace over (its lock is released, its ACP connections kept for
+// the next owner) and Run returns after all of them have exited.
+func (m *Manager) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); m.presenceLoop(ctx) }()
+	t := time.NewTicker(m.cfg.PollInterval)
+	defer t.Stop()
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case ws := <-m.demand:
+			m.tryTake(ctx, ws)
+		case <-t.C:
+			m.poll(ctx)
+		}
+	}
+	m.mu.Lock()
+	m.stopped = true
+	m.mu.Unlock()
+	m.wg.Wait()
+	wg.Wait()
+	return nil
+}
+
+// poll looks at the workspaces that may need an owner: those with accepted
+// work (the active set) and those this node has stream clients for. Any
+// without a lock is taken.
+func (m *Manager) poll(ctx context.Context) {
+	cands := map[string]bool{}
+	active, err := m.rdb.ZRange(ctx, activeKey, 0, 9999).Result()
+	if err != nil {
+		return // Redis is away; the next poll tries again
+	}
+	for _, ws := range active {
+		cands[ws] = true
+	}
+	if m.presence != nil {
+		for ws := range m.presence.Presence() {
+			cands[ws] = true
+		}
+	}
+	m.mu.Lock()
+	for ws := range m.owners {
+		delete(cands, ws)
+	}
+	m.mu.Unlock()
+	if len(cands) == 0 {
+		return
+	}
+	list := make([]string, 0, len(cands))
+	for ws := range cands {
+		list = append(list, ws)
+	}
+	cmds := make([]*redis.IntCmd, len(list))
+	_, err = m.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, ws := range list {
+			cmds[i] = p.Exists(ctx, lockKey(ws))
+		}
+		return nil
+	})
+	if err != nil {
+		return
+	}
+	for i, ws := range list {
+		if cmds[i].Val() == 0 {
+			m.tryTake(ctx, ws)
+		}
+	}
+}
+
+// tryTake becomes the owner of ws when its lock is free.
+func (m *Manager) tryTake(ctx context.Context, ws string) {
+	m.mu.Lock()
+	if m.stopped || m.owners[ws] != nil {
+		m.mu.Unlock()
+		return
+	}
+	m.mu.Unlock()
+	v, err := m.rdb.HGetAll(ctx, metaKey(ws)).Result()
+	if err != nil {
+		return
+	}
+	if len(v) == 0 {
+		m.rdb.ZRem(ctx, activeKey, ws) // never created, or deleted and cleaned up
+		return
+	}
+	// A workspace marked deleted is still taken, to carry the deletion out.
+	md := parseMeta(v)
+	mu := m.rs.NewMutex(lockKey(ws),
+		redsync.WithExpiry(m.cfg.LockTTL),
+		redsync.WithTries(1),
+		redsync.WithTimeoutFactor(0.05))
+	if err := mu.TryLockContext(ctx); err != nil {
+		return // owned elsewhere, or Redis is away
+	}
+	o, err := newOwner(ctx, m, ws, mu, md)
+	if err != nil {
+		m.logger.Warn("taking workspace failed", slog.String("ws", ws), slog.Any("err", err))
+		_, _ = mu.UnlockContext(context.WithoutCancel(ctx))
+		return
+	}
+	m.mu.Lock()
+	if m.stopped {
+		m.mu.Unlock()
+		_, _ = mu.UnlockContext(context.WithoutCancel(ctx))
+		return
+	}
+	m.owners[ws] = o
+	m.wg.Add(1)
+	m.mu.Unlock()
+	go func() {
+		defer m.wg.Done()
+		o.run(ctx)
+		m.mu.Lock()
+		delete(m.owners, ws)
+		m.mu.Unlock()
+	}()
+}

@@ -1,0 +1,74 @@
+package workspace
+
+import "encoding/json"
+
+// Sandbox says where a workspace's Sandbox Agent server is.
+type Sandbox struct {
+	BaseURL   string `json:"baseUrl"`
+	Token     string `json:"token,omitempty"` // stored, never returned
+	SandboxID string `json:"sandboxId,omitempty"`
+}
+
+// Settings are a workspace's configuration, as PUT sets it.
+type Settings struct {
+	Sandbox Sandbox `json:"sandbox"`
+	Agent   string  `json:"agent"`
+}
+
+// Owner says which node owns a workspace, since when, with which epoch.
+type Owner struct {
+	Node  string `json:"node"`
+	Epoch uint64 `json:"epoch"`
+	Since int64  `json:"since"` // ms since the epoch
+}
+
+// Info is what GET /v1/workspaces/{ws} returns.
+type Info struct {
+	WorkspaceID string   `json:"workspaceId"`
+	SandboxID   string   `json:"sandboxId"`
+	Agent       string   `json:"agent"`
+	CreatedAt   int64    `json:"createdAt"`
+	Owner       *Owner   `json:"owner"`
+	Status      string   `json:"status"` // active (owned), idle, sandbox_unhealthy
+	Sessions    []string `json:"sessions"`
+}
+
+// SessionRecord is a session in the Sandbox Agent SDK's SessionRecord
+// shape.
+type SessionRecord struct {
+	ID               string          `json:"id"`
+	Agent            string          `json:"agent"`
+	AgentSessionID   string          `json:"agentSessionId"`
+	LastConnectionID string          `json:"lastConnectionId"`
+	CreatedAt        int64           `json:"createdAt"`
+	DestroyedAt      *int64          `json:"destroyedAt,omitempty"`
+	SandboxID        string          `json:"sandboxId,omitempty"`
+	SessionInit      json.RawMessage `json:"sessionInit,omitempty"`
+}
+
+// Accepted is the answer to a prompt: the id of its inbox entry, which
+// the prompt's chat.user event carries as promptId once the owner has
+// taken it.
+type Accepted struct {
+	ID        string `json:"id"`
+	SessionID string `json:"sessionId"`
+	Duplicate bool   `json:"duplicate,omitempty"` // an Idempotency-Key seen before
+}
+
+// Event types and status values the owner appends.
+const (
+	TypeChatUser      = "chat.user"
+	TypeSessionEvent  = "session.event"
+	TypeSessionStatus = "session.status"
+
+	StatusOwnerChanged     = "owner_changed"
+	StatusSandboxUnhealthy = "sandbox_unhealthy"
+	StatusSandboxRecovered = "sandbox_recovered"
+	StatusSessionRestored  = "session_restored"
+	StatusTurnStarted      = "turn_started"
+	StatusTurnEnded        = "turn_ended"
+	StatusSessionDestroyed = "session_destroyed"
+)
+
+// DefaultSession is the session a prompt creates when it does not exist.
+const DefaultSession = "default"

@@ -1,0 +1,637 @@
+package workspace
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-redsync/redsync/v4"
+	"github.com/redis/go-redis/v9"
+	"github.com/tandem-dev/tandem/acp"
+	"github.com/tandem-dev/tandem/eventlog"
+)
+
+// owner is this node's ownership of one workspace: the single writer of
+// its streams and the only one that talks to its sandbox.
+//
+// One goroutine, run, owns all of its state. Everything else (ACP stream
+// readers, prompt POSTs, session openers, the lock extender, the health
+// checker) is a helper goroutine started by run, tracked by wg, that
+// reports back through channels; run waits for all of them before it
+// returns.
+type owner struct {
+	m        *Manager
+	ws       string
+	epoch    uint64
+	mutex    *redsync.Mutex
+	consumer string
+	meta     meta
+	client   atomic.Pointer[acp.Client] // read by helpers; replaced when the settings change
+	logger   *slog.Logger
+
+	sessions map[string]*session
+	reqSeq   int64 // JSON-RPC ids of our own requests
+
+	msgs      chan acpMsg      // every message of every ACP connection
+	events    chan func(context.Context) // results of helper goroutines, run on the owner's goroutine
+	inboxWake chan struct{}    // a prompt or command may wait in the inbox
+	metaWake  chan struct{}    // the workspace's settings changed
+	stopping  chan struct{}    // closed when run begins to stop
+	lost      chan struct{}    // closed by the extender when the lock is gone
+	lostOnce  sync.Once
+	wg        sync.WaitGroup
+
+	lastBusy    time.Time
+	healthFails int
+	unhealthy   bool
+	ensuring    bool
+	deleted     bool
+}
+
+// session is the owner's state of one session.
+type session struct {
+	id       string
+	rec      SessionRecord
+	state    map[string]string // the stream's state when loaded
+	conn     *acp.Conn
+	connID   string
+	opening  bool
+	agentSID string
+	turn     *turn
+	queue    []inboxEntry
+	restore  bool // the next prompt carries the history
+	lastMsg  time.Time
+	closed   chan struct{} // closed when conn is dropped, to unblock its reader
+	failures int
+	retryAt  time.Time
+}
+
+// turn is a prompt in flight: sent (or about to be) and not yet answered.
+type turn struct {
+	Req       int64  `json:"req"`
+	Inbox     string `json:"inbox"`
+	Started   int64  `json:"started"`
+	Conn      string `json:"conn"`
+	written   bool   // the request reached the server (or was there before us)
+	cancel    context.CancelFunc
+	takenOver bool // found in flight when this owner took over
+	text      string
+	since     time.Time
+}
+
+type acpMsg struct {
+	sid, connID string
+	ev          acp.Event
+	env         acp.Envelope
+}
+
+type inboxEntry struct {
+	id, kind, sid, user, text string
+}
+
+var errLost = errors.New("ownership lost")
+
+func newOwner(ctx context.Context, m *Manager, ws string, mu *redsync.Mutex, md meta) (*owner, error) {
+	epoch, err := m.log.AcquireEpoch(ctx, ws)
+	if err != nil {
+		return nil, err
+	}
+	o := &owner{
+		m:         m,
+		ws:        ws,
+		epoch:     epoch,
+		mutex:     mu,
+		consumer:  m.cfg.NodeID + "/" + strconv.FormatUint(epoch, 10),
+		meta:      md,
+		logger:    m.logger.With(slog.String("ws", ws), slog.Uint64("epoch", epoch)),
+		sessions:  make(map[string]*session),
+		reqSeq:    int64(epoch)*1_000_000 + 500_000,
+		msgs:      make(chan acpMsg, 1024),
+		events:    make(chan func(context.Context), 256),
+		inboxWake: make(chan struct{}, 1),
+		metaWake:  make(chan struct{}, 1),
+		stopping:  make(chan struct{}),
+		lost:      make(chan struct{}),
+		lastBusy:  time.Now(),
+	}
+	if md.Sandbox.BaseURL != "" {
+		c, err := acp.New(acp.Config{BaseURL: md.Sandbox.BaseURL, Token: md.Sandbox.Token})
+		if err != nil {
+			return nil, err
+		}
+		o.client.Store(c)
+	}
+	now := time.Now().UnixMilli()
+	_, err = m.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, ownerKey(ws), "node", m.cfg.NodeID, "epoch", epoch, "since", now, "health", "ok")
+		p.PExpire(ctx, ownerKey(ws), m.cfg.LockTTL)
+		return nil
+	})
+	if err != nil {
+		return nil, unavailable("record owner", err)
+	}
+	err = m.rdb.XGroupCreateMkStream(ctx, inboxKey(ws), consumerGroup, "0").Err()
+	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+		return nil, unavailable("inbox group", err)
+	}
+	return o, nil
+}
+
+func (o *owner) poke(ch *chan struct{}) {
+	select {
+	case *ch <- struct{}{}:
+	default:
+	}
+}
+
+// spawn runs fn on a helper goroutine that run waits for.
+func (o *owner) spawn(fn func()) {
+	o.wg.Add(1)
+	go func() {
+		defer o.wg.Done()
+		fn()
+	}()
+}
+
+// report hands fn to the owner's goroutine, which calls it with its
+// context; it gives up when the owner stops.
+func (o *owner) report(fn func(context.Context)) {
+	select {
+	case o.events <- fn:
+	case <-o.stopping:
+	}
+}
+
+func (o *owner) loseOwnership(reason error) {
+	o.lostOnce.Do(func() {
+		o.logger.Warn("lost ownership", slog.Any("reason", reason))
+		close(o.lost)
+	})
+}
+
+// stale handles an error of a write: a stale-writer rejection means
+// another node owns the workspace now.
+func (o *owner) stale(err error) bool {
+	if errors.Is(err, eventlog.ErrStaleWriter) || errors.Is(err, ErrNotOwner) {
+		o.loseOwnership(err)
+		return true
+	}
+	return false
+}
+
+type stopMode int
+
+const (
+	stopHandOver stopMode = iota // node shutting down: unlock, keep ACP connections for the next owner
+	stopIdle                     // idle: close ACP connections, unlock
+	stopLost                     // the lock is gone: touch nothing in Redis
+)
+
+func (o *owner) run(ctx context.Context) {
+	if o.m.bell != nil {
+		_ = o.m.bell.Subscribe(ctx, o.ws)
+	}
+	o.logger.Info("owning workspace")
+	// life is the owner's lifetime: it ends when the owner stops, whether
+	// the node shuts down (ctx) or the ownership is lost. Helper goroutines
+	// get it, or a context derived from it.
+	life, stopLife := context.WithCancel(context.WithoutCancel(ctx))
+	ectx, cancelExt := context.WithCancel(context.WithoutCancel(ctx))
+	o.spawn(func() { o.extendLoop(ectx) })
+	o.spawn(func() { o.healthLoop(life) })
+
+	mode := o.serve(ctx, life)
+
+	close(o.stopping)
+	stopLife()
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	o.closeSessions(cctx, mode)
+	cancelExt() // the lock is kept until the helpers are done
+	o.wg.Wait()
+	if mode != stopLost {
+		o.release(cctx)
+	}
+	if o.m.bell != nil {
+		_ = o.m.bell.Unsubscribe(cctx, o.ws)
+	}
+	o.logger.Info("workspace released", slog.Int("mode", int(mode)))
+}
+
+// serve is the owner's loop; it returns how to stop: when node (the
+// node's context) ends, or the ownership is lost. Its work uses ctx, the
+// owner's lifetime.
+func (o *owner) serve(node, ctx context.Context) stopMode {
+	if err := o.takeOver(ctx); err != nil {
+		if o.stale(err) {
+			return stopLost
+		}
+		o.logger.Warn("take over failed", slog.Any("err", err))
+		return stopHandOver
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	inboxPoll := time.NewTicker(time.Second)
+	defer inboxPoll.Stop()
+	for {
+		if o.deleted && o.allClosed() {
+			o.finishDelete(ctx)
+			return stopIdle
+		}
+		select {
+		case <-node.Done():
+			return stopHandOver
+		case <-o.lost:
+			return stopLost
+		case m := <-o.msgs:
+			o.ingest(ctx, m)
+		case fn := <-o.events:
+			fn(ctx)
+		case <-o.inboxWake:
+			o.readInbox(ctx)
+		case <-inboxPoll.C:
+			o.readInbox(ctx)
+		case <-o.metaWake:
+			o.reloadMeta(ctx)
+		case <-tick.C:
+			o.tick(ctx)
+			if o.idle(ctx) {
+				return stopIdle
+			}
+		}
+		select {
+		case <-o.lost:
+			return stopLost
+		default:
+		}
+	}
+}
+
+// takeOver restores what the previous owner left: sessions with an ACP
+// connection or a turn in flight are re-attached, and pending inbox entries
+// are claimed and handled in order.
+func (o *owner) takeOver(ctx context.Context) error {
+	sids, err := o.m.rdb.ZRange(ctx, sessionsKey(o.ws), 0, -1).Result()
+	if err != nil {
+		return unavailable("sessions", err)
+	}
+	for _, sid := range sids {
+		s, err := o.loadSession(ctx, sid)
+		if err != nil {
+			return err
+		}
+		if s.rec.DestroyedAt != nil {
+			continue
+		}
+		if s.state["conn"] != "" || s.turn != nil {
+			if _, err := o.log().AppendState(ctx, o.ws, sid, o.epoch, nil, statusRecord(StatusOwnerChanged, map[string]any{"node": o.m.cfg.NodeID, "epoch": o.epoch})); err != nil {
+				return err
+			}
+			o.open(ctx, s)
+		}
+	}
+	// Claim what earlier owners left unacknowledged, in inbox order.
+	start := "0-0"
+	for {
+		msgs, next, err := o.m.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+			Stream: inboxKey(o.ws), Group: consumerGroup, Consumer: o.consumer, MinIdle: 0, Start: start, Count: 100,
+		}).Result()
+		if err != nil {
+			return unavailable("claim inbox", err)
+		}
+		for _, msg := range msgs {
+			o.handle(ctx, parseEntry(msg), true)
+		}
+		if next == "0-0" || len(msgs) == 0 {
+			break
+		}
+		start = next
+	}
+	// A turn in flight whose inbox entry was acknowledged had its request
+	// written to the server: it reached the agent.
+	for _, s := range o.sessions {
+		if s.turn != nil && s.turn.takenOver && s.turn.text == "" {
+			s.turn.written = true
+		}
+	}
+	o.readInbox(ctx)
+	return nil
+}
+
+func (o *owner) log() *eventlog.Log { return o.m.log }
+
+// loadSession loads a session's record and its stream's state.
+func (o *owner) loadSession(ctx context.Context, sid string) (*session, error) {
+	if s := o.sessions[sid]; s != nil {
+		return s, nil
+	}
+	v, err := o.m.rdb.HGetAll(ctx, sessionKey(o.ws, sid)).Result()
+	if err != nil {
+		return nil, unavailable("load session", err)
+	}
+	if len(v) == 0 {
+		return nil, fmt.Errorf("%s/%s: %w", o.ws, sid, ErrSessionNotFound)
+	}
+	st, err := o.log().State(ctx, o.ws, sid)
+	if err != nil {
+		return nil, err
+	}
+	s := &session{id: sid, rec: parseRecord(v), state: st, agentSID: v["agentSessionId"], lastMsg: time.Now()}
+	if t := st["turn"]; t != "" {
+		var tr turn
+		if json.Unmarshal([]byte(t), &tr) == nil && tr.Req != 0 {
+			tr.takenOver = true
+			tr.since = time.Now()
+			s.turn = &tr
+		}
+	}
+	o.sessions[sid] = s
+	return s, nil
+}
+
+func parseEntry(m redis.XMessage) inboxEntry {
+	str := func(k string) string { s, _ := m.Values[k].(string); return s }
+	return inboxEntry{id: m.ID, kind: str("k"), sid: str("sid"), user: str("user"), text: str("text")}
+}
+
+// readInbox reads new inbox entries and handles them in order.
+func (o *owner) readInbox(ctx context.Context) {
+	for {
+		res, err := o.m.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+			Group: consumerGroup, Consumer: o.consumer, Streams: []string{inboxKey(o.ws), ">"}, Count: 100, Block: -1,
+		}).Result()
+		if err != nil {
+			if !errors.Is(err, redis.Nil) {
+				if strings.HasPrefix(err.Error(), "NOGROUP") {
+					_ = o.m.rdb.XGroupCreateMkStream(ctx, inboxKey(o.ws), consumerGroup, "0").Err()
+				}
+			}
+			return
+		}
+		n := 0
+		for _, st := range res {
+			for _, msg := range st.Messages {
+				o.handle(ctx, parseEntry(msg), false)
+				n++
+			}
+		}
+		if n < 100 {
+			return
+		}
+	}
+}
+
+// ack acknowledges inbox entries.
+func (o *owner) ack(ctx context.Context, ids ...string) {
+	if len(ids) == 0 {
+		return
+	}
+	if err := o.m.rdb.XAck(ctx, inboxKey(o.ws), consumerGroup, ids...).Err(); err != nil {
+		o.logger.Warn("inbox ack failed; the entry will be handled again by the next owner, which skips what was done", slog.Any("err", err))
+	}
+}
+
+// handle carries out one inbox entry. claimed says it was pending with an
+// earlier owner.
+func (o *owner) handle(ctx context.Context, e inboxEntry, claimed bool) {
+	o.lastBusy = time.Now()
+	if e.kind == cmdDestroyWS {
+		o.destroyWorkspace(ctx)
+		o.ack(ctx, e.id)
+		return
+	}
+	s, err := o.loadSession(ctx, e.sid)
+	if err != nil {
+		if errors.Is(err, ErrSessionNotFound) {
+			o.ack(ctx, e.id) // nothing to do it to
+		}
+		return
+	}
+	switch e.kind {
+	case cmdPrompt:
+		if last := s.state["last_inbox"]; last != "" && !idAfter(e.id, last) {
+			// Dispatched by an earlier owner: in flight (the turn) or done.
+			if s.turn == nil || s.turn.Inbox != e.id {
+				o.ack(ctx, e.id)
+			} else {
+				s.turn.text = e.text
+			}
+			return
+		}
+		if s.rec.DestroyedAt != nil {
+			o.ack(ctx, e.id)
+			return
+		}
+		s.queue = append(s.queue, e)
+		o.dispatch(ctx, s)
+	case cmdCancel:
+		if s.turn != nil && idAfter(e.id, s.turn.Inbox) && s.conn != nil {
+			o.sendCancel(ctx, s)
+		}
+		o.ack(ctx, e.id)
+	case cmdOpen:
+		if s.rec.DestroyedAt == nil && s.conn == nil && !s.opening {
+			o.open(ctx, s)
+		}
+		o.ack(ctx, e.id)
+	case cmdDestroy:
+		o.destroySession(ctx, s)
+		o.ack(ctx, e.id)
+	default:
+		o.ack(ctx, e.id)
+	}
+}
+
+// idAfter reports whether stream id a is after b.
+func idAfter(a, b string) bool {
+	am, as, _ := strings.Cut(a, "-")
+	bm, bs, _ := strings.Cut(b, "-")
+	an, _ := strconv.ParseUint(am, 10, 64)
+	bn, _ := strconv.ParseUint(bm, 10, 64)
+	if an != bn {
+		return an > bn
+	}
+	asq, _ := strconv.ParseUint(as, 10, 64)
+	bsq, _ := strconv.ParseUint(bs, 10, 64)
+	return asq > bsq
+}
+
+func statusRecord(status string, detail map[string]any) eventlog.Record {
+	body := map[string]any{"status": status}
+	if detail != nil {
+		body["detail"] = detail
+	}
+	b, _ := json.Marshal(body)
+	return eventlog.Record{Type: TypeSessionStatus, Body: b}
+}
+
+// extendLoop keeps the lock: it extends it every third of its TTL and
+// declares the ownership lost the first time an extension fails, whether
+// the lock expired or was taken: redsync cannot tell, and either way
+// another node may own the workspace now.
+func (o *owner) extendLoop(ctx context.Context) {
+	t := time.NewTicker(o.m.cfg.LockTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		ectx, cancel := context.WithTimeout(ctx, o.m.cfg.LockTTL/3)
+		ok, err := o.mutex.ExtendContext(ectx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if !ok || err != nil {
+			o.loseOwnership(fmt.Errorf("lock extension failed: %v", err))
+			return
+		}
+		_ = o.m.rdb.PExpire(ctx, ownerKey(o.ws), o.m.cfg.LockTTL).Err()
+	}
+}
+
+// release gives the workspace up: the owner record goes and the lock is
+// unlocked, so that another node can take it at once.
+func (o *owner) release(ctx context.Context) {
+	if err := ownerDelScript.Run(ctx, o.m.rdb, []string{ownerKey(o.ws)}, o.epoch).Err(); err != nil && !errors.Is(err, redis.Nil) {
+		o.logger.Warn("owner record not removed", slog.Any("err", err))
+	}
+	if _, err := o.mutex.UnlockContext(ctx); err != nil {
+		o.logger.Debug("unlock", slog.Any("err", err))
+	}
+}
+
+var ownerDelScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'epoch') == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+`)
+
+// tick runs the owner's periodic work.
+func (o *owner) tick(ctx context.Context) {
+	now := time.Now()
+	for _, s := range o.sessions {
+		if s.rec.DestroyedAt != nil {
+			continue
+		}
+		if s.conn == nil && !s.opening && (len(s.queue) > 0 || s.turn != nil || s.restore) && now.After(s.retryAt) && !o.unhealthy {
+			o.open(ctx, s)
+		}
+		// A prompt found in flight whose delivery is unknown: when its
+		// session stays silent, it never reached the agent.
+		if t := s.turn; t != nil && t.takenOver && !t.written && s.conn != nil && now.Sub(s.lastMsg) > o.m.cfg.DispatchTimeout && now.Sub(t.since) > o.m.cfg.DispatchTimeout {
+			o.logger.Warn("prompt in flight silent since take-over; sending it again", slog.String("sid", s.id), slog.Int64("req", t.Req))
+			t.since = now
+			o.post(ctx, s, t, o.promptEnvelope(s, t.Req, []acp.ContentBlock{acp.TextBlock(t.text)}))
+		}
+	}
+}
+
+// idle reports whether the owner can let the workspace go, and when so
+// prepares it: the active mark is removed first and the inbox checked
+// after, so that a prompt accepted meanwhile is never stranded.
+func (o *owner) idle(ctx context.Context) bool {
+	if time.Since(o.lastBusy) < o.m.cfg.IdleTimeout {
+		return false
+	}
+	for _, s := range o.sessions {
+		if s.turn != nil || len(s.queue) > 0 || s.opening {
+			o.lastBusy = time.Now()
+			return false
+		}
+	}
+	if o.hasSubscribers(ctx) {
+		o.lastBusy = time.Now()
+		return false
+	}
+	if err := o.m.rdb.ZRem(ctx, activeKey, o.ws).Err(); err != nil {
+		return false
+	}
+	pending, err := o.m.rdb.XPending(ctx, inboxKey(o.ws), consumerGroup).Result()
+	unread, err2 := o.m.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: consumerGroup, Consumer: o.consumer, Streams: []string{inboxKey(o.ws), ">"}, Count: 100, Block: -1,
+	}).Result()
+	if err != nil || (err2 != nil && !errors.Is(err2, redis.Nil)) || pending.Count > 0 || len(unread) > 0 {
+		o.m.markActive(ctx, o.ws)
+		for _, st := range unread {
+			for _, msg := range st.Messages {
+				o.handle(ctx, parseEntry(msg), false)
+			}
+		}
+		o.lastBusy = time.Now()
+		return false
+	}
+	return true
+}
+
+// hasSubscribers reports whether any node has stream clients of the
+// workspace.
+func (o *owner) hasSubscribers(ctx context.Context) bool {
+	v, err := o.m.rdb.HGetAll(ctx, presenceKey(o.ws)).Result()
+	if err != nil {
+		return true // unknown: stay
+	}
+	now := time.Now().UnixMilli()
+	for _, raw := range v {
+		var p nodePresence
+		if json.Unmarshal([]byte(raw), &p) == nil && p.Exp > now {
+			for _, n := range p.Users {
+				if n > 0 {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func (o *owner) reloadMeta(ctx context.Context) {
+	md, err := o.m.loadMeta(ctx, o.ws)
+	if err != nil {
+		return
+	}
+	if md.Sandbox != o.meta.Sandbox {
+		c, err := acp.New(acp.Config{BaseURL: md.Sandbox.BaseURL, Token: md.Sandbox.Token})
+		if err != nil {
+			return
+		}
+		o.client.Store(c)
+	}
+	o.meta = md
+}
+
+func (o *owner) allClosed() bool {
+	for _, s := range o.sessions {
+		if s.conn != nil || s.opening {
+			return false
+		}
+	}
+	return true
+}
+
+// sandbox is the client of the workspace's Sandbox Agent server, nil when
+// it has none.
+func (o *owner) sandbox() *acp.Client { return o.client.Load() }
+
+// finishDelete removes a deleted workspace's settings (unless it was
+// created again meanwhile) and its active mark.
+func (o *owner) finishDelete(ctx context.Context) {
+	if err := finishDeleteScript.Run(ctx, o.m.rdb, []string{metaKey(o.ws), eventlog.FenceKey(o.ws)}, o.epoch).Err(); err != nil && !errors.Is(err, redis.Nil) {
+		o.logger.Warn("removing the deleted workspace failed", slog.Any("err", err))
+	}
+	o.m.rdb.ZRem(ctx, activeKey, o.ws)
+}
+
+var finishDeleteScript = redis.NewScript(`
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'deletedAt') == 1 then redis.call('DEL', KEYS[1]) end
+return 1
+`)

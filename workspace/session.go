@@ -1,0 +1,674 @@
+package workspace
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http/httptrace"
+	"strings"
+	"time"
+
+	"github.com/tandem-dev/tandem/acp"
+	"github.com/tandem-dev/tandem/eventlog"
+)
+
+// sessionEvent is the body of a session.event: the SDK's SessionEvent
+// without the fields every event has.
+type sessionEvent struct {
+	ConnectionID string          `json:"connectionId"`
+	Sender       string          `json:"sender"` // client or agent
+	Payload      json.RawMessage `json:"payload"`
+}
+
+func envelopeRecord(connID, sender string, payload []byte, source string) eventlog.Record {
+	b, _ := json.Marshal(sessionEvent{ConnectionID: connID, Sender: sender, Payload: payload})
+	return eventlog.Record{Type: TypeSessionEvent, Body: b, Source: source}
+}
+
+// newConnID names a new ACP connection on the sandbox. The epoch and a
+// random suffix make it unique across owners and restarts.
+func (o *owner) newConnID(sid string) string {
+	sum := sha256.Sum256([]byte(o.ws + "/" + sid))
+	var r [4]byte
+	_, _ = rand.Read(r[:])
+	return fmt.Sprintf("tandem-%s-%d-%s", hex.EncodeToString(sum[:6]), o.epoch, hex.EncodeToString(r[:]))
+}
+
+// open connects a session to its agent on a helper goroutine: it
+// re-attaches to the ACP connection the stream's state names, resuming
+// after the last event ingested, or, when the server no longer knows it,
+// creates a new connection and agent session (a restore).
+func (o *owner) open(ctx context.Context, s *session) {
+	if o.sandbox() == nil || s.opening {
+		return
+	}
+	s.opening = true
+	prev := s.state["conn"]
+	if prev == "" {
+		prev = s.rec.LastConnectionID
+	}
+	src := s.state["src"]
+	if s.connID != "" && s.connID != prev {
+		src = "" // a connection of ours that was never recorded
+	}
+	agent := s.rec.Agent
+	if agent == "" {
+		agent = o.meta.Agent
+	}
+	newID := o.newConnID(s.id)
+	s.closed = make(chan struct{})
+	closed := s.closed
+	// Messages are accepted from the connection being opened, whichever it
+	// turns out to be.
+	s.connID = prev
+	if prev == "" {
+		s.connID = newID
+	}
+	client := o.sandbox()
+	sid := s.id
+	// A session that had an agent session before gets a new one only when
+	// the old is lost: that is a restore, and the next prompt carries the
+	// history.
+	hadAgent := s.rec.AgentSessionID != ""
+	cwd := o.m.cfg.AgentCwd
+	firstID := int64(o.epoch)*1_000_000 + 1
+	o.spawn(func() {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		res := openResult{}
+		if prev != "" {
+			conn, err := client.Dial(ctx, acp.ConnConfig{
+				ServerID: prev, LastEventID: src, FirstID: firstID,
+				OnMessage: o.onMessage(sid, prev, closed), OnSend: o.onSend(sid, prev),
+			})
+			if err == nil {
+				res.conn, res.connID = conn, prev
+				o.report(func(ctx context.Context) { o.opened(ctx, s, res) })
+				return
+			}
+			if !errors.Is(err, acp.ErrUnknownConnection) {
+				res.err = err
+				o.report(func(ctx context.Context) { o.opened(ctx, s, res) })
+				return
+			}
+			o.report(func(context.Context) { s.connID = newID })
+		}
+		res.restored = hadAgent
+		conn, err := client.Dial(ctx, acp.ConnConfig{
+			ServerID: newID, Agent: agent, FirstID: firstID,
+			OnMessage: o.onMessage(sid, newID, closed), OnSend: o.onSend(sid, newID),
+		})
+		if err == nil {
+			_, err = conn.Call(ctx, acp.MethodInitialize, acp.InitializeParams{ProtocolVersion: acp.ProtocolVersion})
+		}
+		var result json.RawMessage
+		init := acp.NewSessionParams{Cwd: cwd}
+		if err == nil {
+			result, err = conn.Call(ctx, acp.MethodSessionNew, init)
+		}
+		if err == nil {
+			var nr acp.NewSessionResult
+			if err = json.Unmarshal(result, &nr); err == nil && nr.SessionID == "" {
+				err = errors.New("session/new returned no sessionId")
+			}
+			res.agentSID = nr.SessionID
+		}
+		if err != nil && conn != nil {
+			conn.Close()
+			dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = client.Delete(dctx, newID)
+			dcancel()
+			conn = nil
+		}
+		res.conn, res.connID, res.err = conn, newID, err
+		res.init, _ = json.Marshal(init)
+		o.report(func(ctx context.Context) { o.opened(ctx, s, res) })
+	})
+}
+
+type openResult struct {
+	conn     *acp.Conn
+	connID   string
+	agentSID string // set when a new agent session was made
+	init     json.RawMessage
+	restored bool
+	err      error
+}
+
+// opened takes the result of open on the owner's goroutine.
+func (o *owner) opened(ctx context.Context, s *session, r openResult) {
+	s.opening = false
+	if r.err != nil {
+		s.failures++
+		s.retryAt = time.Now().Add(min(time.Duration(s.failures)*time.Second, 10*time.Second))
+		o.logger.Warn("opening session failed", slog.String("sid", s.id), slog.Any("err", r.err))
+		if s.turn != nil && s.turn.Conn != "" && s.turn.Conn != s.connID {
+			o.endTurn(ctx, s, "error", "the agent connection was lost")
+		}
+		return
+	}
+	s.failures = 0
+	if s.rec.DestroyedAt != nil || o.deleted {
+		o.dropConn(s, r.conn, r.connID, true)
+		return
+	}
+	s.conn, s.connID = r.conn, r.connID
+	o.spawn(func() {
+		select {
+		case <-r.conn.Done():
+			err := r.conn.Err()
+			o.report(func(ctx context.Context) { o.connDone(ctx, s, r.connID, err) })
+		case <-o.stopping:
+		}
+	})
+	if r.agentSID != "" {
+		s.agentSID = r.agentSID
+		if err := recordScript.Run(ctx, o.m.rdb, []string{eventlog.FenceKey(o.ws), sessionKey(o.ws, s.id)}, o.epoch,
+			"agentSessionId", r.agentSID, "lastConnectionId", r.connID, "sessionInit", string(r.init)).Err(); err != nil {
+			if strings.Contains(err.Error(), "TANDEMSTALE") {
+				o.loseOwnership(ErrNotOwner)
+				return
+			}
+		}
+		s.rec.AgentSessionID, s.rec.LastConnectionID = r.agentSID, r.connID
+		recs := []eventlog.Record{}
+		prevTurn := s.turn
+		if r.restored {
+			s.restore = true
+			recs = append(recs, statusRecord(StatusSessionRestored, map[string]any{"connectionId": r.connID, "agentSessionId": r.agentSID}))
+		}
+		if prevTurn != nil && prevTurn.Conn != r.connID {
+			// The turn's connection is gone with its agent: it ends here.
+			recs = append(recs, statusRecord(StatusTurnEnded, map[string]any{"stopReason": "error", "requestId": prevTurn.Req, "promptId": prevTurn.Inbox, "reason": "the agent connection was lost"}))
+			s.turn = nil
+			o.ack(ctx, prevTurn.Inbox)
+		}
+		state := map[string]string{"conn": r.connID}
+		if prevTurn != nil && s.turn == nil {
+			state["turn"] = ""
+		}
+		if _, err := o.log().AppendState(ctx, o.ws, s.id, o.epoch, state, recs...); err != nil {
+			if o.stale(err) {
+				return
+			}
+			o.logger.Warn("recording the connection failed", slog.Any("err", err))
+		}
+		s.state["conn"] = r.connID
+	}
+	o.dispatch(ctx, s)
+}
+
+// recordScript updates a session record when the caller still holds the
+// workspace's fence.
+var recordScript = newFencedHSet()
+
+// connDone handles the end of a session's ACP connection.
+func (o *owner) connDone(ctx context.Context, s *session, connID string, err error) {
+	if s.connID != connID || s.conn == nil {
+		return
+	}
+	if errors.Is(err, acp.ErrClosed) {
+		return
+	}
+	o.logger.Warn("ACP connection ended", slog.String("sid", s.id), slog.String("conn", connID), slog.Any("err", err))
+	s.conn = nil
+	close(s.closed)
+	// Open again (a restore when the server lost it); a turn in flight
+	// ends then, since its agent is gone.
+	s.restore = true
+	if !o.unhealthy {
+		o.open(ctx, s)
+	}
+}
+
+// onMessage is a connection's OnMessage: every message goes to the owner's
+// goroutine, which persists it.
+func (o *owner) onMessage(sid, connID string, closed <-chan struct{}) func(acp.Event, acp.Envelope) error {
+	return func(ev acp.Event, env acp.Envelope) error {
+		select {
+		case o.msgs <- acpMsg{sid: sid, connID: connID, ev: ev, env: env}:
+			return nil
+		case <-closed:
+			return acp.ErrClosed
+		case <-o.stopping:
+			return acp.ErrClosed
+		}
+	}
+}
+
+// onSend persists what the owner sends to the agent (initialize,
+// session/new, replies, cancels) before it is sent. Prompts are persisted
+// by dispatch, together with their chat.user entry, and posted directly.
+func (o *owner) onSend(sid, connID string) func(context.Context, []byte) error {
+	return func(ctx context.Context, msg []byte) error {
+		_, err := o.log().Append(ctx, o.ws, sid, o.epoch, envelopeRecord(connID, "client", msg, ""))
+		if o.stale(err) {
+			return ErrNotOwner
+		}
+		return err
+	}
+}
+
+// ingest persists ACP messages: the one given and whatever else is waiting,
+// one append per session, each with its SSE id so that the next owner
+// resumes right after it.
+func (o *owner) ingest(ctx context.Context, first acpMsg) {
+	batch := []acpMsg{first}
+	for len(batch) < 256 {
+		select {
+		case m := <-o.msgs:
+			batch = append(batch, m)
+			continue
+		default:
+		}
+		break
+	}
+	order := []string{}
+	per := map[string][]acpMsg{}
+	for _, m := range batch {
+		if _, ok := per[m.sid]; !ok {
+			order = append(order, m.sid)
+		}
+		per[m.sid] = append(per[m.sid], m)
+	}
+	for _, sid := range order {
+		o.ingestSession(ctx, sid, per[sid])
+	}
+}
+
+func (o *owner) ingestSession(ctx context.Context, sid string, msgs []acpMsg) {
+	s := o.sessions[sid]
+	if s == nil {
+		return
+	}
+	var recs []eventlog.Record
+	state := map[string]string{}
+	var ended *turn
+	var stopReason string
+	var requests []acp.Envelope
+	for _, m := range msgs {
+		if m.connID != s.connID {
+			continue // a connection this owner dropped
+		}
+		s.lastMsg = time.Now()
+		o.lastBusy = s.lastMsg
+		recs = append(recs, envelopeRecord(m.connID, "agent", m.ev.Data, m.ev.ID))
+		state["conn"] = m.connID
+		switch m.env.Kind() {
+		case acp.KindResponse:
+			if t := s.turn; t != nil && ended == nil && string(m.env.ID) == fmt.Sprint(t.Req) {
+				ended = t
+				stopReason = "error"
+				if m.env.Error == nil {
+					var pr acp.PromptResult
+					_ = json.Unmarshal(m.env.Result, &pr)
+					stopReason = pr.StopReason
+				}
+				detail := map[string]any{"stopReason": stopReason, "requestId": t.Req, "promptId": t.Inbox}
+				if m.env.Error != nil {
+					detail["error"] = m.env.Error.Message
+				}
+				recs = append(recs, statusRecord(StatusTurnEnded, detail))
+				state["turn"] = ""
+			}
+		case acp.KindRequest:
+			requests = append(requests, m.env)
+		case acp.KindNotification:
+			if m.env.Method == acp.MethodSessionUpdate && s.turn != nil {
+				s.turn.written = true // the agent is working: it has the prompt
+			}
+		}
+	}
+	if len(recs) == 0 {
+		return
+	}
+	for len(recs) > 0 {
+		k := min(len(recs), 256)
+		st := state
+		if k < len(recs) {
+			st = map[string]string{"conn": s.connID}
+		}
+		if _, err := o.log().AppendState(ctx, o.ws, sid, o.epoch, st, recs[:k]...); err != nil {
+			if o.stale(err) {
+				return
+			}
+			// Redis is away: nothing was ingested. The connection is
+			// dropped and opened again from the last persisted event.
+			o.logger.Warn("persisting agent messages failed; re-attaching", slog.String("sid", sid), slog.Any("err", err))
+			o.dropConn(s, s.conn, s.connID, false)
+			s.retryAt = time.Now().Add(500 * time.Millisecond)
+			return
+		}
+		recs = recs[k:]
+	}
+	for _, r := range requests {
+		o.answerAgent(ctx, s, r)
+	}
+	if ended != nil {
+		if ended.cancel != nil {
+			ended.cancel()
+		}
+		s.turn = nil
+		o.ack(ctx, ended.Inbox)
+		o.dispatch(ctx, s)
+	}
+}
+
+// answerAgent replies to a request of the agent. Tandem has no one to ask
+// for permissions or files: permission requests are answered "cancelled"
+// and anything else "method not found", so that the agent never waits.
+func (o *owner) answerAgent(ctx context.Context, s *session, env acp.Envelope) {
+	conn := s.conn
+	if conn == nil {
+		return
+	}
+	var result any
+	var rpcErr *acp.RPCError
+	if env.Method == "session/request_permission" {
+		result = map[string]any{"outcome": map[string]any{"outcome": "cancelled"}}
+	} else {
+		rpcErr = &acp.RPCError{Code: -32601, Message: "method not supported by Tandem: " + env.Method}
+	}
+	id := env.ID
+	o.spawn(func() {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		_ = conn.Reply(ctx, id, result, rpcErr)
+	})
+}
+
+// dispatch sends the session's next queued prompt when no turn runs.
+func (o *owner) dispatch(ctx context.Context, s *session) {
+	if s.turn != nil || len(s.queue) == 0 || s.rec.DestroyedAt != nil {
+		return
+	}
+	if s.conn == nil {
+		if !s.opening && time.Now().After(s.retryAt) && !o.unhealthy {
+			o.open(ctx, s)
+		}
+		return
+	}
+	e := s.queue[0]
+	blocks := []acp.ContentBlock{}
+	if s.restore {
+		if h := o.history(ctx, s.id); h != "" {
+			blocks = append(blocks, acp.TextBlock(h))
+		}
+	}
+	blocks = append(blocks, acp.TextBlock(e.text))
+	o.reqSeq++
+	t := &turn{Req: o.reqSeq, Inbox: e.id, Started: time.Now().UnixMilli(), Conn: s.connID, text: e.text, since: time.Now()}
+	env := o.promptEnvelope(s, t.Req, blocks)
+	user, _ := json.Marshal(map[string]any{"userId": e.user, "text": e.text, "promptId": e.id})
+	tj, _ := json.Marshal(t)
+	recs := []eventlog.Record{
+		{Type: TypeChatUser, Body: user},
+		statusRecord(StatusTurnStarted, map[string]any{"promptId": e.id, "requestId": t.Req, "userId": e.user}),
+		envelopeRecord(s.connID, "client", env, ""),
+	}
+	state := map[string]string{"turn": string(tj), "last_inbox": e.id, "conn": s.connID}
+	if _, err := o.log().AppendState(ctx, o.ws, s.id, o.epoch, state, recs...); err != nil {
+		if !o.stale(err) {
+			o.logger.Warn("dispatch failed; will retry", slog.String("sid", s.id), slog.Any("err", err))
+		}
+		return
+	}
+	s.queue = s.queue[1:]
+	s.restore = false
+	s.state["last_inbox"] = e.id
+	s.turn = t
+	o.lastBusy = time.Now()
+	// A last check right before the request goes out: an owner that was
+	// paused between the append and here must not send.
+	if ep, err := o.log().CurrentEpoch(ctx, o.ws); err != nil || ep != o.epoch {
+		if err == nil {
+			o.loseOwnership(ErrNotOwner)
+		}
+		return
+	}
+	o.post(ctx, s, t, env)
+}
+
+func (o *owner) promptEnvelope(s *session, req int64, blocks []acp.ContentBlock) []byte {
+	env, _ := acp.NewRequest(req, acp.MethodSessionPrompt, acp.PromptParams{SessionID: s.agentSID, Prompt: blocks})
+	return env
+}
+
+// post sends a prompt on a helper goroutine. The server answers the POST
+// only when the turn ends (or never), so the response is taken from the
+// stream; the POST is cancelled when the turn ends. Once the request is
+// written, its inbox entry is acknowledged: it reached the sandbox.
+func (o *owner) post(ctx context.Context, s *session, t *turn, env []byte) {
+	client, connID := o.sandbox(), s.connID
+	ctx, cancel := context.WithCancel(ctx)
+	t.cancel = cancel
+	inbox := t.Inbox
+	o.spawn(func() {
+		defer cancel()
+		written := false
+		tctx := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+			WroteRequest: func(i httptrace.WroteRequestInfo) {
+				if i.Err == nil && !written {
+					written = true
+					o.report(func(ctx context.Context) {
+						if s.turn == t {
+							t.written = true
+						}
+						o.ack(ctx, inbox)
+					})
+				}
+			},
+		})
+		for attempt := 0; ; attempt++ {
+			_, _, err := client.Post(tctx, connID, "", env)
+			if err == nil || ctx.Err() != nil || written {
+				return
+			}
+			if attempt == 3 {
+				o.report(func(ctx context.Context) {
+					if s.turn == t {
+						o.logger.Warn("prompt could not be sent", slog.String("sid", s.id), slog.Any("err", err))
+						o.endTurn(ctx, s, "error", "the prompt could not be sent to the agent")
+					}
+				})
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
+			}
+		}
+	})
+}
+
+// endTurn ends the running turn without an answer from the agent.
+func (o *owner) endTurn(ctx context.Context, s *session, stopReason, reason string) {
+	t := s.turn
+	if t == nil {
+		return
+	}
+	if t.cancel != nil {
+		t.cancel()
+	}
+	_, err := o.log().AppendState(ctx, o.ws, s.id, o.epoch, map[string]string{"turn": ""},
+		statusRecord(StatusTurnEnded, map[string]any{"stopReason": stopReason, "requestId": t.Req, "promptId": t.Inbox, "reason": reason}))
+	if o.stale(err) {
+		return
+	}
+	s.turn = nil
+	o.ack(ctx, t.Inbox)
+	o.dispatch(ctx, s)
+}
+
+// sendCancel sends session/cancel for the running turn.
+func (o *owner) sendCancel(ctx context.Context, s *session) {
+	conn, agentSID := s.conn, s.agentSID
+	o.spawn(func() {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := conn.Notify(ctx, acp.MethodSessionCancel, acp.CancelParams{SessionID: agentSID}); err != nil {
+			o.logger.Warn("cancel failed", slog.String("sid", s.id), slog.Any("err", err))
+		}
+	})
+}
+
+// dropConn closes a connection on a helper goroutine; with remove, it is
+// also deleted on the server (bounded to 2 s: the server's DELETE can
+// hang).
+func (o *owner) dropConn(s *session, conn *acp.Conn, connID string, remove bool) {
+	if s.conn == conn && conn != nil {
+		s.conn = nil
+		close(s.closed)
+	}
+	client := o.sandbox()
+	o.spawn(func() {
+		if conn != nil {
+			conn.Close()
+		}
+		if remove && client != nil && connID != "" {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = client.Delete(ctx, connID)
+		}
+	})
+}
+
+// destroySession cancels the session's turn, closes its connection and
+// records the end.
+func (o *owner) destroySession(ctx context.Context, s *session) {
+	if s.turn != nil && s.conn != nil {
+		o.sendCancel(ctx, s)
+	}
+	recs := []eventlog.Record{}
+	if s.turn != nil {
+		if s.turn.cancel != nil {
+			s.turn.cancel()
+		}
+		recs = append(recs, statusRecord(StatusTurnEnded, map[string]any{"stopReason": "cancelled", "requestId": s.turn.Req, "promptId": s.turn.Inbox, "reason": "session destroyed"}))
+		o.ack(ctx, s.turn.Inbox)
+		s.turn = nil
+	}
+	for _, e := range s.queue {
+		o.ack(ctx, e.id)
+	}
+	s.queue = nil
+	recs = append(recs, statusRecord(StatusSessionDestroyed, nil))
+	if _, err := o.log().AppendState(ctx, o.ws, s.id, o.epoch, map[string]string{"turn": "", "conn": ""}, recs...); o.stale(err) {
+		return
+	}
+	now := time.Now().UnixMilli()
+	if s.rec.DestroyedAt == nil {
+		s.rec.DestroyedAt = &now
+	}
+	o.dropConn(s, s.conn, s.connID, true)
+}
+
+func (o *owner) destroyWorkspace(ctx context.Context) {
+	sids, err := o.m.rdb.ZRange(ctx, sessionsKey(o.ws), 0, -1).Result()
+	if err != nil {
+		return
+	}
+	for _, sid := range sids {
+		if s, err := o.loadSession(ctx, sid); err == nil && (s.conn != nil || s.turn != nil || s.state["conn"] != "") {
+			o.destroySession(ctx, s)
+		}
+	}
+	o.deleted = true
+}
+
+// closeSessions ends every connection as the owner stops. Handing over
+// (node shutdown) or losing the workspace keeps the connections on the
+// server for the next owner to re-attach to; going idle deletes them (the
+// next owner restores the sessions from history).
+func (o *owner) closeSessions(ctx context.Context, mode stopMode) {
+	for _, s := range o.sessions {
+		if s.turn != nil && s.turn.cancel != nil {
+			s.turn.cancel()
+		}
+		if s.conn == nil && !(mode == stopIdle && s.state["conn"] != "") {
+			continue
+		}
+		if mode == stopIdle {
+			if _, err := o.log().AppendState(ctx, o.ws, s.id, o.epoch, map[string]string{"conn": ""}); err != nil {
+				o.logger.Warn("clearing the connection failed", slog.Any("err", err))
+			}
+		}
+		o.dropConn(s, s.conn, s.connID, mode == stopIdle)
+	}
+}
+
+// history is the text block a restored session's next prompt starts with:
+// the conversation of the last HistoryEvents events, at most HistoryChars
+// characters.
+func (o *owner) history(ctx context.Context, sid string) string {
+	evs, _, err := o.log().Last(ctx, o.ws, sid, 4*o.m.cfg.HistoryEvents)
+	if err != nil || len(evs) == 0 {
+		return ""
+	}
+	var lines []string
+	var agent strings.Builder
+	flush := func() {
+		if agent.Len() > 0 {
+			lines = append(lines, "assistant: "+agent.String())
+			agent.Reset()
+		}
+	}
+	n := 0
+	for i := len(evs) - 1; i >= 0 && n < o.m.cfg.HistoryEvents; i-- {
+		switch evs[i].Type {
+		case TypeChatUser, TypeSessionEvent:
+			n++
+		}
+	}
+	for _, ev := range evs[len(evs)-n:] {
+		switch ev.Type {
+		case TypeChatUser:
+			flush()
+			var b struct{ UserID, Text string }
+			_ = json.Unmarshal(ev.Body, &b)
+			lines = append(lines, b.UserID+": "+b.Text)
+		case TypeSessionEvent:
+			if t := chunkText(ev.Body); t != "" {
+				agent.WriteString(t)
+			}
+		}
+	}
+	flush()
+	if len(lines) == 0 {
+		return ""
+	}
+	text := strings.Join(lines, "\n")
+	if len(text) > o.m.cfg.HistoryChars {
+		text = text[len(text)-o.m.cfg.HistoryChars:]
+	}
+	return "Conversation so far (restored after the agent connection was lost):\n" + text
+}
+
+// chunkText returns the text of an agent_message_chunk session.event.
+func chunkText(body json.RawMessage) string {
+	var ev struct {
+		Sender  string
+		Payload struct {
+			Method string
+			Params struct {
+				Update struct {
+					SessionUpdate string
+					Content       struct{ Type, Text string }
+				}
+			}
+		}
+	}
+	if json.Unmarshal(body, &ev) != nil || ev.Sender != "agent" || ev.Payload.Method != acp.MethodSessionUpdate {
+		return ""
+	}
+	if ev.Payload.Params.Update.SessionUpdate != "agent_message_chunk" || ev.Payload.Params.Update.Content.Type != "text" {
+		return ""
+	}
+	return ev.Payload.Params.Update.Content.Text
+}
