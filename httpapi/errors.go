@@ -5,10 +5,12 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 	"github.com/tandem-dev/tandem/eventlog"
 	"github.com/tandem-dev/tandem/fanout"
+	"github.com/tandem-dev/tandem/workspace"
 )
 
 // Problem is an RFC 9457 problem detail.
@@ -43,6 +45,16 @@ var (
 	probMethodNotAllowed = problemKind{"method_not_allowed", http.StatusMethodNotAllowed, "Method not allowed"}
 	probUnavailable      = problemKind{"unavailable", http.StatusServiceUnavailable, "Service unavailable"}
 	probInternal         = problemKind{"internal", http.StatusInternalServerError, "Internal error"}
+	probBodyTooLarge     = problemKind{"body_too_large", http.StatusRequestEntityTooLarge, "Request body too large"}
+	probUnsupportedMedia = problemKind{"unsupported_media_type", http.StatusUnsupportedMediaType, "Unsupported media type"}
+	probMalformedJSON    = problemKind{"malformed_json", http.StatusBadRequest, "Malformed JSON"}
+	probInvalid          = problemKind{"invalid_request", http.StatusBadRequest, "Invalid request"}
+	probInvalidUser      = problemKind{"invalid_user", http.StatusBadRequest, "Invalid user id"}
+	probWorkspaceMissing = problemKind{"workspace_not_found", http.StatusNotFound, "Workspace not found"}
+	probSessionMissing   = problemKind{"session_not_found", http.StatusNotFound, "Session not found"}
+	probSessionDestroyed = problemKind{"session_destroyed", http.StatusConflict, "Session destroyed"}
+	probSandboxForbidden = problemKind{"sandbox_not_allowed", http.StatusForbidden, "Sandbox not allowed"}
+	probPromptTooLarge   = problemKind{"prompt_too_large", http.StatusRequestEntityTooLarge, "Prompt too large"}
 )
 
 // apiError is an error that already knows its problem kind.
@@ -64,6 +76,12 @@ var errorTable = []struct {
 	{eventlog.ErrCursorMalformed, probCursorMalformed},
 	{eventlog.ErrCursorExpired, probCursorExpired},
 	{eventlog.ErrCursorUnknown, probCursorUnknown},
+	{workspace.ErrWorkspaceNotFound, probWorkspaceMissing},
+	{workspace.ErrSessionNotFound, probSessionMissing},
+	{workspace.ErrSessionDestroyed, probSessionDestroyed},
+	{workspace.ErrSandboxNotAllowed, probSandboxForbidden},
+	{workspace.ErrInvalid, probInvalid},
+	{workspace.ErrTooLarge, probPromptTooLarge},
 	{fanout.ErrClosed, probUnavailable},
 	{eventlog.ErrUnavailable, probUnavailable},
 	{context.DeadlineExceeded, probUnavailable},
@@ -91,6 +109,10 @@ func problemFor(err error) (problemKind, string, *string) {
 	}
 	for _, row := range errorTable {
 		if errors.Is(err, row.err) {
+			if row.err == workspace.ErrInvalid || row.err == workspace.ErrSandboxNotAllowed || row.err == workspace.ErrTooLarge {
+				// Our own description of the input, safe to show.
+				return row.kind, strings.TrimPrefix(err.Error()[strings.Index(err.Error(), row.err.Error()):], row.err.Error()+": "), nil
+			}
 			var oldest *string
 			var re *eventlog.ResetError
 			if errors.As(err, &re) {

@@ -32,6 +32,9 @@ func (s *Server) listEvents(c echo.Context) error {
 		}
 		limit = n
 	}
+	if err := s.sessionVisible(c.Request().Context(), c.Param("ws"), c.Param("sid")); err != nil {
+		return err
+	}
 	evs, _, err := s.deps.Events.Read(c.Request().Context(), c.Param("ws"), c.Param("sid"), after, limit)
 	if err != nil {
 		return err
@@ -59,6 +62,9 @@ func (s *Server) streamEvents(c echo.Context) error {
 	after, err := eventlog.ParseCursor(pos)
 	if err != nil {
 		return newError(probCursorMalformed, "Last-Event-ID or cursor is not one this server issued")
+	}
+	if err := s.sessionVisible(r.Context(), c.Param("ws"), c.Param("sid")); err != nil {
+		return err
 	}
 	st := fanout.Stream{
 		Workspace: c.Param("ws"),

@@ -28,10 +28,11 @@ type ReadinessCheck func(ctx context.Context) error
 
 // Deps are the components the routes use.
 type Deps struct {
-	Events  EventReader
-	Streams Streamer
-	Ready   ReadinessCheck
-	Logger  *slog.Logger // nil: slog.Default()
+	Events     EventReader
+	Streams    Streamer
+	Workspaces Workspaces // nil: only the event routes are served (tests)
+	Ready      ReadinessCheck
+	Logger     *slog.Logger // nil: slog.Default()
 }
 
 // Config configures the HTTP layer. Zero values are the defaults given.
@@ -100,9 +101,20 @@ func New(deps Deps, cfg Config) *Server {
 
 	// Middleware goes on routes, not groups: a group with middleware
 	// answers 404 instead of 405 for a known path with a wrong method.
-	const ses = "/v1/workspaces/:ws/sessions/:sid"
+	const ws, ses = "/v1/workspaces/:ws", "/v1/workspaces/:ws/sessions/:sid"
 	e.GET(ses+"/events", s.listEvents, s.validateIDs)
 	e.GET(ses+"/events/stream", s.streamEvents, s.validateIDs)
+	if deps.Workspaces != nil {
+		e.PUT(ws, s.putWorkspace, s.validateIDs)
+		e.GET(ws, s.getWorkspace, s.validateIDs)
+		e.DELETE(ws, s.deleteWorkspace, s.validateIDs)
+		e.GET(ws+"/sessions", s.listSessions, s.validateIDs)
+		e.POST(ws+"/sessions", s.createSession, s.validateIDs)
+		e.GET(ses, s.getSession, s.validateIDs)
+		e.DELETE(ses, s.deleteSession, s.validateIDs)
+		e.POST(ses+"/prompt", s.prompt, s.validateIDs)
+		e.POST(ses+"/cancel", s.cancel, s.validateIDs)
+	}
 	return s
 }
 

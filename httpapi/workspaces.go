@@ -1,0 +1,274 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+	"github.com/tandem-dev/tandem/workspace"
+)
+
+// Workspaces is the workspace API (workspace.Manager).
+type Workspaces interface {
+	PutWorkspace(ctx context.Context, ws string, s workspace.Settings) (bool, error)
+	GetWorkspace(ctx context.Context, ws string) (workspace.Info, error)
+	DeleteWorkspace(ctx context.Context, ws string) error
+	Exists(ctx context.Context, ws string) error
+	ListSessions(ctx context.Context, ws, cursor string, limit int) ([]workspace.SessionRecord, string, error)
+	CreateSession(ctx context.Context, ws, id, agent string) (workspace.SessionRecord, bool, error)
+	GetSession(ctx context.Context, ws, sid string) (workspace.SessionRecord, error)
+	DeleteSession(ctx context.Context, ws, sid string) (workspace.SessionRecord, error)
+	Prompt(ctx context.Context, ws, sid, user, text, idem string) (workspace.Accepted, error)
+	Cancel(ctx context.Context, ws, sid, user string) (string, error)
+}
+
+var _ Workspaces = (*workspace.Manager)(nil)
+
+// maxBody bounds every JSON request body.
+const maxBody = 1 << 20
+
+// decodeBody decodes a JSON body strictly into v: application/json, at
+// most maxBody bytes, one object, no unknown field. An empty body leaves v
+// as it is when optional.
+func decodeBody(c echo.Context, v any, optional bool) error {
+	r := c.Request()
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return newError(probBadRequest, "the request body could not be read")
+	}
+	if len(body) > maxBody {
+		return newError(probBodyTooLarge, "the request body is larger than 1 MiB")
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		if optional {
+			return nil
+		}
+		return newError(probMalformedJSON, "a JSON body is required")
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
+	if err != nil || mt != echo.MIMEApplicationJSON {
+		return newError(probUnsupportedMedia, "the body must be application/json")
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return newError(probMalformedJSON, "the body is not the JSON this route takes: "+jsonProblem(err))
+	}
+	if dec.More() {
+		return newError(probMalformedJSON, "the body holds more than one JSON value")
+	}
+	return nil
+}
+
+// jsonProblem describes a decoding error without echoing the input.
+func jsonProblem(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return "syntax error at byte " + strconv.FormatInt(se.Offset, 10)
+	case errors.As(err, &te):
+		return "field " + strconv.Quote(te.Field) + " has the wrong type"
+	case strings.HasPrefix(err.Error(), "json: unknown field"):
+		return strings.TrimPrefix(err.Error(), "json: ")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "unexpected end of input"
+	}
+	return "invalid JSON"
+}
+
+// userID is the caller's identity: the X-User-Id header until
+// authentication is configured, "anonymous" without it.
+func userID(c echo.Context) (string, error) {
+	u := c.Request().Header.Get("X-User-Id")
+	if u == "" {
+		return "anonymous", nil
+	}
+	if len(u) > 128 {
+		return "", newError(probInvalidUser, "X-User-Id is longer than 128 characters")
+	}
+	for i := 0; i < len(u); i++ {
+		ch := u[i]
+		if !('a' <= ch && ch <= 'z' || 'A' <= ch && ch <= 'Z' || '0' <= ch && ch <= '9' || strings.IndexByte("._@+-", ch) >= 0) {
+			return "", newError(probInvalidUser, "X-User-Id must be characters of [A-Za-z0-9._@+-]")
+		}
+	}
+	return u, nil
+}
+
+func (s *Server) putWorkspace(c echo.Context) error {
+	var body struct {
+		Sandbox *struct {
+			BaseURL   string `json:"baseUrl"`
+			Token     string `json:"token"`
+			SandboxID string `json:"sandboxId"`
+		} `json:"sandbox"`
+		Agent string `json:"agent"`
+	}
+	if err := decodeBody(c, &body, true); err != nil {
+		return err
+	}
+	var set workspace.Settings
+	set.Agent = body.Agent
+	if body.Sandbox != nil {
+		if body.Sandbox.BaseURL == "" {
+			return newError(probInvalid, "sandbox.baseUrl is required when sandbox is given")
+		}
+		set.Sandbox = workspace.Sandbox{BaseURL: body.Sandbox.BaseURL, Token: body.Sandbox.Token, SandboxID: body.Sandbox.SandboxID}
+	}
+	ctx := c.Request().Context()
+	ws := c.Param("ws")
+	created, err := s.deps.Workspaces.PutWorkspace(ctx, ws, set)
+	if err != nil {
+		return err
+	}
+	info, err := s.deps.Workspaces.GetWorkspace(ctx, ws)
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	return c.JSON(status, info)
+}
+
+func (s *Server) getWorkspace(c echo.Context) error {
+	info, err := s.deps.Workspaces.GetWorkspace(c.Request().Context(), c.Param("ws"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, info)
+}
+
+func (s *Server) deleteWorkspace(c echo.Context) error {
+	if err := s.deps.Workspaces.DeleteWorkspace(c.Request().Context(), c.Param("ws")); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (s *Server) listSessions(c echo.Context) error {
+	q := c.Request().URL.Query()
+	limit := s.cfg.DefaultPageLimit
+	if q.Has("limit") {
+		n, err := strconv.Atoi(q.Get("limit"))
+		if err != nil || n < 1 || n > s.cfg.MaxPageLimit {
+			return newError(probInvalidLimit, "limit must be an integer from 1 to "+strconv.Itoa(s.cfg.MaxPageLimit))
+		}
+		limit = n
+	}
+	items, next, err := s.deps.Workspaces.ListSessions(c.Request().Context(), c.Param("ws"), q.Get("cursor"), limit)
+	if err != nil {
+		return err
+	}
+	if items == nil {
+		items = []workspace.SessionRecord{}
+	}
+	out := struct {
+		Items      []workspace.SessionRecord `json:"items"`
+		NextCursor string                    `json:"nextCursor,omitempty"`
+	}{items, next}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) createSession(c echo.Context) error {
+	var body struct {
+		ID    string `json:"id"`
+		Agent string `json:"agent"`
+	}
+	if err := decodeBody(c, &body, true); err != nil {
+		return err
+	}
+	if body.ID == "" {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		body.ID = "s-" + hex.EncodeToString(b[:])
+	} else if !ValidID(body.ID) {
+		return newError(probInvalidID, "id must be 1-128 characters of [A-Za-z0-9._-]")
+	}
+	rec, created, err := s.deps.Workspaces.CreateSession(c.Request().Context(), c.Param("ws"), body.ID, body.Agent)
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	return c.JSON(status, rec)
+}
+
+func (s *Server) getSession(c echo.Context) error {
+	rec, err := s.deps.Workspaces.GetSession(c.Request().Context(), c.Param("ws"), c.Param("sid"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, rec)
+}
+
+func (s *Server) deleteSession(c echo.Context) error {
+	ctx := c.Request().Context()
+	if _, err := s.deps.Workspaces.GetSession(ctx, c.Param("ws"), c.Param("sid")); err != nil {
+		return err
+	}
+	rec, err := s.deps.Workspaces.DeleteSession(ctx, c.Param("ws"), c.Param("sid"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, rec)
+}
+
+func (s *Server) prompt(c echo.Context) error {
+	user, err := userID(c)
+	if err != nil {
+		return err
+	}
+	var body struct {
+		Text *string `json:"text"`
+	}
+	if err := decodeBody(c, &body, false); err != nil {
+		return err
+	}
+	if body.Text == nil {
+		return newError(probInvalid, "text is required")
+	}
+	acc, err := s.deps.Workspaces.Prompt(c.Request().Context(), c.Param("ws"), c.Param("sid"), user, *body.Text, c.Request().Header.Get("Idempotency-Key"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusAccepted, acc)
+}
+
+func (s *Server) cancel(c echo.Context) error {
+	user, err := userID(c)
+	if err != nil {
+		return err
+	}
+	id, err := s.deps.Workspaces.Cancel(c.Request().Context(), c.Param("ws"), c.Param("sid"), user)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusAccepted, map[string]string{"id": id, "sessionId": c.Param("sid")})
+}
+
+// sessionVisible: the events of a session can be read when the workspace
+// exists and the session does, or is the default one (created by the
+// first prompt, and watched before it).
+func (s *Server) sessionVisible(ctx context.Context, ws, sid string) error {
+	if s.deps.Workspaces == nil {
+		return nil
+	}
+	if sid == workspace.DefaultSession {
+		return s.deps.Workspaces.Exists(ctx, ws)
+	}
+	_, err := s.deps.Workspaces.GetSession(ctx, ws, sid)
+	return err
+}
