@@ -319,8 +319,8 @@ func (h *Hub) subscriptionLoop(ctx context.Context) {
 }
 
 // sweepLoop runs the periodic work: keepalives of attached clients, ending
-// expired streams, auditing active feeds against Redis, and removing feeds
-// that lingered long enough.
+// expired streams and noticing clients that left, auditing active feeds
+// against Redis, and removing feeds that lingered long enough.
 func (h *Hub) sweepLoop(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -340,13 +340,15 @@ func (h *Hub) sweepLoop(ctx context.Context) {
 }
 
 func (h *Hub) sweep(now time.Time, audit bool) {
-	var expired []*client
+	var expired, all []*client
 	var feeds, referenced []*feed
 	dropped := false
 	h.mu.Lock()
 	for c := range h.clients {
 		if !c.expires.IsZero() && now.After(c.expires) {
 			expired = append(expired, c)
+		} else {
+			all = append(all, c)
 		}
 	}
 	for id, w := range h.workspaces {
@@ -372,6 +374,13 @@ func (h *Hub) sweep(now time.Time, audit bool) {
 	for _, c := range expired {
 		c.close()
 	}
+	// Clients that went away are noticed now rather than at the next
+	// write, so that presence and idleness are right within a second.
+	for _, c := range all {
+		if c.sink.gone() {
+			c.close()
+		}
+	}
 	keepBefore := now.Add(-h.cfg.Keepalive).UnixNano()
 	for _, f := range feeds {
 		f.mu.Lock()
@@ -395,4 +404,20 @@ func (h *Hub) sweep(now time.Time, audit bool) {
 			h.requestSync(f)
 		}
 	}
+}
+
+// Presence returns the node's stream clients: workspace → user → number of
+// connections.
+func (h *Hub) Presence() map[string]map[string]int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make(map[string]map[string]int)
+	for c := range h.clients {
+		ws := c.f.ws
+		if out[ws] == nil {
+			out[ws] = make(map[string]int)
+		}
+		out[ws][c.user]++
+	}
+	return out
 }

@@ -22,6 +22,9 @@ type sink interface {
 	// write writes all of p, giving up when no byte was accepted for the
 	// write timeout.
 	write(p []byte) error
+	// gone reports whether the client has closed the connection, without
+	// blocking; false when it cannot tell.
+	gone() bool
 	close()
 }
 
@@ -65,6 +68,26 @@ func (s *tcpSink) tryWrite(p []byte) (int, error) {
 func (s *tcpSink) write(p []byte) error { return writeChunks(s.conn, p, s.timeout) }
 func (s *tcpSink) close()               { s.conn.Close() }
 
+// gone peeks at the socket: a client of an event stream sends nothing after
+// its request, so a readable end of file (or a reset) means it left. The
+// peek leaves any bytes where they are.
+func (s *tcpSink) gone() bool {
+	var n int
+	var rerr error
+	var b [1]byte
+	err := s.raw.Read(func(fd uintptr) bool {
+		n, _, rerr = syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		return true // never wait
+	})
+	if err != nil {
+		return true // closed on our side
+	}
+	if rerr == syscall.EAGAIN || rerr == syscall.EINTR {
+		return false
+	}
+	return rerr != nil || n == 0
+}
+
 // connSink is a hijacked connection of another kind (TLS): blocking only.
 type connSink struct {
 	conn    net.Conn
@@ -75,6 +98,7 @@ func (s *connSink) nonBlocking() bool              { return false }
 func (s *connSink) tryWrite(p []byte) (int, error) { return 0, nil }
 func (s *connSink) write(p []byte) error           { return writeChunks(s.conn, p, s.timeout) }
 func (s *connSink) close()                         { s.conn.Close() }
+func (s *connSink) gone() bool                     { return false }
 
 func writeChunks(c net.Conn, p []byte, timeout time.Duration) error {
 	for len(p) > 0 {
@@ -101,6 +125,7 @@ type responseSink struct {
 func (s *responseSink) nonBlocking() bool              { return false }
 func (s *responseSink) tryWrite(p []byte) (int, error) { return 0, nil }
 func (s *responseSink) close()                         {}
+func (s *responseSink) gone() bool                     { return false } // the request's context ends instead
 
 func (s *responseSink) write(p []byte) error {
 	for len(p) > 0 {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/tandem-dev/tandem/eventlog"
 	"github.com/tandem-dev/tandem/internal/ssetest"
 )
@@ -124,4 +125,27 @@ func checkDigests(t testing.TB, who string, got, want []digest) {
 			return
 		}
 	}
+}
+
+// holdWorkspace makes the test the owner of ws: it creates the workspace
+// and session records, holds the ownership lock (so no node takes the
+// workspace) and returns a fresh epoch to append with.
+func holdWorkspace(t testing.TB, l *eventlog.Log, ws string, sids ...string) uint64 {
+	t.Helper()
+	ctx := context.Background()
+	rdb := l.Client()
+	tag := "{ws:" + ws + "}"
+	if err := rdb.Set(ctx, tag+":lock", "test", time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	rdb.HSet(ctx, tag+":meta", "sandboxUrl", "http://127.0.0.1:9", "agent", "mock", "createdAt", 1)
+	for _, sid := range sids {
+		rdb.HSet(ctx, tag+":session:"+sid, "id", sid, "agent", "mock", "createdAt", 1)
+		rdb.ZAdd(ctx, tag+":sessions", redis.Z{Score: 1, Member: sid})
+	}
+	ep, err := l.AcquireEpoch(ctx, ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ep
 }

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -25,6 +26,8 @@ import (
 	"github.com/tandem-dev/tandem/eventlog"
 	"github.com/tandem-dev/tandem/fanout"
 	"github.com/tandem-dev/tandem/httpapi"
+	"github.com/tandem-dev/tandem/sandbox"
+	"github.com/tandem-dev/tandem/workspace"
 )
 
 // Config configures a node. Zero values are the defaults given.
@@ -37,11 +40,57 @@ type Config struct {
 	// flight (default 10s).
 	ShutdownTimeout time.Duration
 
-	EventLog eventlog.Config
-	Fanout   fanout.Config
-	HTTP     httpapi.Config
+	EventLog  eventlog.Config
+	Fanout    fanout.Config
+	HTTP      httpapi.Config
+	Workspace workspace.Config // NodeID is filled in from the node's
+	Sandbox   SandboxConfig
 
 	Logger *slog.Logger // nil: slog.Default()
+}
+
+// SandboxConfig says which Sandbox Agent server workspaces created without
+// settings use, and whether the node runs it.
+type SandboxConfig struct {
+	// Mode is "local" (the node runs the server as its child and restarts
+	// it) or "static" (a server at URL, managed elsewhere). Default: static
+	// when URL is set, local otherwise.
+	Mode string
+	// URL and Token of a static server.
+	URL, Token string
+	// Local server: the sandbox-agent binary, its data directory, its port
+	// on 127.0.0.1 (0: a free one), and the launcher that replaces the
+	// "mock" agent's (empty: the built-in mock).
+	Bin, DataDir  string
+	Port          int
+	AgentLauncher string
+	Output        *os.File
+}
+
+func (c SandboxConfig) mode() string {
+	if c.Mode != "" {
+		return c.Mode
+	}
+	if c.URL != "" {
+		return "static"
+	}
+	return "local"
+}
+
+func (c SandboxConfig) validate() error {
+	switch c.mode() {
+	case "static":
+		if c.URL == "" {
+			return errors.New("sandbox: static mode needs a URL")
+		}
+	case "local":
+		if c.Bin == "" || c.DataDir == "" {
+			return errors.New("sandbox: local mode needs the sandbox-agent binary and a data directory")
+		}
+	default:
+		return fmt.Errorf("sandbox: mode %q: want local or static", c.Mode)
+	}
+	return nil
 }
 
 // Validate reports whether the configuration can be used.
@@ -53,7 +102,7 @@ func (c Config) Validate() error {
 	if c.ShutdownTimeout < 0 {
 		errs = append(errs, errors.New("shutdown timeout is negative"))
 	}
-	errs = append(errs, c.EventLog.Validate(), c.Fanout.Validate(), c.HTTP.Validate())
+	errs = append(errs, c.EventLog.Validate(), c.Fanout.Validate(), c.HTTP.Validate(), c.Sandbox.validate())
 	return errors.Join(errs...)
 }
 
@@ -94,17 +143,43 @@ func Run(ctx context.Context, cfg Config, ln net.Listener) error {
 	}
 	defer rdb.Close()
 
+	// The default sandbox, and the local server when the node runs one.
+	var local *sandbox.Local
+	wcfg := cfg.Workspace
+	wcfg.NodeID = cfg.NodeID
+	wcfg.Logger = logger
+	switch cfg.Sandbox.mode() {
+	case "local":
+		local, err = sandbox.NewLocal(sandbox.LocalConfig{
+			Bin: cfg.Sandbox.Bin, DataDir: cfg.Sandbox.DataDir, Port: cfg.Sandbox.Port,
+			AgentLauncher: cfg.Sandbox.AgentLauncher, Output: cfg.Sandbox.Output, Logger: logger,
+		})
+		if err != nil {
+			return err
+		}
+		wcfg.DefaultSandbox = workspace.Sandbox{BaseURL: local.BaseURL()}
+	default:
+		wcfg.DefaultSandbox = workspace.Sandbox{BaseURL: cfg.Sandbox.URL, Token: cfg.Sandbox.Token}
+	}
+	if err := wcfg.Validate(); err != nil {
+		return err
+	}
+
 	log := eventlog.New(rdb, cfg.EventLog)
 	hub := fanout.New(log, cfg.Fanout)
 	hub.SetObserver(logObserver{logger})
-	bell := eventlog.NewBell(rdb, hub)
+	mux := &bellMux{hub: hub}
+	bell := eventlog.NewBell(rdb, mux)
 	hub.SetDoorbell(bell)
+	mgr := workspace.New(log, bell, sandboxes{local: local}, hub, wcfg)
+	mux.mgr = mgr
 
 	api := httpapi.New(httpapi.Deps{
-		Events:  log,
-		Streams: hub,
-		Ready:   func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
-		Logger:  logger,
+		Events:     log,
+		Streams:    hub,
+		Workspaces: mgr,
+		Ready:      func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+		Logger:     logger,
 	}, cfg.HTTP)
 
 	// Requests' contexts end when shutdown begins, so that nothing waits
@@ -123,7 +198,7 @@ func Run(ctx context.Context, cfg Config, ln net.Listener) error {
 	runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelRun()
 	var wg sync.WaitGroup
-	errs := make(chan error, 3)
+	errs := make(chan error, 5)
 	start := func(name string, fn func() error) {
 		wg.Add(1)
 		go func() {
@@ -133,8 +208,23 @@ func Run(ctx context.Context, cfg Config, ln net.Listener) error {
 			}
 		}()
 	}
+	// The local sandbox outlives the owners: they hand their workspaces
+	// over before it stops.
+	sbCtx, cancelSandbox := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelSandbox()
+	var sbWG sync.WaitGroup
+	if local != nil {
+		sbWG.Add(1)
+		go func() {
+			defer sbWG.Done()
+			if err := local.Run(sbCtx); err != nil && !errors.Is(err, context.Canceled) {
+				errs <- fmt.Errorf("sandbox: %w", err)
+			}
+		}()
+	}
 	start("doorbell", func() error { return bell.Run(runCtx) })
 	start("hub", func() error { return hub.Run(runCtx) })
+	start("workspaces", func() error { return mgr.Run(runCtx) })
 	start("http", func() error { return srv.Serve(ln) })
 	logger.Info("tandem node listening", slog.String("addr", ln.Addr().String()), slog.String("redis", RedactURL(cfg.RedisURL)))
 
@@ -154,7 +244,39 @@ func Run(ctx context.Context, cfg Config, ln net.Listener) error {
 		srv.Close()
 	}
 	wg.Wait()
+	cancelSandbox()
+	sbWG.Wait()
 	return runErr
+}
+
+// bellMux hands what the doorbell hears to the hub (events) and to the
+// workspace manager (inbox and settings signals).
+type bellMux struct {
+	hub *fanout.Hub
+	mgr *workspace.Manager
+}
+
+func (b *bellMux) Ring(ws string, ev eventlog.Event, gen string) { b.hub.Ring(ws, ev, gen) }
+
+func (b *bellMux) Subscribed(ws string) {
+	b.hub.Subscribed(ws)
+	b.mgr.Subscribed(ws)
+}
+
+func (b *bellMux) Signal(ws, msg string) {
+	b.hub.Signal(ws, msg)
+	b.mgr.Signal(ws, msg)
+}
+
+// sandboxes restarts the node's local sandbox server; others are managed
+// elsewhere and only checked.
+type sandboxes struct{ local *sandbox.Local }
+
+func (s sandboxes) EnsureServer(ctx context.Context, sb workspace.Sandbox) error {
+	if s.local != nil && strings.TrimRight(sb.BaseURL, "/") == s.local.BaseURL() {
+		return s.local.EnsureServer(ctx)
+	}
+	return (&sandbox.Static{URL: sb.BaseURL, BearerToken: sb.Token}).EnsureServer(ctx)
 }
 
 // RedactURL drops a password from a URL for logging.

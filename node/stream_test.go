@@ -38,7 +38,7 @@ func TestStreamClientsAtCursorsThroughBurstsAndReconnects(t *testing.T) {
 	n := nodetest.Start(t, rs.URL(), nil)
 	l := eventlog.New(rs.Client(t), eventlog.Config{})
 	ctx := context.Background()
-	ep, _ := l.AcquireEpoch(ctx, "w")
+	ep := holdWorkspace(t, l, "w", "s")
 	pre := appendN(t, l, "w", "s", ep, 0, 1000, 40)
 	const total = 6000
 	url := streamURL(n, "w", "s")
@@ -142,7 +142,7 @@ func TestStreamTwoNodesSameOrderAndCursors(t *testing.T) {
 	b := nodetest.Start(t, rs.URL(), nil)
 	l := eventlog.New(rs.Client(t), eventlog.Config{})
 	ctx := context.Background()
-	ep, _ := l.AcquireEpoch(ctx, "w2")
+	ep := holdWorkspace(t, l, "w2", "s")
 	ca, err := ssetest.Dial(ctx, streamURL(a, "w2", "s"), "", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -177,7 +177,7 @@ func TestStreamSlowClientDoesNotSlowFastOne(t *testing.T) {
 	n := nodetest.Start(t, rs.URL(), nil)
 	l := eventlog.New(rs.Client(t), eventlog.Config{})
 	ctx := context.Background()
-	ep, _ := l.AcquireEpoch(ctx, "w3")
+	ep := holdWorkspace(t, l, "w3", "s")
 	url := streamURL(n, "w3", "s")
 
 	slow := dialSlow(t, n.Addr, "/v1/workspaces/w3/sessions/s/events/stream")
@@ -320,7 +320,7 @@ func TestStreamSurvivesRedisRestart(t *testing.T) {
 	rdb := rs.Client(t)
 	l := eventlog.New(rdb, eventlog.Config{})
 	ctx := context.Background()
-	ep, _ := l.AcquireEpoch(ctx, "w4")
+	ep := holdWorkspace(t, l, "w4", "s")
 	url := streamURL(n, "w4", "s")
 
 	// Appends one event at a time; after an error it finds out whether
@@ -423,7 +423,7 @@ func TestStreamResets(t *testing.T) {
 	n := nodetest.Start(t, rs.URL(), nil)
 	l := eventlog.New(rs.Client(t), eventlog.Config{MaxLen: 50})
 	ctx := context.Background()
-	ep, _ := l.AcquireEpoch(ctx, "w5")
+	ep := holdWorkspace(t, l, "w5", "s")
 	evs := appendN(t, l, "w5", "s", ep, 0, 500, 5)
 	kept := all(t, l, "w5", "s")
 
@@ -457,10 +457,7 @@ func TestStreamResets(t *testing.T) {
 		defer c.Close()
 		// Redis loses everything; a new writer starts the stream again.
 		rs.Restart(t)
-		ep, err := l.AcquireEpoch(ctx, "w5")
-		if err != nil {
-			t.Fatal(err)
-		}
+		ep := holdWorkspace(t, l, "w5", "s")
 		fresh := appendN(t, l, "w5", "s", ep, 0, 3, 5)
 		first := nextEvent(t, c)
 		if first.Type != "reset" {
@@ -500,6 +497,7 @@ func TestShutdownEndsStreamsPromptly(t *testing.T) {
 	rs := redistest.Start(t, redistest.Options{})
 	n := nodetest.Start(t, rs.URL(), func(c *node.Config) { c.Fanout = fanout.Config{} })
 	ctx := context.Background()
+	holdWorkspace(t, eventlog.New(rs.Client(t), eventlog.Config{}), "w6", "s0", "s1", "s2")
 	var conns []*ssetest.Conn
 	for i := 0; i < 20; i++ {
 		c, err := ssetest.Dial(ctx, streamURL(n, "w6", fmt.Sprintf("s%d", i%3)), "", nil)

@@ -33,6 +33,8 @@ func Start(tb testing.TB, redisURL string, mut func(*node.Config)) *Node {
 		RedisURL:        redisURL,
 		ShutdownTimeout: 5 * time.Second,
 		Logger:          slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		// A sandbox nobody listens on: tests that prompt set their own.
+		Sandbox: node.SandboxConfig{URL: "http://127.0.0.1:9"},
 	}
 	if mut != nil {
 		mut(&cfg)
