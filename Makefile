@@ -13,12 +13,16 @@ TANDEM_ADDR ?= 127.0.0.1:8080
 ## build: compile the binaries into bin/
 build:
 	$(GO) build -o $(BIN)/tandem ./cmd/tandem
+	$(GO) build -o $(BIN)/tandem-mockagent ./cmd/tandem-mockagent
 
-## deps: install what the tests and `make run` need (redis-server)
+## deps: install what the tests and `make run` need: redis-server (apt) and
+## the pinned Sandbox Agent binary (npm)
 deps:
 	@scripts/ensure-redis.sh >/dev/null
+	@scripts/install-sandbox-agent.sh >/dev/null
 
-## run: start a local redis-server and one Tandem node (Ctrl-C stops both)
+## run: a local redis-server, one Tandem node and, as its child, the Sandbox
+## Agent server with our scripted agent (Ctrl-C stops everything)
 run: deps build
 	@scripts/run.sh
 

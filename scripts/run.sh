@@ -24,8 +24,18 @@ else
 fi
 
 export TANDEM_REDIS_URL=${TANDEM_REDIS_URL:-redis://127.0.0.1:$port/0}
+# The node runs the Sandbox Agent server (local provider) with our scripted
+# agent installed as its "mock" agent, unless a TANDEM_SANDBOX_URL is given.
+if [ -z "${TANDEM_SANDBOX_URL:-}" ]; then
+  export TANDEM_SANDBOX_AGENT_BIN=${TANDEM_SANDBOX_AGENT_BIN:-$(scripts/install-sandbox-agent.sh)}
+  export TANDEM_AGENT_LAUNCHER=${TANDEM_AGENT_LAUNCHER:-$PWD/bin/tandem-mockagent}
+  export TANDEM_SANDBOX_DATA_DIR=${TANDEM_SANDBOX_DATA_DIR:-$PWD/$dir/sandbox}
+fi
 export TANDEM_ADDR=${TANDEM_ADDR:-127.0.0.1:8080}
-echo "tandem on http://$TANDEM_ADDR"
+echo "tandem on http://$TANDEM_ADDR — try:"
+echo "  curl -X PUT http://$TANDEM_ADDR/v1/workspaces/demo"
+echo "  curl -N http://$TANDEM_ADDR/v1/workspaces/demo/sessions/default/events/stream"
+echo "  curl -X POST -H 'Content-Type: application/json' -d '{\"text\":\"hello\"}' http://$TANDEM_ADDR/v1/workspaces/demo/sessions/default/prompt"
 bin/tandem serve &
 pids+=($!)
 wait -n "${pids[@]}"
