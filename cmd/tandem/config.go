@@ -21,6 +21,20 @@ type config struct {
 	LogLevel     string
 	ShutdownWait time.Duration
 	StreamMaxLen int64
+
+	LockTTL        time.Duration
+	IdleTimeout    time.Duration
+	HealthInterval time.Duration
+	Agent          string
+	AgentCwd       string
+
+	Sandbox         string
+	SandboxURL      string
+	SandboxToken    string
+	SandboxBin      string
+	SandboxDataDir  string
+	SandboxPort     int64
+	SandboxLauncher string
 }
 
 // envFlag registers a flag whose default comes from an environment variable.
@@ -79,6 +93,18 @@ func parseServeConfig(args []string) (config, error) {
 	e.str(&c.LogLevel, "log-level", "TANDEM_LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	e.dur(&c.ShutdownWait, "shutdown-timeout", "TANDEM_SHUTDOWN_TIMEOUT", 10*time.Second, "how long shutdown waits for requests in flight")
 	e.int64(&c.StreamMaxLen, "stream-maxlen", "TANDEM_STREAM_MAXLEN", 0, "trim each session stream to about this many events (0: keep all)")
+	e.dur(&c.LockTTL, "lock-ttl", "TANDEM_LOCK_TTL", 8*time.Second, "expiry of a workspace's ownership lock")
+	e.dur(&c.IdleTimeout, "idle-timeout", "TANDEM_IDLE_TIMEOUT", 30*time.Second, "an owner with nothing to do lets its workspace go after this long")
+	e.dur(&c.HealthInterval, "health-interval", "TANDEM_HEALTH_INTERVAL", 2*time.Second, "how often an owner checks its sandbox")
+	e.str(&c.Agent, "agent", "TANDEM_AGENT", "mock", "default agent of new workspaces")
+	e.str(&c.AgentCwd, "agent-cwd", "TANDEM_AGENT_CWD", "/tmp", "working directory of new agent sessions")
+	e.str(&c.Sandbox, "sandbox", "TANDEM_SANDBOX", "", "sandbox provider: local (run the server) or static (default: static when a URL is given)")
+	e.str(&c.SandboxURL, "sandbox-url", "TANDEM_SANDBOX_URL", "", "URL of a Sandbox Agent server managed elsewhere")
+	e.str(&c.SandboxToken, "sandbox-token", "TANDEM_SANDBOX_TOKEN", "", "bearer token of that server")
+	e.str(&c.SandboxBin, "sandbox-bin", "TANDEM_SANDBOX_AGENT_BIN", "", "local provider: the sandbox-agent binary")
+	e.str(&c.SandboxDataDir, "sandbox-data-dir", "TANDEM_SANDBOX_DATA_DIR", ".cache/sandbox-data", "local provider: the server's home directory")
+	e.int64(&c.SandboxPort, "sandbox-port", "TANDEM_SANDBOX_PORT", 2468, "local provider: the server's port on 127.0.0.1")
+	e.str(&c.SandboxLauncher, "agent-launcher", "TANDEM_AGENT_LAUNCHER", "", "local provider: a program installed as the mock agent (our scripted agent)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tandem-dev/tandem/eventlog"
 	"github.com/tandem-dev/tandem/node"
+	"github.com/tandem-dev/tandem/workspace"
 )
 
 func serveCmd(args []string) error {
@@ -36,7 +37,24 @@ func serveCmd(args []string) error {
 		RedisURL:        cfg.RedisURL,
 		ShutdownTimeout: cfg.ShutdownWait,
 		EventLog:        eventlog.Config{MaxLen: cfg.StreamMaxLen},
-		Logger:          logger,
+		Workspace: workspace.Config{
+			LockTTL:        cfg.LockTTL,
+			IdleTimeout:    cfg.IdleTimeout,
+			HealthInterval: cfg.HealthInterval,
+			DefaultAgent:   cfg.Agent,
+			AgentCwd:       cfg.AgentCwd,
+		},
+		Sandbox: node.SandboxConfig{
+			Mode:          cfg.Sandbox,
+			URL:           cfg.SandboxURL,
+			Token:         cfg.SandboxToken,
+			Bin:           cfg.SandboxBin,
+			DataDir:       cfg.SandboxDataDir,
+			Port:          int(cfg.SandboxPort),
+			AgentLauncher: cfg.SandboxLauncher,
+			Output:        os.Stderr,
+		},
+		Logger: logger,
 	}, ln)
 }
 
