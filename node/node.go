@@ -17,7 +17,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"path"
 	"strings"
 	"sync"
 	"time"
@@ -45,6 +47,12 @@ type Config struct {
 	HTTP      httpapi.Config
 	Workspace workspace.Config // NodeID is filled in from the node's
 	Sandbox   SandboxConfig
+	// SandboxAllow lists the sandbox hosts workspaces may point at, as
+	// "host" or "host:port" patterns ("*.sandbox.internal:2468"); the
+	// default sandbox is always allowed.
+	SandboxAllow []string
+	// Auth authenticates requests (nil: httpapi.NoAuth, local use only).
+	Auth httpapi.Authenticator
 
 	Logger *slog.Logger // nil: slog.Default()
 }
@@ -161,6 +169,9 @@ func Run(ctx context.Context, cfg Config, ln net.Listener) error {
 	default:
 		wcfg.DefaultSandbox = workspace.Sandbox{BaseURL: cfg.Sandbox.URL, Token: cfg.Sandbox.Token}
 	}
+	if wcfg.SandboxAllowed == nil {
+		wcfg.SandboxAllowed = sandboxAllowed(wcfg.DefaultSandbox.BaseURL, cfg.SandboxAllow)
+	}
 	if err := wcfg.Validate(); err != nil {
 		return err
 	}
@@ -178,6 +189,7 @@ func Run(ctx context.Context, cfg Config, ln net.Listener) error {
 		Events:     log,
 		Streams:    hub,
 		Workspaces: mgr,
+		Auth:       cfg.Auth,
 		Ready:      func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
 		Logger:     logger,
 	}, cfg.HTTP)
@@ -279,6 +291,52 @@ func (s sandboxes) EnsureServer(ctx context.Context, sb workspace.Sandbox) error
 	return (&sandbox.Static{URL: sb.BaseURL, BearerToken: sb.Token}).EnsureServer(ctx)
 }
 
+// logObserver logs the hub's handled errors.
+type logObserver struct{ l *slog.Logger }
+
+func (o logObserver) Error(err error)      { o.l.Warn("fanout", slog.Any("err", err)) }
+func (o logObserver) Clients(int)          {}
+func (o logObserver) Delivered(int, int64) {}
+func (o logObserver) Resumed(bool)         {}
+func (o logObserver) Fallback()            {}
+
+// sandboxAllowed decides which sandbox URLs a workspace may use: the
+// default sandbox's host and port, and the allowed patterns. Anything else
+// would make the node a relay into the network it runs in.
+func sandboxAllowed(defaultURL string, patterns []string) func(*url.URL) bool {
+	def := ""
+	if u, err := url.Parse(defaultURL); err == nil {
+		def = hostPort(u)
+	}
+	return func(u *url.URL) bool {
+		hp := hostPort(u)
+		if hp == def {
+			return true
+		}
+		for _, p := range patterns {
+			if ok, _ := path.Match(p, hp); ok {
+				return true
+			}
+			if ok, _ := path.Match(p, u.Hostname()); ok && !strings.Contains(p, ":") {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// hostPort is u's host and port, the port made explicit.
+func hostPort(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+	}
+	return net.JoinHostPort(strings.ToLower(u.Hostname()), port)
+}
+
 // RedactURL drops a password from a URL for logging.
 func RedactURL(u string) string {
 	if i := strings.LastIndex(u, "@"); i >= 0 {
@@ -288,12 +346,3 @@ func RedactURL(u string) string {
 	}
 	return u
 }
-
-// logObserver logs the hub's handled errors.
-type logObserver struct{ l *slog.Logger }
-
-func (o logObserver) Error(err error)      { o.l.Warn("fanout", slog.Any("err", err)) }
-func (o logObserver) Clients(int)          {}
-func (o logObserver) Delivered(int, int64) {}
-func (o logObserver) Resumed(bool)         {}
-func (o logObserver) Fallback()            {}
