@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/tandem-dev/tandem/eventlog"
@@ -55,6 +58,10 @@ var (
 	probSessionDestroyed = problemKind{"session_destroyed", http.StatusConflict, "Session destroyed"}
 	probSandboxForbidden = problemKind{"sandbox_not_allowed", http.StatusForbidden, "Sandbox not allowed"}
 	probPromptTooLarge   = problemKind{"prompt_too_large", http.StatusRequestEntityTooLarge, "Prompt too large"}
+	probUnauthenticated  = problemKind{"unauthenticated", http.StatusUnauthorized, "Authentication required"}
+	probTokenExpired     = problemKind{"token_expired", http.StatusUnauthorized, "Token expired"}
+	probForbidden        = problemKind{"forbidden", http.StatusForbidden, "Forbidden"}
+	probRateLimited      = problemKind{"rate_limited", http.StatusTooManyRequests, "Too many requests"}
 )
 
 // apiError is an error that already knows its problem kind.
@@ -82,6 +89,8 @@ var errorTable = []struct {
 	{workspace.ErrSandboxNotAllowed, probSandboxForbidden},
 	{workspace.ErrInvalid, probInvalid},
 	{workspace.ErrTooLarge, probPromptTooLarge},
+	{workspace.ErrRateLimited, probRateLimited},
+	{fanout.ErrTooManyStreams, probRateLimited},
 	{fanout.ErrClosed, probUnavailable},
 	{eventlog.ErrUnavailable, probUnavailable},
 	{context.DeadlineExceeded, probUnavailable},
@@ -131,6 +140,14 @@ func (s *Server) handleError(err error, c echo.Context) {
 		return
 	}
 	kind, detail, oldest := problemFor(err)
+	var rl *workspace.RateLimitError
+	if errors.As(err, &rl) {
+		c.Response().Header().Set("Retry-After", strconv.FormatInt(max(1, int64(math.Ceil(rl.RetryAfter.Seconds()))), 10))
+		detail = "too many prompts; retry after " + rl.RetryAfter.Round(time.Millisecond).String()
+	} else if errors.Is(err, fanout.ErrTooManyStreams) {
+		c.Response().Header().Set("Retry-After", "5")
+		detail = "too many open streams for this user on this node"
+	}
 	if kind.status >= 500 {
 		s.log.ErrorContext(c.Request().Context(), "request failed",
 			slog.String("method", c.Request().Method),

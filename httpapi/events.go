@@ -66,11 +66,14 @@ func (s *Server) streamEvents(c echo.Context) error {
 	if err := s.sessionVisible(r.Context(), c.Param("ws"), c.Param("sid")); err != nil {
 		return err
 	}
+	p := principal(c)
 	st := fanout.Stream{
 		Workspace: c.Param("ws"),
 		Session:   c.Param("sid"),
 		After:     after,
 		Resumed:   from != sse.FromStart,
+		User:      p.User,
+		Expires:   p.Expires, // the stream ends with the token
 	}
 	return s.deps.Streams.Serve(c.Response(), r, st)
 }

@@ -22,19 +22,17 @@ func ValidID(s string) bool {
 	return true
 }
 
-// validateIDs refuses a request whose :ws or :sid parameter is not a valid
-// id, before any handler runs.
-func (s *Server) validateIDs(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		for _, name := range []string{"ws", "sid"} {
-			if v := c.Param(name); v != "" || hasParam(c, name) {
-				if !ValidID(v) {
-					return newError(probInvalidID, name+" must be 1-128 characters of [A-Za-z0-9._-]")
-				}
+// validateParams refuses a request whose :ws or :sid parameter is not a
+// valid id.
+func validateParams(c echo.Context) error {
+	for _, name := range []string{"ws", "sid"} {
+		if v := c.Param(name); v != "" || hasParam(c, name) {
+			if !ValidID(v) {
+				return newError(probInvalidID, name+" must be 1-128 characters of [A-Za-z0-9._-]")
 			}
 		}
-		return next(c)
 	}
+	return nil
 }
 
 func hasParam(c echo.Context, name string) bool {

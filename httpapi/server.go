@@ -9,6 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	"github.com/tandem-dev/tandem/auth"
 	"github.com/tandem-dev/tandem/eventlog"
 	"github.com/tandem-dev/tandem/fanout"
 )
@@ -30,7 +31,8 @@ type ReadinessCheck func(ctx context.Context) error
 type Deps struct {
 	Events     EventReader
 	Streams    Streamer
-	Workspaces Workspaces // nil: only the event routes are served (tests)
+	Workspaces Workspaces    // nil: only the event routes are served (tests)
+	Auth       Authenticator // nil: NoAuth
 	Ready      ReadinessCheck
 	Logger     *slog.Logger // nil: slog.Default()
 }
@@ -43,6 +45,14 @@ type Config struct {
 	MaxPageLimit int
 	// ReadyTimeout bounds the readiness check (default 2s).
 	ReadyTimeout time.Duration
+	// MaxBodyBytes bounds a request body (default 1 MiB).
+	MaxBodyBytes int64
+	// BodyReadTimeout bounds reading a request body (default 30s). Streams
+	// have no body and are never cut by it.
+	BodyReadTimeout time.Duration
+	// CORSOrigins lists the origins of browser apps allowed to call the
+	// API from other origins; empty (the default) allows none.
+	CORSOrigins []string
 }
 
 func (c Config) withDefaults() Config {
@@ -55,6 +65,12 @@ func (c Config) withDefaults() Config {
 	if c.ReadyTimeout == 0 {
 		c.ReadyTimeout = 2 * time.Second
 	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	if c.BodyReadTimeout == 0 {
+		c.BodyReadTimeout = 30 * time.Second
+	}
 	return c
 }
 
@@ -64,15 +80,24 @@ func (c Config) Validate() error {
 	if c.DefaultPageLimit < 1 || c.MaxPageLimit < c.DefaultPageLimit || c.MaxPageLimit > eventlog.MaxPage {
 		return errors.New("httpapi: page limits must satisfy 1 <= default <= max <= 1000")
 	}
+	if c.MaxBodyBytes < 1024 || c.BodyReadTimeout < 0 {
+		return errors.New("httpapi: body limit below 1 KiB or negative read timeout")
+	}
+	for _, o := range c.CORSOrigins {
+		if o == "*" {
+			return errors.New("httpapi: CORS origin * is not allowed; list the origins")
+		}
+	}
 	return nil
 }
 
 // Server is the HTTP handler of a node.
 type Server struct {
-	e    *echo.Echo
-	deps Deps
-	cfg  Config
-	log  *slog.Logger
+	e     *echo.Echo
+	deps  Deps
+	cfg   Config
+	log   *slog.Logger
+	authn Authenticator
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -83,37 +108,58 @@ func New(deps Deps, cfg Config) *Server {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	s.authn = deps.Auth
+	if s.authn == nil {
+		s.authn = NoAuth{}
+	}
 	e := s.e
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = s.handleError
 	// No Timeout, ContextTimeout, BodyDump or Gzip middleware: they would
 	// buffer or cut streams.
-	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{
-		Generator: newRequestID,
-		// A client-supplied id is kept only when it is harmless to log.
-		RequestIDHandler: func(echo.Context, string) {},
-	}))
+	// Every response carries a request id of ours; one a client sends is
+	// not trusted into logs.
+	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			c.Response().Header().Set(echo.HeaderXRequestID, newRequestID())
+			return next(c)
+		}
+	})
 	e.Use(middleware.Recover())
+	if len(s.cfg.CORSOrigins) > 0 {
+		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
+			AllowOrigins:     s.cfg.CORSOrigins,
+			AllowMethods:     []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete},
+			AllowHeaders:     []string{"Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID", CSRFHeader},
+			ExposeHeaders:    []string{"Retry-After", echo.HeaderXRequestID},
+			AllowCredentials: true,
+			MaxAge:           600,
+		}))
+	}
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
+	e.POST("/v1/auth/cookie", s.setCookie)
+	e.DELETE("/v1/auth/cookie", s.clearCookie)
+	e.GET("/v1/auth/me", s.whoami)
 
 	// Middleware goes on routes, not groups: a group with middleware
 	// answers 404 instead of 405 for a known path with a wrong method.
 	const ws, ses = "/v1/workspaces/:ws", "/v1/workspaces/:ws/sessions/:sid"
-	e.GET(ses+"/events", s.listEvents, s.validateIDs)
-	e.GET(ses+"/events/stream", s.streamEvents, s.validateIDs)
+	viewer, member, admin := s.guard(auth.RoleViewer), s.guard(auth.RoleMember), s.guard(auth.RoleAdmin)
+	e.GET(ses+"/events", s.listEvents, viewer)
+	e.GET(ses+"/events/stream", s.streamEvents, viewer)
 	if deps.Workspaces != nil {
-		e.PUT(ws, s.putWorkspace, s.validateIDs)
-		e.GET(ws, s.getWorkspace, s.validateIDs)
-		e.DELETE(ws, s.deleteWorkspace, s.validateIDs)
-		e.GET(ws+"/sessions", s.listSessions, s.validateIDs)
-		e.POST(ws+"/sessions", s.createSession, s.validateIDs)
-		e.GET(ses, s.getSession, s.validateIDs)
-		e.DELETE(ses, s.deleteSession, s.validateIDs)
-		e.POST(ses+"/prompt", s.prompt, s.validateIDs)
-		e.POST(ses+"/cancel", s.cancel, s.validateIDs)
+		e.PUT(ws, s.putWorkspace, admin)
+		e.GET(ws, s.getWorkspace, viewer)
+		e.DELETE(ws, s.deleteWorkspace, admin)
+		e.GET(ws+"/sessions", s.listSessions, viewer)
+		e.POST(ws+"/sessions", s.createSession, member)
+		e.GET(ses, s.getSession, viewer)
+		e.DELETE(ses, s.deleteSession, member)
+		e.POST(ses+"/prompt", s.prompt, member)
+		e.POST(ses+"/cancel", s.cancel, member)
 	}
 	return s
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/tandem-dev/tandem/workspace"
@@ -32,20 +33,18 @@ type Workspaces interface {
 
 var _ Workspaces = (*workspace.Manager)(nil)
 
-// maxBody bounds every JSON request body.
-const maxBody = 1 << 20
-
 // decodeBody decodes a JSON body strictly into v: application/json, at
-// most maxBody bytes, one object, no unknown field. An empty body leaves v
-// as it is when optional.
-func decodeBody(c echo.Context, v any, optional bool) error {
+// most MaxBodyBytes, read within BodyReadTimeout, one object, no unknown
+// field. An empty body leaves v as it is when optional.
+func (s *Server) decodeBody(c echo.Context, v any, optional bool) error {
 	r := c.Request()
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	_ = http.NewResponseController(c.Response()).SetReadDeadline(time.Now().Add(s.cfg.BodyReadTimeout))
+	body, err := io.ReadAll(io.LimitReader(r.Body, s.cfg.MaxBodyBytes+1))
 	if err != nil {
-		return newError(probBadRequest, "the request body could not be read")
+		return newError(probBadRequest, "the request body could not be read in time")
 	}
-	if len(body) > maxBody {
-		return newError(probBodyTooLarge, "the request body is larger than 1 MiB")
+	if int64(len(body)) > s.cfg.MaxBodyBytes {
+		return newError(probBodyTooLarge, "the request body is larger than "+strconv.FormatInt(s.cfg.MaxBodyBytes, 10)+" bytes")
 	}
 	if len(strings.TrimSpace(string(body))) == 0 {
 		if optional {
@@ -85,25 +84,6 @@ func jsonProblem(err error) string {
 	return "invalid JSON"
 }
 
-// userID is the caller's identity: the X-User-Id header until
-// authentication is configured, "anonymous" without it.
-func userID(c echo.Context) (string, error) {
-	u := c.Request().Header.Get("X-User-Id")
-	if u == "" {
-		return "anonymous", nil
-	}
-	if len(u) > 128 {
-		return "", newError(probInvalidUser, "X-User-Id is longer than 128 characters")
-	}
-	for i := 0; i < len(u); i++ {
-		ch := u[i]
-		if !('a' <= ch && ch <= 'z' || 'A' <= ch && ch <= 'Z' || '0' <= ch && ch <= '9' || strings.IndexByte("._@+-", ch) >= 0) {
-			return "", newError(probInvalidUser, "X-User-Id must be characters of [A-Za-z0-9._@+-]")
-		}
-	}
-	return u, nil
-}
-
 func (s *Server) putWorkspace(c echo.Context) error {
 	var body struct {
 		Sandbox *struct {
@@ -113,7 +93,7 @@ func (s *Server) putWorkspace(c echo.Context) error {
 		} `json:"sandbox"`
 		Agent string `json:"agent"`
 	}
-	if err := decodeBody(c, &body, true); err != nil {
+	if err := s.decodeBody(c, &body, true); err != nil {
 		return err
 	}
 	var set workspace.Settings
@@ -185,7 +165,7 @@ func (s *Server) createSession(c echo.Context) error {
 		ID    string `json:"id"`
 		Agent string `json:"agent"`
 	}
-	if err := decodeBody(c, &body, true); err != nil {
+	if err := s.decodeBody(c, &body, true); err != nil {
 		return err
 	}
 	if body.ID == "" {
@@ -227,14 +207,11 @@ func (s *Server) deleteSession(c echo.Context) error {
 }
 
 func (s *Server) prompt(c echo.Context) error {
-	user, err := userID(c)
-	if err != nil {
-		return err
-	}
+	user := principal(c).User
 	var body struct {
 		Text *string `json:"text"`
 	}
-	if err := decodeBody(c, &body, false); err != nil {
+	if err := s.decodeBody(c, &body, false); err != nil {
 		return err
 	}
 	if body.Text == nil {
@@ -248,10 +225,7 @@ func (s *Server) prompt(c echo.Context) error {
 }
 
 func (s *Server) cancel(c echo.Context) error {
-	user, err := userID(c)
-	if err != nil {
-		return err
-	}
+	user := principal(c).User
 	id, err := s.deps.Workspaces.Cancel(c.Request().Context(), c.Param("ws"), c.Param("sid"), user)
 	if err != nil {
 		return err

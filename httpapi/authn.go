@@ -1,0 +1,180 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/tandem-dev/tandem/auth"
+)
+
+// Authenticator turns a request into its caller.
+type Authenticator interface {
+	// Authenticate returns the caller, and whether the credential came
+	// from the session cookie (which unsafe requests must back with the
+	// CSRF header). It fails with auth.ErrNoToken or auth.ErrInvalidToken.
+	Authenticate(r *http.Request) (p auth.Principal, fromCookie bool, err error)
+}
+
+// CookieName is the HttpOnly cookie a browser's token travels in, so that
+// EventSource (which cannot set headers) is authenticated too.
+const CookieName = "tandem_token"
+
+// CSRFHeader must accompany every unsafe request authenticated by the
+// cookie: a cross-site page cannot set it without a CORS preflight.
+const CSRFHeader = "X-Tandem-Csrf"
+
+// NoAuth trusts the caller: the user is the X-User-Id header (default
+// "anonymous") with every role in every workspace. For local use only.
+type NoAuth struct{}
+
+// Authenticate implements Authenticator.
+func (NoAuth) Authenticate(r *http.Request) (auth.Principal, bool, error) {
+	u := r.Header.Get("X-User-Id")
+	if u == "" {
+		u = "anonymous"
+	}
+	if !auth.ValidUser(u) {
+		return auth.Principal{}, false, errBadUser
+	}
+	return auth.Principal{User: u, Role: auth.RoleAdmin, Workspaces: []string{"*"}}, false, nil
+}
+
+var errBadUser = errors.New("invalid X-User-Id")
+
+// JWTAuth reads a bearer token from the Authorization header, or else from
+// the session cookie; never from the URL, where it would end up in logs.
+type JWTAuth struct{ Verifier *auth.Verifier }
+
+// Authenticate implements Authenticator.
+func (a JWTAuth) Authenticate(r *http.Request) (auth.Principal, bool, error) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, tok, ok := strings.Cut(h, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") {
+			return auth.Principal{}, false, auth.ErrInvalidToken
+		}
+		p, err := a.Verifier.Verify(strings.TrimSpace(tok))
+		return p, false, err
+	}
+	if c, err := r.Cookie(CookieName); err == nil && c.Value != "" {
+		p, err := a.Verifier.Verify(c.Value)
+		return p, true, err
+	}
+	return auth.Principal{}, false, auth.ErrNoToken
+}
+
+const principalKey = "tandem.principal"
+
+// principal is the caller of a guarded route.
+func principal(c echo.Context) auth.Principal {
+	p, _ := c.Get(principalKey).(auth.Principal)
+	return p
+}
+
+// guard authenticates the caller (401), validates the route's ids (400),
+// and checks that the caller's token opens the workspace with at least
+// role (403), in that order: nothing about a workspace is revealed to a
+// caller who is not authenticated.
+func (s *Server) guard(role auth.Role) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			p, fromCookie, err := s.authn.Authenticate(c.Request())
+			if err != nil {
+				return s.authError(c, err)
+			}
+			if fromCookie && !safeMethod(c.Request().Method) && c.Request().Header.Get(CSRFHeader) == "" {
+				return newError(probForbidden, "a request authenticated by cookie must carry the "+CSRFHeader+" header")
+			}
+			if err := validateParams(c); err != nil {
+				return err
+			}
+			if ws := c.Param("ws"); ws != "" && !p.Allows(ws, role) {
+				if p.CanOpen(ws) {
+					return newError(probForbidden, "your role ("+p.Role.String()+") may not do this; it needs "+role.String())
+				}
+				return newError(probForbidden, "your token does not open this workspace")
+			}
+			c.Set(principalKey, p)
+			return next(c)
+		}
+	}
+}
+
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
+func (s *Server) authError(c echo.Context, err error) error {
+	switch {
+	case errors.Is(err, errBadUser):
+		return newError(probInvalidUser, "X-User-Id must be 1-128 characters of [A-Za-z0-9._@+-]")
+	case errors.Is(err, auth.ErrNoToken):
+		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="tandem"`)
+		return newError(probUnauthenticated, "a bearer token is required")
+	case errors.Is(err, auth.ErrExpired):
+		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="tandem", error="invalid_token", error_description="expired"`)
+		return newError(probTokenExpired, "the token has expired")
+	default:
+		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="tandem", error="invalid_token"`)
+		return newError(probUnauthenticated, "the token is not valid")
+	}
+}
+
+// setCookie: POST /v1/auth/cookie with a bearer token stores it in an
+// HttpOnly cookie for the browser's EventSource and fetches.
+func (s *Server) setCookie(c echo.Context) error {
+	r := c.Request()
+	if r.Header.Get("Authorization") == "" {
+		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="tandem"`)
+		return newError(probUnauthenticated, "send the token as Authorization: Bearer <token>")
+	}
+	p, _, err := s.authn.Authenticate(r)
+	if err != nil {
+		return s.authError(c, err)
+	}
+	_, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	ck := &http.Cookie{
+		Name: CookieName, Value: strings.TrimSpace(tok), Path: "/",
+		HttpOnly: true, SameSite: http.SameSiteStrictMode,
+		Secure: r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https",
+	}
+	if !p.Expires.IsZero() {
+		ck.Expires = p.Expires
+		ck.MaxAge = max(1, int(time.Until(p.Expires).Seconds()))
+	}
+	http.SetCookie(c.Response(), ck)
+	return c.JSON(http.StatusOK, me(p))
+}
+
+// clearCookie: DELETE /v1/auth/cookie forgets the browser's token.
+func (s *Server) clearCookie(c echo.Context) error {
+	http.SetCookie(c.Response(), &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	return c.NoContent(http.StatusNoContent)
+}
+
+// whoami: GET /v1/auth/me is the caller as the node sees them.
+func (s *Server) whoami(c echo.Context) error {
+	p, _, err := s.authn.Authenticate(c.Request())
+	if err != nil {
+		return s.authError(c, err)
+	}
+	return c.JSON(http.StatusOK, me(p))
+}
+
+type meBody struct {
+	UserID     string   `json:"userId"`
+	Role       string   `json:"role"`
+	Workspaces []string `json:"workspaces"`
+	ExpiresAt  *int64   `json:"expiresAt,omitempty"`
+}
+
+func me(p auth.Principal) meBody {
+	b := meBody{UserID: p.User, Role: p.Role.String(), Workspaces: p.Workspaces}
+	if !p.Expires.IsZero() {
+		ms := p.Expires.UnixMilli()
+		b.ExpiresAt = &ms
+	}
+	return b
+}
