@@ -58,6 +58,7 @@ func (c *client) close() {
 		delete(h.clients, c)
 		h.mu.Unlock()
 		h.release(f)
+		h.unreserve(c.user)
 		h.obs.Clients(-1)
 	})
 }

@@ -33,13 +33,18 @@ type Stream struct {
 // It fails with ErrClosed, before writing anything, when the hub is
 // shutting down.
 func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, st Stream) error {
+	if !h.reserve(st.User) {
+		return ErrTooManyStreams
+	}
 	f, err := h.acquire(st.Workspace, st.Session)
 	if err != nil {
+		h.unreserve(st.User)
 		return err
 	}
 	s, err := openSink(w, h.cfg.Retry, h.cfg.WriteTimeout)
 	if err != nil {
 		h.release(f)
+		h.unreserve(st.User)
 		return err
 	}
 	c := &client{
@@ -58,6 +63,7 @@ func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, st Stream) error {
 		h.mu.Unlock()
 		s.close()
 		h.release(f)
+		h.unreserve(st.User)
 		return ErrClosed
 	}
 	h.clients[c] = struct{}{}
@@ -266,4 +272,24 @@ func cursorText(c eventlog.Cursor) string {
 		return ""
 	}
 	return c.String()
+}
+
+// reserve counts one more stream of user, unless the user has the most
+// allowed.
+func (h *Hub) reserve(user string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.cfg.MaxStreamsPerUser > 0 && h.perUser[user] >= h.cfg.MaxStreamsPerUser {
+		return false
+	}
+	h.perUser[user]++
+	return true
+}
+
+func (h *Hub) unreserve(user string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.perUser[user]--; h.perUser[user] <= 0 {
+		delete(h.perUser, user)
+	}
 }

@@ -51,6 +51,9 @@ type Config struct {
 	Audit time.Duration
 	// Workers is the number of delivery goroutines (default GOMAXPROCS).
 	Workers int
+	// MaxStreamsPerUser bounds one user's open streams on this node
+	// (default 32; negative: no bound).
+	MaxStreamsPerUser int
 }
 
 // Validate reports whether the configuration can be used.
@@ -87,11 +90,19 @@ func (c Config) withDefaults() Config {
 	if c.Workers == 0 {
 		c.Workers = runtime.GOMAXPROCS(0)
 	}
+	if c.MaxStreamsPerUser == 0 {
+		c.MaxStreamsPerUser = 32
+	}
 	return c
 }
 
-// ErrClosed is returned by Serve when the hub is shutting down.
-var ErrClosed = errors.New("fanout: hub closed")
+// Errors of Serve, returned before anything is written.
+var (
+	// ErrClosed: the hub is shutting down.
+	ErrClosed = errors.New("fanout: hub closed")
+	// ErrTooManyStreams: the user has MaxStreamsPerUser streams open here.
+	ErrTooManyStreams = errors.New("fanout: too many streams for this user")
+)
 
 // Hub is a node's fan-out: feeds per active session, the clients attached
 // to them, and the goroutines that serve them.
@@ -104,6 +115,7 @@ type Hub struct {
 	mu         sync.Mutex
 	workspaces map[string]*workspace
 	clients    map[*client]struct{}
+	perUser    map[string]int // open streams per user
 	closing    bool
 	quit       chan struct{} // closed when Run starts shutting down
 
@@ -138,6 +150,7 @@ func New(src Source, cfg Config) *Hub {
 		obs:        nopObserver{},
 		workspaces: make(map[string]*workspace),
 		clients:    make(map[*client]struct{}),
+		perUser:    make(map[string]int),
 		quit:       make(chan struct{}),
 		subReq:     make(chan struct{}, 1),
 	}
