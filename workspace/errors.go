@@ -1,6 +1,10 @@
 package workspace
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"time"
+)
 
 // Errors of the workspace API. They are wrapped with context; match them
 // with errors.Is.
@@ -17,3 +21,16 @@ var (
 	// ErrNotOwner: this node does not own the workspace (any more).
 	ErrNotOwner = errors.New("not the workspace owner")
 )
+
+// ErrRateLimited is matched by a *RateLimitError.
+var ErrRateLimited = errors.New("rate limited")
+
+// RateLimitError says a user sent prompts faster than allowed, and when
+// the next one will be accepted.
+type RateLimitError struct{ RetryAfter time.Duration }
+
+func (e *RateLimitError) Error() string {
+	return fmt.Sprintf("%v: retry after %v", ErrRateLimited, e.RetryAfter)
+}
+
+func (e *RateLimitError) Unwrap() error { return ErrRateLimited }

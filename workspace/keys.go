@@ -12,6 +12,7 @@ func sessionKey(ws, sid string) string { return tag(ws) + ":session:" + sid }
 func inboxKey(ws string) string        { return tag(ws) + ":inbox" }
 func idemKey(ws, hash string) string   { return tag(ws) + ":idem:" + hash }
 func presenceKey(ws string) string     { return tag(ws) + ":presence" }
+func rateKey(ws, user string) string   { return tag(ws) + ":rate:" + user }
 
 // activeKey lists workspaces that may need an owner (a prompt was accepted
 // for them); owners remove theirs when they go idle. It is the one key

@@ -65,6 +65,11 @@ type Config struct {
 	IdempotencyTTL time.Duration
 	// MaxPromptBytes bounds a prompt's text (default 32 KiB).
 	MaxPromptBytes int
+	// PromptRate is how many prompts per second one user may send into
+	// one workspace, with bursts of PromptBurst (defaults 2/s and 10);
+	// a negative rate disables the limit.
+	PromptRate  float64
+	PromptBurst int
 	// DefaultSandbox and DefaultAgent are used by workspaces created
 	// without settings (agent default "mock").
 	DefaultSandbox Sandbox
@@ -99,6 +104,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxPromptBytes == 0 {
 		c.MaxPromptBytes = MaxPromptBytes
+	}
+	if c.PromptRate == 0 {
+		c.PromptRate = 2
+	}
+	if c.PromptBurst == 0 {
+		c.PromptBurst = 10
 	}
 	if c.DefaultAgent == "" {
 		c.DefaultAgent = "mock"

@@ -39,12 +39,12 @@ type owner struct {
 	sessions map[string]*session
 	reqSeq   int64 // JSON-RPC ids of our own requests
 
-	msgs      chan acpMsg      // every message of every ACP connection
+	msgs      chan acpMsg                // every message of every ACP connection
 	events    chan func(context.Context) // results of helper goroutines, run on the owner's goroutine
-	inboxWake chan struct{}    // a prompt or command may wait in the inbox
-	metaWake  chan struct{}    // the workspace's settings changed
-	stopping  chan struct{}    // closed when run begins to stop
-	lost      chan struct{}    // closed by the extender when the lock is gone
+	inboxWake chan struct{}              // a prompt or command may wait in the inbox
+	metaWake  chan struct{}              // the workspace's settings changed
+	stopping  chan struct{}              // closed when run begins to stop
+	lost      chan struct{}              // closed by the extender when the lock is gone
 	lostOnce  sync.Once
 	wg        sync.WaitGroup
 

@@ -99,6 +99,13 @@ func (o *owner) open(ctx context.Context, s *session) {
 			o.report(func(context.Context) { s.connID = newID })
 		}
 		res.restored = hadAgent
+		// A server that does not answer gets no initialize: the stream
+		// records attempts that reached the agent, not retries into the void.
+		if err := client.Health(ctx); err != nil {
+			res.err = fmt.Errorf("sandbox not healthy: %w", err)
+			o.report(func(ctx context.Context) { o.opened(ctx, s, res) })
+			return
+		}
 		conn, err := client.Dial(ctx, acp.ConnConfig{
 			ServerID: newID, Agent: agent, FirstID: firstID,
 			OnMessage: o.onMessage(sid, newID, closed), OnSend: o.onSend(sid, newID),

@@ -213,13 +213,21 @@ return {'ok', id}
 // session, applies idempotency and appends the command to the inbox, all
 // in one step.
 //
-// KEYS: meta, sessions zset, session hash, inbox, idempotency key
+// KEYS: meta, sessions zset, session hash, inbox, idempotency key, rate
+// key
 // ARGV: kind, sid, create (1: create the session when missing), user,
 // text, idempotency TTL ms (0: no key), channel, agent for a created
-// session ("" = the workspace's)
+// session ("" = the workspace's), rate interval ms (0: no limit), rate
+// tolerance ms
 //
-// Returns {status, inbox id, created}; status ok, dup, err_ws,
-// err_session, err_destroyed.
+// Returns {status, inbox id or retry-after ms, created}; status ok, dup,
+// err_ws, err_session, err_destroyed, err_rate.
+//
+// The rate limit is GCRA, a token bucket kept as one timestamp (the
+// theoretical arrival time) per user and workspace: a request is let
+// through when that time is at most the tolerance (burst - 1 intervals)
+// ahead of now, and moves it one interval on. A retried request with a
+// known idempotency key is not counted.
 var enqueueScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'deletedAt') == 1 then return {'err_ws', '', '0'} end
 local ttl = tonumber(ARGV[6])
@@ -230,6 +238,17 @@ end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local s = redis.call('HMGET', KEYS[3], 'id', 'destroyedAt')
+local interval = tonumber(ARGV[9])
+local newTat = 0
+if interval > 0 then
+  local tat = tonumber(redis.call('GET', KEYS[6]) or '0')
+  if tat < now then tat = now end
+  local tolerance = tonumber(ARGV[10])
+  if tat - now > tolerance then
+    return {'err_rate', string.format('%d', tat - now - tolerance), '0'}
+  end
+  newTat = tat + interval
+end
 local created = '0'
 if not s[1] then
   if ARGV[3] ~= '1' then return {'err_session', '', '0'} end
@@ -244,6 +263,7 @@ elseif s[2] and ARGV[1] ~= 'destroy' then
 end
 local id = redis.call('XADD', KEYS[4], '*', 'k', ARGV[1], 'sid', ARGV[2], 'user', ARGV[4], 'text', ARGV[5], 'at', now)
 if ttl > 0 then redis.call('SET', KEYS[5], id, 'PX', ttl) end
+if interval > 0 then redis.call('SET', KEYS[6], string.format('%d', newTat), 'PX', math.ceil(newTat - now) + 1000) end
 redis.call('PUBLISH', ARGV[7], '!inbox')
 return {'ok', id, created}
 `)
@@ -266,6 +286,7 @@ const (
 type enqueueReq struct {
 	kind, sid, user, text, idem, agent string
 	create                             bool
+	limited                            bool // counts against the user's prompt rate
 }
 
 type enqueueRes struct {
@@ -286,9 +307,16 @@ func (m *Manager) enqueue(ctx context.Context, ws string, r enqueueReq) (enqueue
 	if r.create {
 		create = "1"
 	}
+	var interval, tolerance int64
+	if r.limited && m.cfg.PromptRate > 0 {
+		interval = max(1, int64(1000/m.cfg.PromptRate))
+		tolerance = interval * int64(max(m.cfg.PromptBurst, 1)-1)
+	}
+	userSum := sha256.Sum256([]byte(r.user))
+	rk := rateKey(ws, hex.EncodeToString(userSum[:12]))
 	res, err := enqueueScript.Run(ctx, m.rdb,
-		[]string{metaKey(ws), sessionsKey(ws), sessionKey(ws, r.sid), inboxKey(ws), ik},
-		r.kind, r.sid, create, r.user, r.text, ttl, eventlog.NotifyChannel(ws), r.agent).StringSlice()
+		[]string{metaKey(ws), sessionsKey(ws), sessionKey(ws, r.sid), inboxKey(ws), ik, rk},
+		r.kind, r.sid, create, r.user, r.text, ttl, eventlog.NotifyChannel(ws), r.agent, interval, tolerance).StringSlice()
 	if err != nil {
 		return enqueueRes{}, unavailable("enqueue "+r.kind, err)
 	}
@@ -299,6 +327,9 @@ func (m *Manager) enqueue(ctx context.Context, ws string, r enqueueReq) (enqueue
 		return enqueueRes{}, fmt.Errorf("%s/%s: %w", ws, r.sid, ErrSessionNotFound)
 	case "err_destroyed":
 		return enqueueRes{}, fmt.Errorf("%s/%s: %w", ws, r.sid, ErrSessionDestroyed)
+	case "err_rate":
+		ms, _ := strconv.ParseInt(res[1], 10, 64)
+		return enqueueRes{}, &RateLimitError{RetryAfter: time.Duration(ms) * time.Millisecond}
 	}
 	// Marked after the command is in the inbox: an owner going idle removes
 	// the mark and then checks the inbox, so either it sees the command or
@@ -330,7 +361,7 @@ func (m *Manager) Prompt(ctx context.Context, ws, sid, user, text, idem string) 
 	if len(idem) > 256 {
 		return Accepted{}, invalid("Idempotency-Key is longer than 256 bytes")
 	}
-	r, err := m.enqueue(ctx, ws, enqueueReq{kind: cmdPrompt, sid: sid, user: user, text: text, idem: idem, create: sid == DefaultSession})
+	r, err := m.enqueue(ctx, ws, enqueueReq{kind: cmdPrompt, sid: sid, user: user, text: text, idem: idem, create: sid == DefaultSession, limited: true})
 	if err != nil {
 		return Accepted{}, err
 	}
