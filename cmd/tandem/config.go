@@ -35,6 +35,8 @@ type config struct {
 	SandboxDataDir  string
 	SandboxPort     int64
 	SandboxLauncher string
+
+	security
 }
 
 // envFlag registers a flag whose default comes from an environment variable.
@@ -105,13 +107,17 @@ func parseServeConfig(args []string) (config, error) {
 	e.str(&c.SandboxDataDir, "sandbox-data-dir", "TANDEM_SANDBOX_DATA_DIR", ".cache/sandbox-data", "local provider: the server's home directory")
 	e.int64(&c.SandboxPort, "sandbox-port", "TANDEM_SANDBOX_PORT", 2468, "local provider: the server's port on 127.0.0.1")
 	e.str(&c.SandboxLauncher, "agent-launcher", "TANDEM_AGENT_LAUNCHER", "", "local provider: a program installed as the mock agent (our scripted agent)")
+	c.security.register(e)
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	if len(e.errs) > 0 {
 		return c, fmt.Errorf("configuration: %s", strings.Join(e.errs, "; "))
 	}
-	return c, c.Validate()
+	if err := c.Validate(); err != nil {
+		return c, err
+	}
+	return c, c.security.validate(c.Addr)
 }
 
 // Validate reports whether the configuration can be used.
@@ -129,4 +135,29 @@ func (c config) Validate() error {
 		return fmt.Errorf("stream maxlen %d is negative", c.StreamMaxLen)
 	}
 	return nil
+}
+
+func (e *envFlags) float(p *float64, name, env string, def float64, usage string) {
+	if v, ok := os.LookupEnv(env); ok {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			e.errs = append(e.errs, fmt.Sprintf("%s=%q: %v", env, v, err))
+		} else {
+			def = f
+		}
+	}
+	e.fs.Float64Var(p, name, def, usage+" ($"+env+")")
+}
+
+func (e *envFlags) boolean(p *bool, name, env string, usage string) {
+	def := false
+	if v, ok := os.LookupEnv(env); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			e.errs = append(e.errs, fmt.Sprintf("%s=%q: %v", env, v, err))
+		} else {
+			def = b
+		}
+	}
+	e.fs.BoolVar(p, name, def, usage+" ($"+env+")")
 }

@@ -12,6 +12,8 @@ import (
 	"syscall"
 
 	"github.com/tandem-dev/tandem/eventlog"
+	"github.com/tandem-dev/tandem/fanout"
+	"github.com/tandem-dev/tandem/httpapi"
 	"github.com/tandem-dev/tandem/node"
 	"github.com/tandem-dev/tandem/workspace"
 )
@@ -28,6 +30,13 @@ func serveCmd(args []string) error {
 	slog.SetDefault(logger)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	authn, err := cfg.security.authenticator()
+	if err != nil {
+		return err
+	}
+	if cfg.security.Auth == "none" {
+		logger.Warn("authentication is off (TANDEM_AUTH=none): anyone who reaches this node may do anything; for local use only")
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -43,7 +52,17 @@ func serveCmd(args []string) error {
 			HealthInterval: cfg.HealthInterval,
 			DefaultAgent:   cfg.Agent,
 			AgentCwd:       cfg.AgentCwd,
+			MaxPromptBytes: int(cfg.MaxPromptBytes),
+			PromptRate:     cfg.PromptRate,
+			PromptBurst:    int(cfg.PromptBurst),
 		},
+		Fanout: fanout.Config{MaxStreamsPerUser: int(cfg.MaxStreams)},
+		HTTP: httpapi.Config{
+			MaxBodyBytes: cfg.MaxBodyBytes,
+			CORSOrigins:  splitList(cfg.CORSOrigins),
+		},
+		Auth:         authn,
+		SandboxAllow: splitList(cfg.SandboxAllow),
 		Sandbox: node.SandboxConfig{
 			Mode:          cfg.Sandbox,
 			URL:           cfg.SandboxURL,
