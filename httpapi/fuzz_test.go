@@ -44,6 +44,9 @@ func (okWorkspaces) Prompt(_ context.Context, _, sid, _, _, _ string) (workspace
 func (okWorkspaces) Cancel(context.Context, string, string, string) (string, error) {
 	return "1-0", nil
 }
+func (okWorkspaces) GetPresence(context.Context, string) (workspace.Presence, error) {
+	return workspace.Presence{Users: []workspace.PresentUser{}}, nil
+}
 
 var fuzzSecret = []byte("fuzz-secret-fuzz-secret-fuzz-secret!")
 

@@ -140,6 +140,9 @@ func New(deps Deps, cfg Config) *Server {
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
+	e.GET("/", s.index)
+	e.GET("/w/:ws", s.index)
+	e.GET("/static/*", s.assets())
 	e.POST("/v1/auth/cookie", s.setCookie)
 	e.DELETE("/v1/auth/cookie", s.clearCookie)
 	e.GET("/v1/auth/me", s.whoami)
@@ -154,6 +157,7 @@ func New(deps Deps, cfg Config) *Server {
 		e.PUT(ws, s.putWorkspace, admin)
 		e.GET(ws, s.getWorkspace, viewer)
 		e.DELETE(ws, s.deleteWorkspace, admin)
+		e.GET(ws+"/presence", s.getPresence, viewer)
 		e.GET(ws+"/sessions", s.listSessions, viewer)
 		e.POST(ws+"/sessions", s.createSession, member)
 		e.GET(ses, s.getSession, viewer)

@@ -29,6 +29,7 @@ type Workspaces interface {
 	DeleteSession(ctx context.Context, ws, sid string) (workspace.SessionRecord, error)
 	Prompt(ctx context.Context, ws, sid, user, text, idem string) (workspace.Accepted, error)
 	Cancel(ctx context.Context, ws, sid, user string) (string, error)
+	GetPresence(ctx context.Context, ws string) (workspace.Presence, error)
 }
 
 var _ Workspaces = (*workspace.Manager)(nil)
@@ -245,4 +246,12 @@ func (s *Server) sessionVisible(ctx context.Context, ws, sid string) error {
 	}
 	_, err := s.deps.Workspaces.GetSession(ctx, ws, sid)
 	return err
+}
+
+func (s *Server) getPresence(c echo.Context) error {
+	p, err := s.deps.Workspaces.GetPresence(c.Request().Context(), c.Param("ws"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, p)
 }

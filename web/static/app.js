@@ -1,0 +1,2 @@
+// Placeholder; the room is built in the web client work.
+document.getElementById('app').textContent = 'Tandem';
