@@ -104,19 +104,19 @@ const receiveTimeout = 10 * time.Second
 func (b *Bell) Run(ctx context.Context) error {
 	ps := b.open(ctx)
 	// A blocked receive does not watch ctx; closing the connection ends it.
-	stop := context.AfterFunc(ctx, func() {
+	closeConn := func() {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		b.closed = true
-		b.ps.Close()
-	})
+		if b.ps != nil {
+			b.ps.Close()
+			b.ps = nil
+		}
+	}
+	stop := context.AfterFunc(ctx, closeConn)
 	defer func() {
 		stop()
-		b.mu.Lock()
-		b.closed = true
-		b.ps.Close()
-		b.ps = nil
-		b.mu.Unlock()
+		closeConn()
 	}()
 	backoff := 50 * time.Millisecond
 	pinged := false

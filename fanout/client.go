@@ -21,6 +21,7 @@ type client struct {
 
 	gen     string
 	cursor  uint64
+	ephVer  uint64 // the last broadcast it was sent
 	pending []byte // bytes of a frame a non-blocking write left unwritten
 
 	resumeReported bool // the Resumed observation was made
@@ -56,6 +57,7 @@ func (c *client) close() {
 		h := c.h
 		h.mu.Lock()
 		delete(h.clients, c)
+		h.presenceChangedLocked()
 		h.mu.Unlock()
 		h.release(f)
 		h.unreserve(c.user)

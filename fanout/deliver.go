@@ -71,10 +71,11 @@ func (w *worker) deliver(f *feed) {
 		f.again = false
 		w.snapshotLocked(f)
 		hi, gen, keepalive := f.hi, f.gen, f.keepaliveDue
+		eph, ephVer := f.eph, f.ephVer
 		f.keepaliveDue = false
 		f.mu.Unlock()
 
-		w.write(f, hi, gen, keepalive)
+		w.write(f, hi, gen, keepalive, eph, ephVer)
 
 		f.mu.Lock()
 		if !f.again {
@@ -111,8 +112,9 @@ func (w *worker) snapshotLocked(f *feed) {
 }
 
 // write sends each snapshotted client the frames after its cursor up to hi
-// (and a keepalive to idle ones), never blocking.
-func (w *worker) write(f *feed, hi uint64, gen string, keepalive bool) {
+// (and the latest broadcast, if it has not had it, and a keepalive to idle
+// ones), never blocking.
+func (w *worker) write(f *feed, hi uint64, gen string, keepalive bool, eph []byte, ephVer uint64) {
 	now := time.Now()
 	nowNs := now.UnixNano()
 	idleBefore := now.Add(-w.h.cfg.Keepalive).UnixNano() + int64(time.Second)
@@ -124,21 +126,27 @@ func (w *worker) write(f *feed, hi uint64, gen string, keepalive bool) {
 		var p []byte
 		shared := true
 		n := 0
+		needEph := c.ephVer < ephVer
 		switch {
 		case c.cursor < hi:
 			fs := w.frames[c.cursor+1-first:]
 			n = len(fs)
-			if n == 1 {
+			if n == 1 && !needEph {
 				p = fs[0].b
 			} else {
 				shared = false
 				w.scratch = w.scratch[:0]
+				if needEph {
+					w.scratch = append(w.scratch, eph...)
+				}
 				for i := range fs {
 					w.scratch = append(w.scratch, fs[i].b...)
 				}
 				p = w.scratch
 			}
 			w.h.obs.Delivered(n, now.UnixMilli()-fs[0].createdAt)
+		case needEph:
+			p = eph
 		case keepalive && c.lastWrite.Load() < idleBefore:
 			p = keepaliveFrame
 		default:
@@ -150,6 +158,9 @@ func (w *worker) write(f *feed, hi uint64, gen string, keepalive bool) {
 			continue
 		}
 		c.cursor, c.gen = hi, gen
+		if needEph {
+			c.ephVer = ephVer
+		}
 		c.lastWrite.Store(nowNs)
 		if written < len(p) {
 			rest := p[written:]

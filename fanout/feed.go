@@ -46,6 +46,10 @@ type feed struct {
 
 	attached     map[*client]struct{}
 	keepaliveDue bool
+	// eph is the latest broadcast of the workspace (presence): a frame
+	// without id that replaces the one before; ephVer counts broadcasts.
+	eph    []byte
+	ephVer uint64
 	queued       bool // in the hub's delivery queue
 	delivering   bool // a worker is writing to attached clients
 	again        bool // something changed while delivering

@@ -67,6 +67,7 @@ func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, st Stream) error {
 		return ErrClosed
 	}
 	h.clients[c] = struct{}{}
+	h.presenceChangedLocked()
 	h.mu.Unlock()
 	h.obs.Clients(1)
 	if !st.Resumed {
@@ -117,6 +118,16 @@ func (h *Hub) follow(parent context.Context, c *client) bool {
 		}
 
 		f.mu.Lock()
+		if c.ephVer < f.ephVer {
+			eph, ver := f.eph, f.ephVer
+			f.mu.Unlock()
+			if err := c.sink.write(eph); err != nil {
+				return false
+			}
+			c.ephVer = ver
+			c.touch(time.Now())
+			continue
+		}
 		if f.ready && c.cursor <= f.hi && c.cursor+1 >= f.lo() && (c.cursor == 0 || c.gen == f.gen) {
 			if !c.resumeReported {
 				c.resumeReported = true
@@ -257,6 +268,33 @@ func (h *Hub) wait(parent context.Context, c *client, wake <-chan struct{}, d ti
 			ka.Stop()
 			return false
 		}
+	}
+}
+
+// Broadcast sends every client of workspace ws on this node an event that
+// is not persisted (it carries no id), such as presence. Only the latest
+// broadcast of a workspace matters: one a client has not been sent yet is
+// replaced by the next, and clients that connect later get the latest.
+func (h *Hub) Broadcast(ws, event string, data []byte) {
+	frame := sse.AppendEvent(nil, "", event, data)
+	h.mu.Lock()
+	h.lastEph[ws] = frame
+	var feeds []*feed
+	if w := h.workspaces[ws]; w != nil {
+		for _, f := range w.feeds {
+			feeds = append(feeds, f)
+		}
+	}
+	h.mu.Unlock()
+	for _, f := range feeds {
+		f.mu.Lock()
+		f.eph = frame
+		f.ephVer++
+		f.wakeLocked()
+		if len(f.attached) > 0 {
+			h.scheduleLocked(f)
+		}
+		f.mu.Unlock()
 	}
 }
 

@@ -115,7 +115,9 @@ type Hub struct {
 	mu         sync.Mutex
 	workspaces map[string]*workspace
 	clients    map[*client]struct{}
-	perUser    map[string]int // open streams per user
+	perUser    map[string]int    // open streams per user
+	lastEph    map[string][]byte // latest broadcast per workspace, for new feeds
+	presence   chan struct{}     // signalled when the set of local clients changes
 	closing    bool
 	quit       chan struct{} // closed when Run starts shutting down
 
@@ -151,6 +153,8 @@ func New(src Source, cfg Config) *Hub {
 		workspaces: make(map[string]*workspace),
 		clients:    make(map[*client]struct{}),
 		perUser:    make(map[string]int),
+		lastEph:    make(map[string][]byte),
+		presence:   make(chan struct{}, 1),
 		quit:       make(chan struct{}),
 		subReq:     make(chan struct{}, 1),
 	}
@@ -268,6 +272,9 @@ func (h *Hub) acquire(ws, sid string) (*feed, error) {
 	f := w.feeds[sid]
 	if f == nil {
 		f = newFeed(h, ws, sid)
+		if eph := h.lastEph[ws]; eph != nil {
+			f.eph, f.ephVer = eph, 1
+		}
 		w.feeds[sid] = f
 		if w.confirmed {
 			h.requestSync(f)
@@ -377,6 +384,7 @@ func (h *Hub) sweep(now time.Time, audit bool) {
 		}
 		if len(w.feeds) == 0 {
 			delete(h.workspaces, id)
+			delete(h.lastEph, id)
 			dropped = true
 		}
 	}
@@ -416,6 +424,17 @@ func (h *Hub) sweep(now time.Time, audit bool) {
 		for _, f := range referenced {
 			h.requestSync(f)
 		}
+	}
+}
+
+// PresenceChanged is signalled (without blocking, coalesced) whenever a
+// client connects or goes away.
+func (h *Hub) PresenceChanged() <-chan struct{} { return h.presence }
+
+func (h *Hub) presenceChangedLocked() {
+	select {
+	case h.presence <- struct{}{}:
+	default:
 	}
 }
 
