@@ -30,10 +30,14 @@ type Sandboxes interface {
 	EnsureServer(ctx context.Context, sb Sandbox) error
 }
 
-// LocalPresence reports the node's own stream clients: workspace → user →
-// number of connections.
-type LocalPresence interface {
+// Audience is the node's stream clients (fanout.Hub).
+type Audience interface {
+	// Presence reports them: workspace → user → number of connections.
 	Presence() map[string]map[string]int
+	// PresenceChanged is signalled when a client connects or leaves.
+	PresenceChanged() <-chan struct{}
+	// Broadcast sends them a non-persisted event of a workspace.
+	Broadcast(ws, event string, data []byte)
 }
 
 // Config configures a Manager. Zero values are the defaults given.
@@ -152,11 +156,12 @@ type Manager struct {
 	rs        *redsync.Redsync
 	bell      Doorbell
 	sandboxes Sandboxes
-	presence  LocalPresence
+	audience  Audience
 	cfg       Config
 	logger    *slog.Logger
 
-	demand chan string
+	demand      chan string
+	presenceSig chan string // workspaces whose presence changed somewhere
 
 	mu      sync.Mutex
 	owners  map[string]*owner
@@ -164,22 +169,23 @@ type Manager struct {
 	wg      sync.WaitGroup // owners' goroutines
 }
 
-// New returns a Manager. bell, sandboxes and presence may be nil in tests
+// New returns a Manager. bell, sandboxes and audience may be nil in tests
 // that only use the store.
-func New(log *eventlog.Log, bell Doorbell, sandboxes Sandboxes, presence LocalPresence, cfg Config) *Manager {
+func New(log *eventlog.Log, bell Doorbell, sandboxes Sandboxes, audience Audience, cfg Config) *Manager {
 	cfg = cfg.withDefaults()
 	rdb := log.Client()
 	return &Manager{
-		rdb:       rdb,
-		log:       log,
-		rs:        redsync.New(goredis.NewPool(rdb)),
-		bell:      bell,
-		sandboxes: sandboxes,
-		presence:  presence,
-		cfg:       cfg,
-		logger:    cfg.Logger,
-		demand:    make(chan string, 1024),
-		owners:    make(map[string]*owner),
+		rdb:         rdb,
+		log:         log,
+		rs:          redsync.New(goredis.NewPool(rdb)),
+		bell:        bell,
+		sandboxes:   sandboxes,
+		audience:    audience,
+		cfg:         cfg,
+		logger:      cfg.Logger,
+		demand:      make(chan string, 1024),
+		presenceSig: make(chan string, 1024),
+		owners:      make(map[string]*owner),
 	}
 }
 
@@ -194,6 +200,13 @@ func (m *Manager) Demand(ws string) {
 // Signal implements the doorbell's signal handler for the workspace
 // owners of this node.
 func (m *Manager) Signal(ws, msg string) {
+	if msg == sigPresence {
+		select {
+		case m.presenceSig <- ws:
+		default: // the next tick recomputes every workspace
+		}
+		return
+	}
 	m.mu.Lock()
 	o := m.owners[ws]
 	m.mu.Unlock()
@@ -261,8 +274,8 @@ func (m *Manager) poll(ctx context.Context) {
 	for _, ws := range active {
 		cands[ws] = true
 	}
-	if m.presence != nil {
-		for ws := range m.presence.Presence() {
+	if m.audience != nil {
+		for ws := range m.audience.Presence() {
 			cands[ws] = true
 		}
 	}

@@ -3,10 +3,24 @@ package workspace
 import (
 	"context"
 	"encoding/json"
+	"maps"
+	"sort"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/tandem-dev/tandem/eventlog"
 )
+
+// Presence is who is in a workspace now, across all nodes.
+type Presence struct {
+	Users []PresentUser `json:"users"`
+}
+
+// PresentUser is one user and their open streams.
+type PresentUser struct {
+	UserID      string `json:"userId"`
+	Connections int    `json:"connections"`
+}
 
 // nodePresence is one node's report of its stream clients of a workspace,
 // a field of {ws:ID}:presence named after the node.
@@ -15,46 +29,158 @@ type nodePresence struct {
 	Users map[string]int `json:"users"`
 }
 
-// presenceLoop reports the node's stream clients per workspace every
-// PresenceInterval, so that owners know whether anyone is watching, and
-// removes its reports of workspaces it no longer has clients for.
+const sigPresence = "presence"
+
+// GetPresence returns the workspace's presence from every node's report.
+func (m *Manager) GetPresence(ctx context.Context, ws string) (Presence, error) {
+	if err := m.Exists(ctx, ws); err != nil {
+		return Presence{}, err
+	}
+	return m.aggregate(ctx, ws)
+}
+
+func (m *Manager) aggregate(ctx context.Context, ws string) (Presence, error) {
+	v, err := m.rdb.HGetAll(ctx, presenceKey(ws)).Result()
+	if err != nil {
+		return Presence{}, unavailable("presence", err)
+	}
+	return aggregate(v, time.Now().UnixMilli()), nil
+}
+
+func aggregate(reports map[string]string, now int64) Presence {
+	sum := map[string]int{}
+	for _, raw := range reports {
+		var p nodePresence
+		if json.Unmarshal([]byte(raw), &p) != nil || p.Exp <= now {
+			continue
+		}
+		for u, n := range p.Users {
+			if n > 0 {
+				sum[u] += n
+			}
+		}
+	}
+	out := Presence{Users: make([]PresentUser, 0, len(sum))}
+	for u, n := range sum {
+		out.Users = append(out.Users, PresentUser{UserID: u, Connections: n})
+	}
+	sort.Slice(out.Users, func(i, j int) bool { return out.Users[i].UserID < out.Users[j].UserID })
+	return out
+}
+
+// presenceLoop keeps presence true across nodes. It reports the node's
+// stream clients per workspace (at once when they change, and every
+// PresenceInterval so that reports of a dead node expire), rings the
+// workspace's doorbell when this node's part changed, and sends the
+// node's clients a presence event whenever the workspace's presence
+// changed, whichever node it changed on.
 func (m *Manager) presenceLoop(ctx context.Context) {
-	if m.presence == nil {
+	if m.audience == nil {
 		return
 	}
 	t := time.NewTicker(m.cfg.PresenceInterval)
 	defer t.Stop()
-	reported := map[string]bool{}
+	reported := map[string]map[string]int{}
+	sent := map[string]string{} // ws → presence JSON last broadcast
+	refresh := time.Time{}
 	for {
+		recompute := map[string]bool{}
 		select {
 		case <-ctx.Done():
 			// Leave no report behind: this node's clients are gone.
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 			for ws := range reported {
 				m.rdb.HDel(cctx, presenceKey(ws), m.cfg.NodeID)
+				_ = eventlog.Signal(cctx, m.rdb, ws, sigPresence)
 			}
 			cancel()
 			return
+		case <-m.audience.PresenceChanged():
+		case ws := <-m.presenceSig:
+			recompute[ws] = true
 		case <-t.C:
 		}
-		cur := m.presence.Presence()
-		exp := time.Now().Add(3 * m.cfg.PresenceInterval).UnixMilli()
-		_, _ = m.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for ws, users := range cur {
-				b, _ := json.Marshal(nodePresence{Exp: exp, Users: users})
-				p.HSet(ctx, presenceKey(ws), m.cfg.NodeID, b)
-				p.PExpire(ctx, presenceKey(ws), 10*m.cfg.PresenceInterval)
+	drain:
+		for {
+			select {
+			case ws := <-m.presenceSig:
+				recompute[ws] = true
+			default:
+				break drain
 			}
-			for ws := range reported {
-				if _, ok := cur[ws]; !ok {
-					p.HDel(ctx, presenceKey(ws), m.cfg.NodeID)
+		}
+		cur := m.audience.Presence()
+		now := time.Now()
+		full := now.Sub(refresh) >= m.cfg.PresenceInterval
+		if full {
+			refresh = now
+		}
+		var changed []string
+		for ws, users := range cur {
+			if !maps.Equal(users, reported[ws]) {
+				changed = append(changed, ws)
+			}
+		}
+		for ws := range reported {
+			if _, ok := cur[ws]; !ok {
+				changed = append(changed, ws)
+			}
+		}
+		if full || len(changed) > 0 {
+			exp := now.Add(3 * m.cfg.PresenceInterval).UnixMilli()
+			_, err := m.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+				for ws, users := range cur {
+					if !full && maps.Equal(users, reported[ws]) {
+						continue
+					}
+					b, _ := json.Marshal(nodePresence{Exp: exp, Users: users})
+					p.HSet(ctx, presenceKey(ws), m.cfg.NodeID, b)
+					p.PExpire(ctx, presenceKey(ws), 10*m.cfg.PresenceInterval)
 				}
+				for ws := range reported {
+					if _, ok := cur[ws]; !ok {
+						p.HDel(ctx, presenceKey(ws), m.cfg.NodeID)
+					}
+				}
+				for _, ws := range changed {
+					p.Publish(ctx, eventlog.NotifyChannel(ws), eventlog.SignalPrefix+sigPresence)
+				}
+				return nil
+			})
+			if err == nil {
+				reported = cur
 			}
-			return nil
-		})
-		reported = map[string]bool{}
+		}
+		// What this node's clients see: on the ticker for every workspace
+		// they are in (reports of dead nodes expire), otherwise for the
+		// workspaces whose presence was signalled.
 		for ws := range cur {
-			reported[ws] = true
+			if !full && !recompute[ws] && !contains(changed, ws) {
+				continue
+			}
+			p, err := m.aggregate(ctx, ws)
+			if err != nil {
+				continue
+			}
+			b, _ := json.Marshal(p)
+			if sent[ws] != string(b) {
+				sent[ws] = string(b)
+				m.audience.Broadcast(ws, sigPresence, b)
+			}
+		}
+		for ws := range sent {
+			if _, ok := cur[ws]; !ok {
+				delete(sent, ws)
+			}
 		}
 	}
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
 }
