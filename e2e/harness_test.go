@@ -319,7 +319,7 @@ func follow(t testing.TB, n *node, ws, sid string) *collector {
 			if err != nil {
 				return
 			}
-			if ev.Type == "" {
+			if ev.Type == "" || ev.Type == "presence" {
 				continue
 			}
 			c.mu.Lock()
