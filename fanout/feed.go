@@ -48,14 +48,14 @@ type feed struct {
 	keepaliveDue bool
 	// eph is the latest broadcast of the workspace (presence): a frame
 	// without id that replaces the one before; ephVer counts broadcasts.
-	eph    []byte
-	ephVer uint64
-	queued       bool // in the hub's delivery queue
-	delivering   bool // a worker is writing to attached clients
-	again        bool // something changed while delivering
-	syncQueued   bool
-	resync       bool // a sync was asked for while one ran
-	syncing      bool
+	eph        []byte
+	ephVer     uint64
+	queued     bool // in the hub's delivery queue
+	delivering bool // a worker is writing to attached clients
+	again      bool // something changed while delivering
+	syncQueued bool
+	resync     bool // a sync was asked for while one ran
+	syncing    bool
 }
 
 func newFeed(h *Hub, ws, sid string) *feed {
