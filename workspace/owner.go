@@ -364,25 +364,17 @@ func parseEntry(m redis.XMessage) inboxEntry {
 // readInbox reads new inbox entries and handles them in order.
 func (o *owner) readInbox(ctx context.Context) {
 	for {
-		res, err := o.m.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
-			Group: consumerGroup, Consumer: o.consumer, Streams: []string{inboxKey(o.ws), ">"}, Count: 100, Block: -1,
-		}).Result()
+		msgs, err := o.readNew(ctx, 100)
 		if err != nil {
-			if !errors.Is(err, redis.Nil) {
-				if strings.HasPrefix(err.Error(), "NOGROUP") {
-					_ = o.m.rdb.XGroupCreateMkStream(ctx, inboxKey(o.ws), consumerGroup, "0").Err()
-				}
+			if !o.stale(err) && strings.Contains(err.Error(), "NOGROUP") {
+				_ = o.m.rdb.XGroupCreateMkStream(ctx, inboxKey(o.ws), consumerGroup, "0").Err()
 			}
 			return
 		}
-		n := 0
-		for _, st := range res {
-			for _, msg := range st.Messages {
-				o.handle(ctx, parseEntry(msg), false)
-				n++
-			}
+		for _, msg := range msgs {
+			o.handle(ctx, parseEntry(msg), false)
 		}
-		if n < 100 {
+		if len(msgs) < 100 {
 			return
 		}
 	}
@@ -556,15 +548,14 @@ func (o *owner) idle(ctx context.Context) bool {
 		return false
 	}
 	pending, err := o.m.rdb.XPending(ctx, inboxKey(o.ws), consumerGroup).Result()
-	unread, err2 := o.m.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
-		Group: consumerGroup, Consumer: o.consumer, Streams: []string{inboxKey(o.ws), ">"}, Count: 100, Block: -1,
-	}).Result()
-	if err != nil || (err2 != nil && !errors.Is(err2, redis.Nil)) || pending.Count > 0 || len(unread) > 0 {
+	unread, err2 := o.readNew(ctx, 100)
+	if o.stale(err2) {
+		return false
+	}
+	if err != nil || err2 != nil || pending.Count > 0 || len(unread) > 0 {
 		o.m.markActive(ctx, o.ws)
-		for _, st := range unread {
-			for _, msg := range st.Messages {
-				o.handle(ctx, parseEntry(msg), false)
-			}
+		for _, msg := range unread {
+			o.handle(ctx, parseEntry(msg), false)
 		}
 		o.lastBusy = time.Now()
 		return false
