@@ -35,7 +35,12 @@ func (c Config) Validate() error {
 type Log struct {
 	rdb redis.UniversalClient
 	cfg Config
+	obs func(records int, stale bool, err error)
 }
+
+// SetObserver sets a hook called after every append call with its number
+// of records and outcome (for metrics). Call it before the Log is used.
+func (l *Log) SetObserver(fn func(records int, stale bool, err error)) { l.obs = fn }
 
 // New returns a Log on rdb, which may be a single node, a Sentinel-managed
 // or a Cluster client.
@@ -174,6 +179,9 @@ func (l *Log) AppendState(ctx context.Context, ws, sid string, epoch uint64, sta
 	}
 	keys := []string{FenceKey(ws), StreamKey(ws, sid), StateKey(ws, sid)}
 	res, err := appendScript.Run(ctx, l.rdb, keys, args...).Slice()
+	if l.obs != nil {
+		l.obs(len(recs), err != nil && strings.HasPrefix(err.Error(), "TANDEMSTALE"), err)
+	}
 	if err != nil {
 		if strings.HasPrefix(err.Error(), "TANDEMSTALE") {
 			return nil, fmt.Errorf("append %s: %w (%s)", StreamKey(ws, sid), ErrStaleWriter, err.Error())

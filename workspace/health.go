@@ -52,6 +52,7 @@ func (o *owner) healthResult(ctx context.Context, err error) {
 		return
 	}
 	o.healthFails++
+	o.m.obs.HealthCheckFailed()
 	if o.healthFails < o.m.cfg.HealthFailures || o.unhealthy {
 		return
 	}
@@ -70,6 +71,7 @@ func (o *owner) healthResult(ctx context.Context, err error) {
 		err := o.m.sandboxes.EnsureServer(ectx, sb)
 		o.report(func(context.Context) {
 			o.ensuring = false
+			o.m.obs.SandboxRestarted(err == nil)
 			if err != nil && !errors.Is(err, context.Canceled) {
 				o.logger.Warn("sandbox could not be restarted", slog.Any("err", err))
 			}

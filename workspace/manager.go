@@ -40,6 +40,28 @@ type Audience interface {
 	Broadcast(ws, event string, data []byte)
 }
 
+// Observer receives what the workspace owners of a node do, for metrics.
+// Its methods must be fast and must not block.
+type Observer interface {
+	Owned(delta int)
+	TookOver()
+	Released(reason string) // idle, handover, lost
+	PromptAccepted()
+	TurnEnded(stopReason string)
+	HealthCheckFailed()
+	SandboxRestarted(ok bool)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Owned(int)             {}
+func (nopObserver) TookOver()             {}
+func (nopObserver) Released(string)       {}
+func (nopObserver) PromptAccepted()       {}
+func (nopObserver) TurnEnded(string)      {}
+func (nopObserver) HealthCheckFailed()    {}
+func (nopObserver) SandboxRestarted(bool) {}
+
 // Config configures a Manager. Zero values are the defaults given.
 type Config struct {
 	// NodeID names this node in ownership records (required).
@@ -159,6 +181,7 @@ type Manager struct {
 	audience  Audience
 	cfg       Config
 	logger    *slog.Logger
+	obs       Observer
 
 	demand      chan string
 	presenceSig chan string // workspaces whose presence changed somewhere
@@ -187,6 +210,27 @@ func New(log *eventlog.Log, bell Doorbell, sandboxes Sandboxes, audience Audienc
 		presenceSig: make(chan string, 1024),
 		owners:      make(map[string]*owner),
 	}
+}
+
+// SetObserver sets the hooks metrics use. Call it before Run.
+func (m *Manager) SetObserver(o Observer) { m.obs = o }
+
+// InboxDepth is the number of inbox entries of the workspaces this node
+// owns that are not done yet: unread, or read and not acknowledged.
+func (m *Manager) InboxDepth(ctx context.Context) (int64, error) {
+	var total int64
+	for _, ws := range m.Owned() {
+		groups, err := m.rdb.XInfoGroups(ctx, inboxKey(ws)).Result()
+		if err != nil {
+			return 0, unavailable("inbox depth", err)
+		}
+		for _, g := range groups {
+			if g.Name == consumerGroup {
+				total += g.Pending + max(g.Lag, 0)
+			}
+		}
+	}
+	return total, nil
 }
 
 // Demand asks the node to own ws now if nobody does. It never blocks.
@@ -348,11 +392,14 @@ func (m *Manager) tryTake(ctx context.Context, ws string) {
 	m.owners[ws] = o
 	m.wg.Add(1)
 	m.mu.Unlock()
+	m.obs.Owned(1)
+	m.obs.TookOver()
 	go func() {
 		defer m.wg.Done()
 		o.run(ctx)
 		m.mu.Lock()
 		delete(m.owners, ws)
 		m.mu.Unlock()
+		m.obs.Owned(-1)
 	}()
 }

@@ -188,6 +188,16 @@ func (o *owner) stale(err error) bool {
 
 type stopMode int
 
+func (m stopMode) String() string {
+	switch m {
+	case stopIdle:
+		return "idle"
+	case stopLost:
+		return "lost"
+	}
+	return "handover"
+}
+
 const (
 	stopHandOver stopMode = iota // node shutting down: unlock, keep ACP connections for the next owner
 	stopIdle                     // idle: close ACP connections, unlock
@@ -222,7 +232,8 @@ func (o *owner) run(ctx context.Context) {
 	if o.m.bell != nil {
 		_ = o.m.bell.Unsubscribe(cctx, o.ws)
 	}
-	o.logger.Info("workspace released", slog.Int("mode", int(mode)))
+	o.m.obs.Released(mode.String())
+	o.logger.Info("workspace released", slog.String("reason", mode.String()))
 }
 
 // serve is the owner's loop; it returns how to stop: when node (the

@@ -357,6 +357,7 @@ func (o *owner) ingestSession(ctx context.Context, sid string, msgs []acpMsg) {
 		o.answerAgent(ctx, s, r)
 	}
 	if ended != nil {
+		o.m.obs.TurnEnded(stopReason)
 		if ended.cancel != nil {
 			ended.cancel()
 		}
@@ -508,6 +509,7 @@ func (o *owner) endTurn(ctx context.Context, s *session, stopReason, reason stri
 	if o.stale(err) {
 		return
 	}
+	o.m.obs.TurnEnded(stopReason)
 	s.turn = nil
 	o.ack(ctx, t.Inbox)
 	o.dispatch(ctx, s)

@@ -365,6 +365,9 @@ func (m *Manager) Prompt(ctx context.Context, ws, sid, user, text, idem string) 
 	if err != nil {
 		return Accepted{}, err
 	}
+	if !r.duplicate {
+		m.obs.PromptAccepted()
+	}
 	return Accepted{ID: r.id, SessionID: sid, Duplicate: r.duplicate}, nil
 }
 
