@@ -152,7 +152,6 @@ func (s *Server) handleError(err error, c echo.Context) {
 		s.log.ErrorContext(c.Request().Context(), "request failed",
 			slog.String("method", c.Request().Method),
 			slog.String("path", c.Request().URL.Path),
-			slog.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)),
 			slog.Any("err", err))
 		if kind == probInternal {
 			detail = "" // internal text never reaches a client

@@ -34,6 +34,8 @@ type Deps struct {
 	Workspaces Workspaces    // nil: only the event routes are served (tests)
 	Auth       Authenticator // nil: NoAuth
 	Ready      ReadinessCheck
+	Observer   Observer     // nil: none
+	Metrics    http.Handler // served at /metrics; nil: not served
 	Logger     *slog.Logger // nil: slog.Default()
 }
 
@@ -118,14 +120,7 @@ func New(deps Deps, cfg Config) *Server {
 	e.HTTPErrorHandler = s.handleError
 	// No Timeout, ContextTimeout, BodyDump or Gzip middleware: they would
 	// buffer or cut streams.
-	// Every response carries a request id of ours; one a client sends is
-	// not trusted into logs.
-	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			c.Response().Header().Set(echo.HeaderXRequestID, newRequestID())
-			return next(c)
-		}
-	})
+	e.Use(s.observe)
 	e.Use(middleware.Recover())
 	if len(s.cfg.CORSOrigins) > 0 {
 		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
@@ -140,6 +135,9 @@ func New(deps Deps, cfg Config) *Server {
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
+	if deps.Metrics != nil {
+		e.GET("/metrics", echo.WrapHandler(deps.Metrics))
+	}
 	e.GET("/", s.index)
 	e.GET("/w/:ws", s.index)
 	e.GET("/static/*", s.assets())
