@@ -28,6 +28,7 @@ import (
 	"github.com/tandem-dev/tandem/eventlog"
 	"github.com/tandem-dev/tandem/fanout"
 	"github.com/tandem-dev/tandem/httpapi"
+	"github.com/tandem-dev/tandem/metrics"
 	"github.com/tandem-dev/tandem/sandbox"
 	"github.com/tandem-dev/tandem/workspace"
 )
@@ -53,6 +54,9 @@ type Config struct {
 	SandboxAllow []string
 	// Auth authenticates requests (nil: httpapi.NoAuth, local use only).
 	Auth httpapi.Authenticator
+	// PprofAddr, when set, serves net/http/pprof there (keep it on
+	// loopback); empty: no profiling endpoints.
+	PprofAddr string
 
 	Logger *slog.Logger // nil: slog.Default()
 }
@@ -144,7 +148,7 @@ func Run(ctx context.Context, cfg Config, ln net.Listener) error {
 		return err
 	}
 	cfg = cfg.withDefaults()
-	logger := cfg.Logger.With(slog.String("node", cfg.NodeID))
+	logger := slog.New(httpapi.LogHandler(cfg.Logger.Handler())).With(slog.String("node", cfg.NodeID))
 	rdb, err := NewRedis(cfg.RedisURL)
 	if err != nil {
 		return err
@@ -176,13 +180,17 @@ func Run(ctx context.Context, cfg Config, ln net.Listener) error {
 		return err
 	}
 
+	mtr := metrics.New()
 	log := eventlog.New(rdb, cfg.EventLog)
+	log.SetObserver(mtr.Appended)
 	hub := fanout.New(log, cfg.Fanout)
-	hub.SetObserver(logObserver{logger})
+	hub.SetObserver(hubObserver{mtr, logger})
 	mux := &bellMux{hub: hub}
 	bell := eventlog.NewBell(rdb, mux)
 	hub.SetDoorbell(bell)
 	mgr := workspace.New(log, bell, sandboxes{local: local}, hub, wcfg)
+	mgr.SetObserver(mtr)
+	inboxDepth(mtr, mgr)
 	mux.mgr = mgr
 
 	api := httpapi.New(httpapi.Deps{
@@ -190,6 +198,8 @@ func Run(ctx context.Context, cfg Config, ln net.Listener) error {
 		Streams:    hub,
 		Workspaces: mgr,
 		Auth:       cfg.Auth,
+		Observer:   mtr,
+		Metrics:    mtr.Handler(),
 		Ready:      func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
 		Logger:     logger,
 	}, cfg.HTTP)
@@ -210,7 +220,7 @@ func Run(ctx context.Context, cfg Config, ln net.Listener) error {
 	runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelRun()
 	var wg sync.WaitGroup
-	errs := make(chan error, 5)
+	errs := make(chan error, 6)
 	start := func(name string, fn func() error) {
 		wg.Add(1)
 		go func() {
@@ -238,6 +248,9 @@ func Run(ctx context.Context, cfg Config, ln net.Listener) error {
 	start("hub", func() error { return hub.Run(runCtx) })
 	start("workspaces", func() error { return mgr.Run(runCtx) })
 	start("http", func() error { return srv.Serve(ln) })
+	if cfg.PprofAddr != "" {
+		start("pprof", func() error { return servePprof(runCtx, cfg.PprofAddr, logger) })
+	}
 	logger.Info("tandem node listening", slog.String("addr", ln.Addr().String()), slog.String("redis", RedactURL(cfg.RedisURL)))
 
 	var runErr error
@@ -290,15 +303,6 @@ func (s sandboxes) EnsureServer(ctx context.Context, sb workspace.Sandbox) error
 	}
 	return (&sandbox.Static{URL: sb.BaseURL, BearerToken: sb.Token}).EnsureServer(ctx)
 }
-
-// logObserver logs the hub's handled errors.
-type logObserver struct{ l *slog.Logger }
-
-func (o logObserver) Error(err error)      { o.l.Warn("fanout", slog.Any("err", err)) }
-func (o logObserver) Clients(int)          {}
-func (o logObserver) Delivered(int, int64) {}
-func (o logObserver) Resumed(bool)         {}
-func (o logObserver) Fallback()            {}
 
 // sandboxAllowed decides which sandbox URLs a workspace may use: the
 // default sandbox's host and port, and the allowed patterns. Anything else

@@ -37,6 +37,7 @@ type config struct {
 	SandboxLauncher string
 
 	security
+	ops
 }
 
 // envFlag registers a flag whose default comes from an environment variable.
@@ -108,6 +109,7 @@ func parseServeConfig(args []string) (config, error) {
 	e.int64(&c.SandboxPort, "sandbox-port", "TANDEM_SANDBOX_PORT", 2468, "local provider: the server's port on 127.0.0.1")
 	e.str(&c.SandboxLauncher, "agent-launcher", "TANDEM_AGENT_LAUNCHER", "", "local provider: a program installed as the mock agent (our scripted agent)")
 	c.security.register(e)
+	c.ops.register(e)
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

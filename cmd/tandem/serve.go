@@ -62,6 +62,7 @@ func serveCmd(args []string) error {
 			CORSOrigins:  splitList(cfg.CORSOrigins),
 		},
 		Auth:         authn,
+		PprofAddr:    cfg.PprofAddr,
 		SandboxAllow: splitList(cfg.SandboxAllow),
 		Sandbox: node.SandboxConfig{
 			Mode:          cfg.Sandbox,

@@ -1,0 +1,10 @@
+package main
+
+// ops is the configuration of operational endpoints.
+type ops struct {
+	PprofAddr string
+}
+
+func (o *ops) register(e *envFlags) {
+	e.str(&o.PprofAddr, "pprof-addr", "TANDEM_PPROF_ADDR", "", "serve net/http/pprof on this address (keep it on loopback; empty: off)")
+}
