@@ -2,8 +2,8 @@ package httpapi_test
 
 import (
 	"bytes"
-	"errors"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http/httptest"
 	"strings"
@@ -20,10 +20,10 @@ var errInternal = errors.New("database exploded with secret-internal-text")
 type recObserver struct{ routes []string }
 
 func (r *recObserver) Request(route, method string, status int, d time.Duration) {
-	r.routes = append(r.routes, method+" "+route+" "+http_status(status))
+	r.routes = append(r.routes, method+" "+route+" "+statusClass(status))
 }
 
-func http_status(s int) string { return string(rune('0'+s/100)) + "xx" }
+func statusClass(s int) string { return string(rune('0'+s/100)) + "xx" }
 
 // Every log line of a request carries its id, the same as the response's
 // X-Request-Id; no credential is logged; metrics see the route pattern.
