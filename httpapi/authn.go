@@ -26,13 +26,24 @@ const CookieName = "tandem_token"
 // cookie: a cross-site page cannot set it without a CORS preflight.
 const CSRFHeader = "X-Tandem-Csrf"
 
-// NoAuth trusts the caller: the user is the X-User-Id header (default
-// "anonymous") with every role in every workspace. For local use only.
+// UserCookieName is the cookie a browser names its user in when there is
+// no authentication (NoAuth): EventSource cannot send X-User-Id. JWTAuth
+// never reads it.
+const UserCookieName = "tandem_user"
+
+// NoAuth trusts the caller: the user is the X-User-Id header, else the
+// tandem_user cookie (default "anonymous"), with every role in every
+// workspace. For local use only.
 type NoAuth struct{}
 
 // Authenticate implements Authenticator.
 func (NoAuth) Authenticate(r *http.Request) (auth.Principal, bool, error) {
 	u := r.Header.Get("X-User-Id")
+	if u == "" {
+		if c, err := r.Cookie(UserCookieName); err == nil {
+			u = c.Value
+		}
+	}
 	if u == "" {
 		u = "anonymous"
 	}
@@ -42,7 +53,7 @@ func (NoAuth) Authenticate(r *http.Request) (auth.Principal, bool, error) {
 	return auth.Principal{User: u, Role: auth.RoleAdmin, Workspaces: []string{"*"}}, false, nil
 }
 
-var errBadUser = errors.New("invalid X-User-Id")
+var errBadUser = errors.New("invalid X-User-Id or tandem_user cookie")
 
 // JWTAuth reads a bearer token from the Authorization header, or else from
 // the session cookie; never from the URL, where it would end up in logs.
@@ -109,7 +120,7 @@ func safeMethod(m string) bool {
 func (s *Server) authError(c echo.Context, err error) error {
 	switch {
 	case errors.Is(err, errBadUser):
-		return newError(probInvalidUser, "X-User-Id must be 1-128 characters of [A-Za-z0-9._@+-]")
+		return newError(probInvalidUser, "X-User-Id (or the tandem_user cookie) must be 1-128 characters of [A-Za-z0-9._@+-]")
 	case errors.Is(err, auth.ErrNoToken):
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="tandem"`)
 		return newError(probUnauthenticated, "a bearer token is required")
@@ -145,7 +156,7 @@ func (s *Server) setCookie(c echo.Context) error {
 		ck.MaxAge = max(1, int(time.Until(p.Expires).Seconds()))
 	}
 	http.SetCookie(c.Response(), ck)
-	return c.JSON(http.StatusOK, me(p))
+	return c.JSON(http.StatusOK, s.me(p))
 }
 
 // clearCookie: DELETE /v1/auth/cookie forgets the browser's token.
@@ -160,18 +171,25 @@ func (s *Server) whoami(c echo.Context) error {
 	if err != nil {
 		return s.authError(c, err)
 	}
-	return c.JSON(http.StatusOK, me(p))
+	return c.JSON(http.StatusOK, s.me(p))
 }
 
 type meBody struct {
+	// Auth is how the node authenticates: "none" (the caller names
+	// themselves: X-User-Id or the tandem_user cookie) or "jwt".
+	Auth       string   `json:"auth"`
 	UserID     string   `json:"userId"`
 	Role       string   `json:"role"`
 	Workspaces []string `json:"workspaces"`
 	ExpiresAt  *int64   `json:"expiresAt,omitempty"`
 }
 
-func me(p auth.Principal) meBody {
-	b := meBody{UserID: p.User, Role: p.Role.String(), Workspaces: p.Workspaces}
+func (s *Server) me(p auth.Principal) meBody {
+	mode := "jwt"
+	if _, ok := s.authn.(NoAuth); ok {
+		mode = "none"
+	}
+	b := meBody{Auth: mode, UserID: p.User, Role: p.Role.String(), Workspaces: p.Workspaces}
 	if !p.Expires.IsZero() {
 		ms := p.Expires.UnixMilli()
 		b.ExpiresAt = &ms
