@@ -24,7 +24,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/tandem-dev/tandem/eventlog"
 	"github.com/tandem-dev/tandem/fanout"
 	"github.com/tandem-dev/tandem/httpapi"
@@ -37,7 +36,9 @@ import (
 type Config struct {
 	// NodeID names the node in ownership records and logs (required).
 	NodeID string
-	// RedisURL is a redis:// or rediss:// URL (default redis://127.0.0.1:6379/0).
+	// RedisURL is a redis:// or rediss:// URL of one server, or a
+	// redis+cluster:// or redis+sentinel:// URL (see NewRedis; default
+	// redis://127.0.0.1:6379/0).
 	RedisURL string
 	// ShutdownTimeout bounds how long shutdown waits for requests in
 	// flight (default 10s).
@@ -129,16 +130,6 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.Default()
 	}
 	return c
-}
-
-// NewRedis returns a client for a Redis URL.
-func NewRedis(url string) (redis.UniversalClient, error) {
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		return nil, fmt.Errorf("redis url: %w", err)
-	}
-	opt.ClientName = "tandem"
-	return redis.NewClient(opt), nil
 }
 
 // Run serves on ln until ctx ends, then shuts the node down. It returns nil
@@ -339,14 +330,4 @@ func hostPort(u *url.URL) string {
 		}
 	}
 	return net.JoinHostPort(strings.ToLower(u.Hostname()), port)
-}
-
-// RedactURL drops a password from a URL for logging.
-func RedactURL(u string) string {
-	if i := strings.LastIndex(u, "@"); i >= 0 {
-		if j := strings.Index(u, "://"); j >= 0 && j < i {
-			return u[:j+3] + "***" + u[i:]
-		}
-	}
-	return u
 }
