@@ -10,31 +10,54 @@ import (
 	"time"
 
 	"github.com/tandem-dev/tandem/eventlog"
-	"github.com/tandem-dev/tandem/internal/redistest"
 )
 
-func newLog(t testing.TB, cfg eventlog.Config) (*eventlog.Log, *redistest.Server) {
-	t.Helper()
-	srv := redistest.Start(t, redistest.Options{})
-	return eventlog.New(srv.Client(t), cfg), srv
+// The event log's tests form one conformance suite that runs against each
+// Redis deployment Tandem supports (backend_test.go): one server and a
+// Redis Cluster. Cases share their backend, so each names its workspaces
+// with b.ws.
+func TestLog(t *testing.T) {
+	cases := []struct {
+		name string
+		fn   func(*testing.T, *backend)
+	}{
+		{"AppendAndRead", testAppendAndRead},
+		{"StaleWriter", testStaleWriter},
+		{"InvalidRecord", testInvalidRecord},
+		{"ReadResets", testReadResets},
+		{"ConcurrentWritersSameEpochNoGaps", testConcurrentWritersSameEpochNoGaps},
+		{"Bell", testBell},
+		{"AppendState", testAppendState},
+	}
+	for _, bk := range backends {
+		t.Run(bk.name, func(t *testing.T) {
+			b := bk.start(t)
+			for _, tc := range cases {
+				t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })
+			}
+		})
+	}
 }
+
+func newLog(b *backend, cfg eventlog.Config) *eventlog.Log { return eventlog.New(b.rdb, cfg) }
 
 func rec(typ, body string) eventlog.Record {
 	return eventlog.Record{Type: typ, Body: json.RawMessage(body)}
 }
 
-func TestAppendAndRead(t *testing.T) {
+func testAppendAndRead(t *testing.T, b *backend) {
 	ctx := context.Background()
-	l, _ := newLog(t, eventlog.Config{})
-	ep, err := l.AcquireEpoch(ctx, "w1")
+	l := newLog(b, eventlog.Config{})
+	w1 := b.ws("w1")
+	ep, err := l.AcquireEpoch(ctx, w1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	evs, err := l.Append(ctx, "w1", "s1", ep, rec("chat.user", `{"userId":"ann","text":"hi"}`))
+	evs, err := l.Append(ctx, w1, "s1", ep, rec("chat.user", `{"userId":"ann","text":"hi"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	batch, err := l.Append(ctx, "w1", "s1", ep,
+	batch, err := l.Append(ctx, w1, "s1", ep,
 		eventlog.Record{Type: "session.event", Body: json.RawMessage(`{ "sender": "agent" }`), Source: "7"},
 		rec("session.status", `{"status":"turn_ended"}`))
 	if err != nil {
@@ -46,7 +69,7 @@ func TestAppendAndRead(t *testing.T) {
 			t.Fatalf("event %d has index %d", i, ev.Index)
 		}
 	}
-	page, head, err := l.Read(ctx, "w1", "s1", eventlog.Cursor{}, 10)
+	page, head, err := l.Read(ctx, w1, "s1", eventlog.Cursor{}, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +96,7 @@ func TestAppendAndRead(t *testing.T) {
 	if flat["userId"] != "ann" || flat["type"] != "chat.user" || flat["eventIndex"] != 1.0 || flat["sessionId"] != "s1" || flat["id"] != page[0].ID {
 		t.Errorf("API form = %v", flat)
 	}
-	src, err := l.SourcePosition(ctx, "w1", "s1")
+	src, err := l.SourcePosition(ctx, w1, "s1")
 	if err != nil || src != "7" {
 		t.Errorf("source position = %q, %v; want 7", src, err)
 	}
@@ -83,60 +106,62 @@ func TestAppendAndRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rest, _, err := l.Read(ctx, "w1", "s1", c, 10)
+	rest, _, err := l.Read(ctx, w1, "s1", c, 10)
 	if err != nil || len(rest) != 2 || rest[0].Index != 2 {
 		t.Fatalf("read after %s: %d events, %v", c, len(rest), err)
 	}
 	// At the head: nothing, no error.
-	none, _, err := l.Read(ctx, "w1", "s1", head, 10)
+	none, _, err := l.Read(ctx, w1, "s1", head, 10)
 	if err != nil || len(none) != 0 {
 		t.Fatalf("read at head: %d events, %v", len(none), err)
 	}
 }
 
-func TestStaleWriter(t *testing.T) {
+func testStaleWriter(t *testing.T, b *backend) {
 	ctx := context.Background()
-	l, _ := newLog(t, eventlog.Config{})
+	l := newLog(b, eventlog.Config{})
+	w, never := b.ws("w"), b.ws("never")
 	t.Run("ErrStaleWriter after a new epoch", func(t *testing.T) {
-		ep1, _ := l.AcquireEpoch(ctx, "w")
-		if _, err := l.Append(ctx, "w", "s", ep1, rec("chat.user", `{"n":1}`)); err != nil {
+		ep1, _ := l.AcquireEpoch(ctx, w)
+		if _, err := l.Append(ctx, w, "s", ep1, rec("chat.user", `{"n":1}`)); err != nil {
 			t.Fatal(err)
 		}
-		ep2, err := l.AcquireEpoch(ctx, "w")
+		ep2, err := l.AcquireEpoch(ctx, w)
 		if err != nil || ep2 != ep1+1 {
 			t.Fatalf("epoch 2 = %d, %v", ep2, err)
 		}
-		_, err = l.Append(ctx, "w", "s", ep1, rec("chat.user", `{"n":2}`), rec("chat.user", `{"n":3}`))
+		_, err = l.Append(ctx, w, "s", ep1, rec("chat.user", `{"n":2}`), rec("chat.user", `{"n":3}`))
 		if !errors.Is(err, eventlog.ErrStaleWriter) {
 			t.Fatalf("stale append: err = %v, want ErrStaleWriter", err)
 		}
-		evs, head, err := l.Read(ctx, "w", "s", eventlog.Cursor{}, 10)
+		evs, head, err := l.Read(ctx, w, "s", eventlog.Cursor{}, 10)
 		if err != nil || len(evs) != 1 || head.Index != 1 {
 			t.Fatalf("after the stale append: %d events, head %d, %v; want 1", len(evs), head.Index, err)
 		}
-		if _, err := l.Append(ctx, "w", "s", ep2, rec("chat.user", `{"n":4}`)); err != nil {
+		if _, err := l.Append(ctx, w, "s", ep2, rec("chat.user", `{"n":4}`)); err != nil {
 			t.Fatalf("new writer: %v", err)
 		}
-		evs, _, _ = l.Read(ctx, "w", "s", eventlog.Cursor{}, 10)
+		evs, _, _ = l.Read(ctx, w, "s", eventlog.Cursor{}, 10)
 		if len(evs) != 2 || evs[1].Index != 2 || evs[1].Epoch != ep2 {
 			t.Fatalf("new writer's event: %+v", evs)
 		}
 	})
 	t.Run("ErrStaleWriter without any epoch", func(t *testing.T) {
-		_, err := l.Append(ctx, "never", "s", 0, rec("chat.user", `{}`))
+		_, err := l.Append(ctx, never, "s", 0, rec("chat.user", `{}`))
 		if !errors.Is(err, eventlog.ErrStaleWriter) {
 			t.Fatalf("err = %v, want ErrStaleWriter", err)
 		}
-		if n, _ := l.Client().Exists(ctx, eventlog.StreamKey("never", "s")).Result(); n != 0 {
+		if n, _ := l.Client().Exists(ctx, eventlog.StreamKey(never, "s")).Result(); n != 0 {
 			t.Fatal("a refused append created the stream")
 		}
 	})
 }
 
-func TestInvalidRecord(t *testing.T) {
+func testInvalidRecord(t *testing.T, b *backend) {
 	ctx := context.Background()
-	l, _ := newLog(t, eventlog.Config{})
-	ep, _ := l.AcquireEpoch(ctx, "w")
+	l := newLog(b, eventlog.Config{})
+	w := b.ws("w")
+	ep, _ := l.AcquireEpoch(ctx, w)
 	for _, r := range []eventlog.Record{
 		{Type: "", Body: json.RawMessage(`{}`)},
 		{Type: "Bad-Type", Body: json.RawMessage(`{}`)},
@@ -147,27 +172,28 @@ func TestInvalidRecord(t *testing.T) {
 		{Type: "chat.user", Body: json.RawMessage(`null`)},
 		{Type: "chat.user", Source: "1\n2"},
 	} {
-		if _, err := l.Append(ctx, "w", "s", ep, rec("chat.user", `{}`), r); !errors.Is(err, eventlog.ErrInvalidRecord) {
+		if _, err := l.Append(ctx, w, "s", ep, rec("chat.user", `{}`), r); !errors.Is(err, eventlog.ErrInvalidRecord) {
 			t.Errorf("Append(%+v) = %v, want ErrInvalidRecord", r, err)
 		}
 	}
-	if head, _ := l.Head(ctx, "w", "s"); head.Index != 0 {
+	if head, _ := l.Head(ctx, w, "s"); head.Index != 0 {
 		t.Fatalf("refused batches appended %d events", head.Index)
 	}
 }
 
-func TestReadResets(t *testing.T) {
+func testReadResets(t *testing.T, b *backend) {
 	ctx := context.Background()
-	l, srv := newLog(t, eventlog.Config{MaxLen: 10})
-	ep, _ := l.AcquireEpoch(ctx, "w")
+	l := newLog(b, eventlog.Config{MaxLen: 10})
+	w := b.ws("w")
+	ep, _ := l.AcquireEpoch(ctx, w)
 	for i := 0; i < 300; i++ {
-		if _, err := l.Append(ctx, "w", "s", ep, rec("chat.user", fmt.Sprintf(`{"n":%d}`, i))); err != nil {
+		if _, err := l.Append(ctx, w, "s", ep, rec("chat.user", fmt.Sprintf(`{"n":%d}`, i))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	head, _ := l.Head(ctx, "w", "s")
+	head, _ := l.Head(ctx, w, "s")
 	t.Run("ErrCursorExpired", func(t *testing.T) {
-		_, _, err := l.Read(ctx, "w", "s", eventlog.Cursor{Gen: head.Gen, Index: 5}, 10)
+		_, _, err := l.Read(ctx, w, "s", eventlog.Cursor{Gen: head.Gen, Index: 5}, 10)
 		var re *eventlog.ResetError
 		if !errors.As(err, &re) || !errors.Is(err, eventlog.ErrCursorExpired) {
 			t.Fatalf("err = %v, want a ResetError for ErrCursorExpired", err)
@@ -175,39 +201,39 @@ func TestReadResets(t *testing.T) {
 		if re.Oldest.Index <= 6 || re.Continue.Index != re.Oldest.Index-1 || re.Oldest.Gen != head.Gen {
 			t.Fatalf("reset = %+v", re)
 		}
-		evs, _, err := l.Read(ctx, "w", "s", re.Continue, 1000)
+		evs, _, err := l.Read(ctx, w, "s", re.Continue, 1000)
 		if err != nil || len(evs) == 0 || evs[0].Index != re.Oldest.Index || evs[len(evs)-1].Index != 300 {
 			t.Fatalf("continuing: %v", err)
 		}
 	})
 	t.Run("ErrCursorExpired from the start", func(t *testing.T) {
-		_, _, err := l.Read(ctx, "w", "s", eventlog.Cursor{}, 10)
+		_, _, err := l.Read(ctx, w, "s", eventlog.Cursor{}, 10)
 		if !errors.Is(err, eventlog.ErrCursorExpired) {
 			t.Fatalf("err = %v, want ErrCursorExpired", err)
 		}
 	})
 	t.Run("ErrCursorUnknown for another generation", func(t *testing.T) {
-		_, _, err := l.Read(ctx, "w", "s", eventlog.Cursor{Gen: "abc", Index: 299}, 10)
+		_, _, err := l.Read(ctx, w, "s", eventlog.Cursor{Gen: "abc", Index: 299}, 10)
 		if !errors.Is(err, eventlog.ErrCursorUnknown) {
 			t.Fatalf("err = %v, want ErrCursorUnknown", err)
 		}
 	})
 	t.Run("ErrCursorUnknown past the head", func(t *testing.T) {
-		_, _, err := l.Read(ctx, "w", "s", eventlog.Cursor{Gen: head.Gen, Index: 301}, 10)
+		_, _, err := l.Read(ctx, w, "s", eventlog.Cursor{Gen: head.Gen, Index: 301}, 10)
 		if !errors.Is(err, eventlog.ErrCursorUnknown) {
 			t.Fatalf("err = %v, want ErrCursorUnknown", err)
 		}
 	})
 	t.Run("ErrCursorUnknown after Redis lost the stream", func(t *testing.T) {
-		srv.Restart(t) // not appendonly: everything is gone
-		ep, err := l.AcquireEpoch(ctx, "w")
+		b.wipe(t) // everything is gone
+		ep, err := l.AcquireEpoch(ctx, w)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := l.Append(ctx, "w", "s", ep, rec("chat.user", `{}`)); err != nil {
+		if _, err := l.Append(ctx, w, "s", ep, rec("chat.user", `{}`)); err != nil {
 			t.Fatal(err)
 		}
-		_, _, err = l.Read(ctx, "w", "s", head, 10)
+		_, _, err = l.Read(ctx, w, "s", head, 10)
 		var re *eventlog.ResetError
 		if !errors.As(err, &re) || !errors.Is(err, eventlog.ErrCursorUnknown) {
 			t.Fatalf("old cursor on a new stream: err = %v, want ErrCursorUnknown", err)
@@ -218,17 +244,18 @@ func TestReadResets(t *testing.T) {
 	})
 }
 
-func TestConcurrentWritersSameEpochNoGaps(t *testing.T) {
+func testConcurrentWritersSameEpochNoGaps(t *testing.T, b *backend) {
 	ctx := context.Background()
-	l, _ := newLog(t, eventlog.Config{})
-	ep, _ := l.AcquireEpoch(ctx, "w")
+	l := newLog(b, eventlog.Config{})
+	w := b.ws("w")
+	ep, _ := l.AcquireEpoch(ctx, w)
 	var wg sync.WaitGroup
 	for g := 0; g < 8; g++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 50; i++ {
-				if _, err := l.Append(ctx, "w", "s", ep, rec("chat.user", `{}`), rec("chat.user", `{}`)); err != nil {
+				if _, err := l.Append(ctx, w, "s", ep, rec("chat.user", `{}`), rec("chat.user", `{}`)); err != nil {
 					t.Error(err)
 					return
 				}
@@ -239,7 +266,7 @@ func TestConcurrentWritersSameEpochNoGaps(t *testing.T) {
 	var all []eventlog.Event
 	after := eventlog.Cursor{}
 	for {
-		evs, _, err := l.Read(ctx, "w", "s", after, 333)
+		evs, _, err := l.Read(ctx, w, "s", after, 333)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -288,11 +315,11 @@ func (b *bellRecorder) Subscribed(ws string) {
 	b.ch <- struct{}{}
 }
 
-func TestBell(t *testing.T) {
+func testBell(t *testing.T, b *backend) {
 	ctx, cancel := context.WithCancel(context.Background())
-	srv := redistest.Start(t, redistest.Options{AppendOnly: true})
-	rdb := srv.Client(t)
+	rdb := b.rdb
 	l := eventlog.New(rdb, eventlog.Config{})
+	w := b.ws("w")
 	rec0 := &bellRecorder{ch: make(chan struct{}, 100)}
 	bell := eventlog.NewBell(rdb, rec0)
 	done := make(chan error)
@@ -313,12 +340,12 @@ func TestBell(t *testing.T) {
 			t.Fatalf("no %s within 10s", what)
 		}
 	}
-	if err := bell.Subscribe(ctx, "w"); err != nil {
+	if err := bell.Subscribe(ctx, w); err != nil {
 		t.Fatal(err)
 	}
 	wait("subscription")
-	ep, _ := l.AcquireEpoch(ctx, "w")
-	appended, err := l.Append(ctx, "w", "s", ep, eventlog.Record{Type: "session.event", Body: json.RawMessage(`{"x":"a\nb"}`), Source: "42"})
+	ep, _ := l.AcquireEpoch(ctx, w)
+	appended, err := l.Append(ctx, w, "s", ep, eventlog.Record{Type: "session.event", Body: json.RawMessage(`{"x":"a\nb"}`), Source: "42"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,14 +353,15 @@ func TestBell(t *testing.T) {
 	rec0.mu.Lock()
 	got := rec0.events[0]
 	rec0.mu.Unlock()
-	a, _ := json.Marshal(appended[0])
-	b, _ := json.Marshal(got)
-	if string(a) != string(b) || got.Source != "42" || got.Epoch != ep {
-		t.Fatalf("rang %s (src %q, epoch %d), appended %s", b, got.Source, got.Epoch, a)
+	wantJSON, _ := json.Marshal(appended[0])
+	gotJSON, _ := json.Marshal(got)
+	if string(wantJSON) != string(gotJSON) || got.Source != "42" || got.Epoch != ep {
+		t.Fatalf("rang %s (src %q, epoch %d), appended %s", gotJSON, got.Source, got.Epoch, wantJSON)
 	}
 
-	// A restart of Redis: the bell resubscribes and says so.
-	srv.Restart(t)
+	// A restart of the Redis that serves the channel: the bell
+	// resubscribes and says so.
+	b.restart(t, eventlog.FenceKey(w))
 	wait("resubscription")
 	rec0.mu.Lock()
 	n := len(rec0.subscribed)
@@ -341,13 +369,13 @@ func TestBell(t *testing.T) {
 	if n != 2 {
 		t.Fatalf("Subscribed called %d times, want 2", n)
 	}
-	if _, err := l.Append(ctx, "w", "s", ep, rec("chat.user", `{}`)); err != nil {
+	if _, err := l.Append(ctx, w, "s", ep, rec("chat.user", `{}`)); err != nil {
 		t.Fatal(err)
 	}
 	wait("ring after restart")
 
 	// Signals reach Signal, not Ring.
-	if err := eventlog.Signal(ctx, rdb, "w", "inbox"); err != nil {
+	if err := eventlog.Signal(ctx, rdb, w, "inbox"); err != nil {
 		t.Fatal(err)
 	}
 	wait("signal")
@@ -359,23 +387,22 @@ func TestBell(t *testing.T) {
 	}
 
 	// Two holders: the channel stays subscribed until both let go.
-	if err := bell.Subscribe(ctx, "w"); err != nil {
+	if err := bell.Subscribe(ctx, w); err != nil {
 		t.Fatal(err)
 	}
-	if err := bell.Unsubscribe(ctx, "w"); err != nil {
+	if err := bell.Unsubscribe(ctx, w); err != nil {
 		t.Fatal(err)
 	}
-	if err := eventlog.Signal(ctx, rdb, "w", "still"); err != nil {
+	if err := eventlog.Signal(ctx, rdb, w, "still"); err != nil {
 		t.Fatal(err)
 	}
 	wait("signal while one holder is left")
-	if err := bell.Unsubscribe(ctx, "w"); err != nil {
+	if err := bell.Unsubscribe(ctx, w); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		n, _ := rdb.PubSubNumSub(ctx, eventlog.NotifyChannel("w")).Result()
-		if n[eventlog.NotifyChannel("w")] == 0 {
+		if b.numSub(ctx, eventlog.NotifyChannel(w)) == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -385,18 +412,19 @@ func TestBell(t *testing.T) {
 	}
 }
 
-func TestAppendState(t *testing.T) {
+func testAppendState(t *testing.T, b *backend) {
 	ctx := context.Background()
-	l, _ := newLog(t, eventlog.Config{})
-	ep, _ := l.AcquireEpoch(ctx, "w")
-	if _, err := l.AppendState(ctx, "w", "s", ep, map[string]string{"conn": "c1", "turn": `{"req":5}`},
+	l := newLog(b, eventlog.Config{})
+	w := b.ws("w")
+	ep, _ := l.AcquireEpoch(ctx, w)
+	if _, err := l.AppendState(ctx, w, "s", ep, map[string]string{"conn": "c1", "turn": `{"req":5}`},
 		eventlog.Record{Type: "session.event", Body: json.RawMessage(`{}`), Source: "3"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.AppendState(ctx, "w", "s", ep, map[string]string{"turn": ""}); err != nil {
+	if _, err := l.AppendState(ctx, w, "s", ep, map[string]string{"turn": ""}); err != nil {
 		t.Fatal(err)
 	}
-	st, err := l.State(ctx, "w", "s")
+	st, err := l.State(ctx, w, "s")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -404,20 +432,20 @@ func TestAppendState(t *testing.T) {
 		t.Fatalf("state = %v", st)
 	}
 	t.Run("ErrStaleWriter leaves the state alone", func(t *testing.T) {
-		if _, err := l.AcquireEpoch(ctx, "w"); err != nil {
+		if _, err := l.AcquireEpoch(ctx, w); err != nil {
 			t.Fatal(err)
 		}
-		_, err := l.AppendState(ctx, "w", "s", ep, map[string]string{"conn": "stale"})
+		_, err := l.AppendState(ctx, w, "s", ep, map[string]string{"conn": "stale"})
 		if !errors.Is(err, eventlog.ErrStaleWriter) {
 			t.Fatalf("err = %v", err)
 		}
-		if st, _ := l.State(ctx, "w", "s"); st["conn"] != "c1" {
+		if st, _ := l.State(ctx, w, "s"); st["conn"] != "c1" {
 			t.Fatalf("stale writer changed the state: %v", st)
 		}
 	})
 	t.Run("ErrInvalidRecord for reserved fields", func(t *testing.T) {
 		for _, k := range []string{"n", "gen", "src", "Bad", ""} {
-			if _, err := l.AppendState(ctx, "w", "s", ep+1, map[string]string{k: "x"}); !errors.Is(err, eventlog.ErrInvalidRecord) {
+			if _, err := l.AppendState(ctx, w, "s", ep+1, map[string]string{k: "x"}); !errors.Is(err, eventlog.ErrInvalidRecord) {
 				t.Errorf("field %q: err = %v", k, err)
 			}
 		}
