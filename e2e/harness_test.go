@@ -196,12 +196,14 @@ func (l *lockedBuffer) tail(n int) string {
 	return s
 }
 
-// env is one test's peers: Redis, a Sandbox Agent server (static) with a
-// prompt log.
+// env is one test's peers: Redis (one server, or a cluster with
+// newClusterEnv), a Sandbox Agent server (static) with a prompt log.
 type env struct {
 	t         *testing.T
-	redis     *redistest.Server
-	rdb       *redis.Client
+	redis     *redistest.Server  // nil on a cluster
+	cluster   *redistest.Cluster // nil on one server
+	redisURL  string             // the nodes' TANDEM_REDIS_URL
+	rdb       redis.UniversalClient
 	log       *eventlog.Log
 	sandbox   *sandboxtest.Server
 	promptLog string
@@ -211,15 +213,39 @@ func newEnv(t *testing.T) *env {
 	t.Helper()
 	e := &env{t: t}
 	e.redis = redistest.Start(t, redistest.Options{AppendOnly: true})
+	e.redisURL = e.redis.URL()
 	e.rdb = e.redis.Client(t)
-	e.log = eventlog.New(e.rdb, eventlog.Config{})
-	e.promptLog = filepath.Join(t.TempDir(), "prompts.jsonl")
-	e.sandbox = sandboxtest.Start(t, sandboxtest.Options{PromptLog: e.promptLog})
+	e.startPeers()
 	return e
 }
 
+// newClusterEnv is newEnv on a Redis Cluster.
+func newClusterEnv(t *testing.T, opts redistest.ClusterOptions) *env {
+	t.Helper()
+	e := &env{t: t}
+	e.cluster = redistest.StartCluster(t, opts)
+	e.redisURL = e.cluster.URL()
+	e.rdb = e.cluster.Client(t)
+	e.startPeers()
+	return e
+}
+
+func (e *env) startPeers() {
+	e.log = eventlog.New(e.rdb, eventlog.Config{})
+	e.promptLog = filepath.Join(e.t.TempDir(), "prompts.jsonl")
+	e.sandbox = sandboxtest.Start(e.t, sandboxtest.Options{PromptLog: e.promptLog})
+}
+
+// forEachRedis runs test as subtests "single" (one server) and "cluster"
+// (three masters): the workspace's scripts, lock and doorbell must work
+// the same on both.
+func forEachRedis(t *testing.T, test func(*testing.T, *env)) {
+	t.Run("single", func(t *testing.T) { test(t, newEnv(t)) })
+	t.Run("cluster", func(t *testing.T) { test(t, newClusterEnv(t, redistest.ClusterOptions{Masters: 3})) })
+}
+
 func (e *env) node(id string, extra map[string]string) *node {
-	return startNode(e.t, id, nodeOpts{redis: e.redis.URL(), sandbox: e.sandbox.URL(), env: extra})
+	return startNode(e.t, id, nodeOpts{redis: e.redisURL, sandbox: e.sandbox.URL(), env: extra})
 }
 
 // call makes a JSON request and decodes the answer into out (when not nil).
@@ -374,7 +400,7 @@ type streamEntry struct {
 	Epoch  uint64
 }
 
-func readStream(t testing.TB, rdb *redis.Client, ws, sid string) []streamEntry {
+func readStream(t testing.TB, rdb redis.UniversalClient, ws, sid string) []streamEntry {
 	t.Helper()
 	msgs, err := rdb.XRange(context.Background(), eventlog.StreamKey(ws, sid), "-", "+").Result()
 	if err != nil {

@@ -14,8 +14,9 @@ import (
 // Two nodes; a prompt sent to the node that is not the owner is processed
 // once; stream clients on both nodes see chat.user, the agent's chunks and
 // the end of the turn, in the same order.
-func TestPromptThroughTheOtherNode(t *testing.T) {
-	e := newEnv(t)
+func TestPromptThroughTheOtherNode(t *testing.T) { forEachRedis(t, promptThroughTheOtherNode) }
+
+func promptThroughTheOtherNode(t *testing.T, e *env) {
 	a := e.node("a", nil)
 	b := e.node("b", nil)
 	if code := call(t, "PUT", a.URL()+"/v1/workspaces/w1", nil, nil, nil); code != 201 {
@@ -69,8 +70,9 @@ func TestPromptThroughTheOtherNode(t *testing.T) {
 // workspace within the lock expiry + 1 s, the rest of the agent's output
 // arrives, every ACP message is in the stream exactly once and eventIndex
 // has no gap.
-func TestOwnerKilledMidTurn(t *testing.T) {
-	e := newEnv(t)
+func TestOwnerKilledMidTurn(t *testing.T) { forEachRedis(t, ownerKilledMidTurn) }
+
+func ownerKilledMidTurn(t *testing.T, e *env) {
 	a := e.node("a", nil)
 	b := e.node("b", nil)
 	call(t, "PUT", a.URL()+"/v1/workspaces/w2", nil, nil, nil)

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/tandem-dev/tandem/internal/nodetest"
-	"github.com/tandem-dev/tandem/internal/redistest"
 )
 
 func api(t *testing.T, method, url string, body any, out any) int {
@@ -43,9 +42,10 @@ type record struct {
 
 // The session and workspace routes: create, resume, list in pages, get,
 // destroy; delete the workspace and create it again.
-func TestWorkspaceAndSessionRoutes(t *testing.T) {
-	rs := redistest.Start(t, redistest.Options{})
-	n := nodetest.Start(t, rs.URL(), nil)
+func TestWorkspaceAndSessionRoutes(t *testing.T) { forEachRedis(t, workspaceAndSessionRoutes) }
+
+func workspaceAndSessionRoutes(t *testing.T, redisURL string) {
+	n := nodetest.Start(t, redisURL, nil)
 	base := n.URL + "/v1/workspaces/room"
 	t.Run("OK create and update", func(t *testing.T) {
 		if code := api(t, "PUT", base, map[string]any{"agent": "claude", "sandbox": map[string]string{"baseUrl": "http://127.0.0.1:9", "token": "s3cret", "sandboxId": "sb-1"}}, nil); code != 201 {
