@@ -14,14 +14,18 @@ import (
 )
 
 // BellHandler receives what the doorbell hears. Its methods are called from
-// the Bell's single receive goroutine, one at a time, and must not block.
+// the Bell's single receive goroutine, one at a time (except Subscribed,
+// see there), and must not block.
 type BellHandler interface {
 	// Ring is called for each appended event of a subscribed workspace, in
 	// append order per workspace.
 	Ring(ws string, ev Event, gen string)
 	// Subscribed is called each time the workspace's channel is
 	// (re)subscribed. Events appended before may have been missed: the
-	// handler catches up from the stream.
+	// handler catches up from the stream. When a holder subscribes to a
+	// channel another holder has already subscribed to and Redis confirmed,
+	// it is called at once from Subscribe (on the caller's goroutine), so
+	// that every holder learns the channel is live.
 	Subscribed(ws string)
 	// Signal is called for a message published with Signal: a hint that
 	// something other than an event changed (a prompt waits in the inbox,
@@ -42,12 +46,13 @@ type Bell struct {
 	mu     sync.Mutex
 	ps     *redis.PubSub
 	closed bool
-	want   map[string]int // channel name -> number of holders
+	want   map[string]int  // channel name -> number of holders
+	live   map[string]bool // channels Redis confirmed on the current connection
 }
 
 // NewBell returns a Bell; nothing is subscribed until Run and Subscribe.
 func NewBell(rdb redis.UniversalClient, h BellHandler) *Bell {
-	return &Bell{rdb: rdb, h: h, want: make(map[string]int)}
+	return &Bell{rdb: rdb, h: h, want: make(map[string]int), live: make(map[string]bool)}
 }
 
 // Subscribe starts listening to ws's doorbell for one more holder (the
@@ -58,11 +63,16 @@ func NewBell(rdb redis.UniversalClient, h BellHandler) *Bell {
 func (b *Bell) Subscribe(ctx context.Context, ws string) error {
 	ch := NotifyChannel(ws)
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	b.want[ch]++
 	if b.want[ch] > 1 {
+		live := b.live[ch]
+		b.mu.Unlock()
+		if live {
+			b.h.Subscribed(ws)
+		}
 		return nil
 	}
+	defer b.mu.Unlock()
 	if b.ps == nil {
 		return nil // Run subscribes to everything wanted when it starts
 	}
@@ -86,6 +96,7 @@ func (b *Bell) Unsubscribe(ctx context.Context, ws string) error {
 		return nil
 	}
 	delete(b.want, ch)
+	delete(b.live, ch)
 	if b.ps == nil {
 		return nil
 	}
@@ -144,6 +155,7 @@ func (b *Bell) Run(ctx context.Context) error {
 			}
 			// The connection broke; go-redis redials and resubscribes on
 			// the next receive, reported as Subscribed.
+			b.setLive("", false)
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
@@ -158,6 +170,7 @@ func (b *Bell) Run(ctx context.Context) error {
 		case *redis.Subscription:
 			if m.Kind == "subscribe" {
 				if ws, ok := workspaceOfChannel(m.Channel); ok {
+					b.setLive(m.Channel, true)
 					b.h.Subscribed(ws)
 				}
 			}
@@ -186,8 +199,23 @@ func (b *Bell) open(ctx context.Context) *redis.PubSub {
 	return b.ps
 }
 
+// setLive records a confirmed channel, or with "" forgets them all (the
+// connection broke).
+func (b *Bell) setLive(ch string, live bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if ch == "" {
+		clear(b.live)
+		return
+	}
+	if _, wanted := b.want[ch]; wanted && live {
+		b.live[ch] = true
+	}
+}
+
 func (b *Bell) reopen(ctx context.Context) *redis.PubSub {
 	b.mu.Lock()
+	clear(b.live)
 	if b.closed {
 		ps := b.ps
 		b.mu.Unlock()

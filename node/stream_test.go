@@ -540,3 +540,33 @@ func TestShutdownEndsStreamsPromptly(t *testing.T) {
 		t.Error("node still answers after shutdown")
 	}
 }
+
+// A client that connects to a workspace its node already owns (so the
+// doorbell channel is already subscribed, by the owner) is served live at
+// once: the feed must not wait for the periodic audit to become ready.
+func TestStreamLiveWhenNodeOwnsWorkspace(t *testing.T) {
+	rs := redistest.Start(t, redistest.Options{})
+	n := nodetest.Start(t, rs.URL(), func(c *node.Config) { c.BenchRoutes = true })
+	api(t, "PUT", n.URL+"/v1/workspaces/owned", nil, nil)
+	bench := func(count int) {
+		t.Helper()
+		if code := api(t, "POST", n.URL+"/v1/workspaces/owned/sessions/default/bench/append", map[string]int{"count": count, "batch": 1, "size": 10}, nil); code != 200 {
+			t.Fatalf("bench append: %d", code)
+		}
+	}
+	bench(1) // the node owns the workspace, and listens to its doorbell
+	c, err := ssetest.Dial(context.Background(), n.URL+"/v1/workspaces/owned/sessions/default/events/stream", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	nextEvent(t, c) // the first event, from history
+	for i := 0; i < 5; i++ {
+		start := time.Now()
+		bench(1)
+		nextEvent(t, c)
+		if d := time.Since(start); d > 500*time.Millisecond {
+			t.Fatalf("event %d took %v to arrive: the feed is not live", i, d)
+		}
+	}
+}
