@@ -57,7 +57,7 @@ func (c *client) close() {
 		h := c.h
 		h.mu.Lock()
 		delete(h.clients, c)
-		h.presenceChangedLocked()
+		h.countLocked(f.ws, c.user, -1)
 		h.mu.Unlock()
 		h.release(f)
 		h.unreserve(c.user)

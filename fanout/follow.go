@@ -67,7 +67,7 @@ func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, st Stream) error {
 		return ErrClosed
 	}
 	h.clients[c] = struct{}{}
-	h.presenceChangedLocked()
+	h.countLocked(f.ws, c.user, 1)
 	h.mu.Unlock()
 	h.obs.Clients(1)
 	if !st.Resumed {

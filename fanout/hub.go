@@ -115,9 +115,10 @@ type Hub struct {
 	mu         sync.Mutex
 	workspaces map[string]*workspace
 	clients    map[*client]struct{}
-	perUser    map[string]int    // open streams per user
-	lastEph    map[string][]byte // latest broadcast per workspace, for new feeds
-	presence   chan struct{}     // signalled when the set of local clients changes
+	perUser    map[string]int            // open streams per user
+	present    map[string]map[string]int // workspace → user → open streams, kept as clients come and go
+	lastEph    map[string][]byte         // latest broadcast per workspace, for new feeds
+	presence   chan struct{}             // signalled when the set of local clients changes
 	closing    bool
 	quit       chan struct{} // closed when Run starts shutting down
 
@@ -153,6 +154,7 @@ func New(src Source, cfg Config) *Hub {
 		workspaces: make(map[string]*workspace),
 		clients:    make(map[*client]struct{}),
 		perUser:    make(map[string]int),
+		present:    make(map[string]map[string]int),
 		lastEph:    make(map[string][]byte),
 		presence:   make(chan struct{}, 1),
 		quit:       make(chan struct{}),
@@ -439,17 +441,35 @@ func (h *Hub) presenceChangedLocked() {
 }
 
 // Presence returns the node's stream clients: workspace → user → number of
-// connections.
+// connections. It copies counts kept as clients come and go, so it costs
+// the number of users, not of connections.
 func (h *Hub) Presence() map[string]map[string]int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	out := make(map[string]map[string]int)
-	for c := range h.clients {
-		ws := c.f.ws
-		if out[ws] == nil {
-			out[ws] = make(map[string]int)
+	out := make(map[string]map[string]int, len(h.present))
+	for ws, users := range h.present {
+		m := make(map[string]int, len(users))
+		for u, n := range users {
+			m[u] = n
 		}
-		out[ws][c.user]++
+		out[ws] = m
 	}
 	return out
+}
+
+// countLocked adds delta to a user's connections in a workspace.
+func (h *Hub) countLocked(ws, user string, delta int) {
+	users := h.present[ws]
+	if users == nil {
+		users = make(map[string]int)
+		h.present[ws] = users
+	}
+	users[user] += delta
+	if users[user] <= 0 {
+		delete(users, user)
+		if len(users) == 0 {
+			delete(h.present, ws)
+		}
+	}
+	h.presenceChangedLocked()
 }
