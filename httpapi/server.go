@@ -34,9 +34,10 @@ type Deps struct {
 	Workspaces Workspaces    // nil: only the event routes are served (tests)
 	Auth       Authenticator // nil: NoAuth
 	Ready      ReadinessCheck
-	Observer   Observer     // nil: none
-	Metrics    http.Handler // served at /metrics; nil: not served
-	Logger     *slog.Logger // nil: slog.Default()
+	Observer   Observer      // nil: none
+	Metrics    http.Handler  // served at /metrics; nil: not served
+	Bench      BenchAppender // the load tool's append route; nil: not served
+	Logger     *slog.Logger  // nil: slog.Default()
 }
 
 // Config configures the HTTP layer. Zero values are the defaults given.
@@ -162,6 +163,9 @@ func New(deps Deps, cfg Config) *Server {
 		e.DELETE(ses, s.deleteSession, member)
 		e.POST(ses+"/prompt", s.prompt, member)
 		e.POST(ses+"/cancel", s.cancel, member)
+	}
+	if deps.Bench != nil {
+		e.POST(ses+"/bench/append", s.benchAppend, admin)
 	}
 	return s
 }

@@ -58,6 +58,9 @@ type Config struct {
 	// PprofAddr, when set, serves net/http/pprof there (keep it on
 	// loopback); empty: no profiling endpoints.
 	PprofAddr string
+	// BenchRoutes serves the load tool's append route (never in
+	// production: it appends synthetic events).
+	BenchRoutes bool
 
 	Logger *slog.Logger // nil: slog.Default()
 }
@@ -191,6 +194,7 @@ func Run(ctx context.Context, cfg Config, ln net.Listener) error {
 		Auth:       cfg.Auth,
 		Observer:   mtr,
 		Metrics:    mtr.Handler(),
+		Bench:      benchRoutes(cfg.BenchRoutes, mgr),
 		Ready:      func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
 		Logger:     logger,
 	}, cfg.HTTP)

@@ -49,6 +49,7 @@ type owner struct {
 	wg        sync.WaitGroup
 
 	lastBusy    time.Time
+	benchBusy   atomic.Int64 // unix ns of the last bench append (BenchAppend runs off the owner's goroutine)
 	healthFails int
 	unhealthy   bool
 	ensuring    bool
@@ -538,10 +539,16 @@ func (o *owner) tick(ctx context.Context) {
 	}
 }
 
+// touch marks the owner busy from outside its goroutine.
+func (o *owner) touch() { o.benchBusy.Store(time.Now().UnixNano()) }
+
 // idle reports whether the owner can let the workspace go, and when so
 // prepares it: the active mark is removed first and the inbox checked
 // after, so that a prompt accepted meanwhile is never stranded.
 func (o *owner) idle(ctx context.Context) bool {
+	if b := time.Unix(0, o.benchBusy.Load()); b.After(o.lastBusy) {
+		o.lastBusy = b
+	}
 	if time.Since(o.lastBusy) < o.m.cfg.IdleTimeout {
 		return false
 	}

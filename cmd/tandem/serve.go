@@ -63,6 +63,7 @@ func serveCmd(args []string) error {
 		},
 		Auth:         authn,
 		PprofAddr:    cfg.PprofAddr,
+		BenchRoutes:  cfg.BenchRoutes,
 		SandboxAllow: splitList(cfg.SandboxAllow),
 		Sandbox: node.SandboxConfig{
 			Mode:          cfg.Sandbox,

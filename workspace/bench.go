@@ -1,0 +1,89 @@
+package workspace
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/tandem-dev/tandem/eventlog"
+)
+
+// BenchAppend appends count synthetic agent messages to a session of ws
+// through the owner path: this node takes (or holds) the workspace, and
+// its owner appends with its fencing epoch, batch records per script call,
+// at rate events per second (0: as fast as possible). It is for the load
+// tool only; the HTTP route that calls it is off unless configured.
+func (m *Manager) BenchAppend(ctx context.Context, ws, sid string, count, batch, size int, rate float64) (int, time.Duration, error) {
+	if count < 1 || count > 10_000_000 || batch < 1 || batch > 512 || size < 0 || size > 64<<10 || rate < 0 {
+		return 0, 0, invalid("count 1..1e7, batch 1..512, size 0..65536, rate >= 0")
+	}
+	if err := m.Exists(ctx, ws); err != nil {
+		return 0, 0, err
+	}
+	o, err := m.ownerOf(ctx, ws)
+	if err != nil {
+		return 0, 0, err
+	}
+	text := strings.Repeat("x", size)
+	body, _ := json.Marshal(sessionEvent{ConnectionID: "bench", Sender: "agent", Payload: json.RawMessage(fmt.Sprintf(
+		`{"jsonrpc":"2.0","method":"session/update","params":{"sessionId":"bench","update":{"sessionUpdate":"agent_message_chunk","content":{"type":"text","text":%q}}}}`, text))})
+	recs := make([]eventlog.Record, batch)
+	for i := range recs {
+		recs[i] = eventlog.Record{Type: TypeSessionEvent, Body: body}
+	}
+	start := time.Now()
+	done := 0
+	var interval time.Duration
+	if rate > 0 {
+		interval = time.Duration(float64(time.Second) / rate)
+	}
+	for done < count {
+		if err := ctx.Err(); err != nil {
+			return done, time.Since(start), err
+		}
+		k := min(batch, count-done)
+		if interval > 0 {
+			// Paced: one event per interval, on schedule, however late the
+			// previous one was.
+			k = 1
+			if wait := time.Until(start.Add(time.Duration(done) * interval)); wait > 0 {
+				time.Sleep(wait)
+			}
+		}
+		if _, err := m.log.Append(ctx, ws, sid, o.epoch, recs[:k]...); err != nil {
+			if errors.Is(err, eventlog.ErrStaleWriter) {
+				o.loseOwnership(err)
+			}
+			return done, time.Since(start), err
+		}
+		done += k
+		o.touch()
+	}
+	return done, time.Since(start), nil
+}
+
+// ownerOf returns this node's owner of ws, taking the workspace if nobody
+// owns it; it fails when another node does.
+func (m *Manager) ownerOf(ctx context.Context, ws string) (*owner, error) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		m.mu.Lock()
+		o := m.owners[ws]
+		m.mu.Unlock()
+		if o != nil {
+			return o, nil
+		}
+		m.Demand(ws)
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%s: %w", ws, ErrNotOwner)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
