@@ -1,6 +1,8 @@
 // Command tandem runs a Tandem node and talks to one from a terminal.
 //
 //	tandem serve              run a node (configuration: flags or TANDEM_* variables)
+//	tandem prompt WS [SID] TEXT  send a prompt
+//	tandem tail WS [SID]      follow a session
 //	tandem version            print the version
 package main
 
@@ -20,6 +22,10 @@ func main() {
 	switch os.Args[1] {
 	case "serve":
 		err = serveCmd(os.Args[2:])
+	case "prompt":
+		err = promptCmd(os.Args[2:], os.Stdout)
+	case "tail":
+		err = tailCmd(os.Args[2:], os.Stdout, os.Stderr)
 	case "version":
 		fmt.Println("tandem", version)
 	case "help", "-h", "--help":
@@ -40,6 +46,9 @@ func usage() {
 
 commands:
   serve     run a node; "tandem serve -h" lists its flags and TANDEM_* variables
+  prompt    send a prompt to a session: tandem prompt WORKSPACE [SESSION] TEXT
+  tail      follow a session: tandem tail WORKSPACE [SESSION]
   version   print the version
+(-h after a command lists its flags)
 `)
 }

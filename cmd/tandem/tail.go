@@ -1,0 +1,165 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/tandem-dev/tandem/streamclient"
+)
+
+const tailUsage = `usage: tandem tail [flags] WORKSPACE [SESSION]
+
+Follows the session (default "default") and prints it as a conversation, or
+with --json one event per line as the API sends it. It resumes where it left
+off, with its cursor, across dropped connections and node restarts, until
+interrupted.
+
+flags:
+`
+
+// tailCmd: tandem tail WS [SID].
+func tailCmd(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("tail", flag.ContinueOnError)
+	var api apiFlags
+	api.register(fs)
+	asJSON := fs.Bool("json", false, "print each event as one line of JSON (presence updates are left out)")
+	var cursor string
+	fs.StringVar(&cursor, "cursor", "", "start after this event id (what --json prints as \"id\")")
+	fs.StringVar(&cursor, "from", "", "the same as --cursor")
+	sinceNow := fs.Bool("since-now", false, "start after the session's latest event: only what happens from now on")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), tailUsage)
+		fs.PrintDefaults()
+	}
+	pos, err := parseArgs(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	ws, sid := "", "default"
+	switch len(pos) {
+	case 1:
+		ws = pos[0]
+	case 2:
+		ws, sid = pos[0], pos[1]
+	default:
+		return usageError(fs, "want WORKSPACE [SESSION]")
+	}
+	if *sinceNow && cursor != "" {
+		return usageError(fs, "--since-now and --cursor do not go together")
+	}
+	streamURL, err := api.sessionURL(ws, sid, "/events/stream")
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if *sinceNow {
+		if cursor, err = latest(ctx, &api, ws, sid); err != nil {
+			return err
+		}
+	}
+
+	r := newRenderer(stdout)
+	defer r.Flush()
+	down := false // a notice about the lost connection was printed
+	err = streamclient.Follow(ctx, streamclient.Config{
+		URL:    streamURL,
+		Cursor: cursor,
+		Header: api.header(),
+		Retry:  500 * time.Millisecond,
+		OnDisconnect: func(err error) {
+			if ctx.Err() == nil && !down {
+				down = true
+				why := "the node closed the stream"
+				if err != nil {
+					why = err.Error()
+				}
+				fmt.Fprintf(stderr, "tandem: connection lost (%s); reconnecting\n", why)
+			}
+		},
+	}, func(ev streamclient.Event) error {
+		if down {
+			down = false
+			fmt.Fprintln(stderr, "tandem: reconnected")
+		}
+		if *asJSON {
+			return printJSON(stdout, ev)
+		}
+		r.Render(ev.Type, ev.Data)
+		return nil
+	})
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		return nil // interrupted
+	}
+	return err
+}
+
+// printJSON writes an event's data on one line. Persisted events carry
+// their id and type already; a reset gets its type added. Presence updates
+// are not events of the session and are left out.
+func printJSON(w io.Writer, ev streamclient.Event) error {
+	data := bytes.TrimSpace(ev.Data)
+	switch {
+	case ev.Type == "presence":
+		return nil
+	case ev.ID == "" && len(data) > 1 && data[0] == '{':
+		sep := ","
+		if bytes.Equal(bytes.TrimSpace(data[1:]), []byte("}")) {
+			sep = ""
+		}
+		data = append([]byte(fmt.Sprintf(`{"type":%q%s`, ev.Type, sep)), data[1:]...)
+	}
+	_, err := fmt.Fprintf(w, "%s\n", data)
+	return err
+}
+
+// latest returns the id of the session's newest event ("" when it has
+// none), paging through its history.
+func latest(ctx context.Context, api *apiFlags, ws, sid string) (string, error) {
+	u, err := api.sessionURL(ws, sid, "/events")
+	if err != nil {
+		return "", err
+	}
+	last := ""
+	for page := 0; page < 1_000_000; page++ {
+		var p struct {
+			Items []struct {
+				ID string `json:"id"`
+			} `json:"items"`
+			NextCursor string `json:"nextCursor"`
+		}
+		q := url.Values{"limit": {"1000"}}
+		if last != "" {
+			q.Set("cursor", last)
+		}
+		err := api.call(ctx, http.MethodGet, u+"?"+q.Encode(), nil, nil, &p)
+		var pe *problem
+		if errors.As(err, &pe) && pe.Status == http.StatusGone && pe.Oldest != "" && last != pe.Oldest {
+			last = pe.Oldest // older events were trimmed: go on from the oldest kept
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("find the latest event: %w", err)
+		}
+		if len(p.Items) > 0 {
+			last = p.Items[len(p.Items)-1].ID
+		}
+		if p.NextCursor == "" {
+			return last, nil
+		}
+	}
+	return "", errors.New("find the latest event: too many pages")
+}
