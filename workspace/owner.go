@@ -89,6 +89,7 @@ type turn struct {
 
 type acpMsg struct {
 	sid, connID string
+	closed      <-chan struct{} // the session's closed of the open that read it
 	ev          acp.Event
 	env         acp.Envelope
 }

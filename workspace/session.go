@@ -82,6 +82,19 @@ func (o *owner) open(ctx context.Context, s *session) {
 		defer cancel()
 		res := openResult{}
 		if prev != "" {
+			// Resume after the last message the stream holds: its state is
+			// written with every append, while what this owner loaded
+			// when it took over is behind by everything it ingested since,
+			// and an append whose answer was lost may have landed.
+			st, err := o.log().State(ctx, o.ws, sid)
+			if err != nil {
+				res.err = err
+				o.report(func(ctx context.Context) { o.opened(ctx, s, res) })
+				return
+			}
+			if st["conn"] == prev {
+				src = st["src"]
+			}
 			conn, err := client.Dial(ctx, acp.ConnConfig{
 				ServerID: prev, LastEventID: src, FirstID: firstID,
 				OnMessage: o.onMessage(sid, prev, closed), OnSend: o.onSend(sid, prev),
@@ -238,7 +251,7 @@ func (o *owner) connDone(ctx context.Context, s *session, connID string, err err
 func (o *owner) onMessage(sid, connID string, closed <-chan struct{}) func(acp.Event, acp.Envelope) error {
 	return func(ev acp.Event, env acp.Envelope) error {
 		select {
-		case o.msgs <- acpMsg{sid: sid, connID: connID, ev: ev, env: env}:
+		case o.msgs <- acpMsg{sid: sid, connID: connID, closed: closed, ev: ev, env: env}:
 			return nil
 		case <-closed:
 			return acp.ErrClosed
@@ -299,8 +312,11 @@ func (o *owner) ingestSession(ctx context.Context, sid string, msgs []acpMsg) {
 	var stopReason string
 	var requests []acp.Envelope
 	for _, m := range msgs {
-		if m.connID != s.connID {
-			continue // a connection this owner dropped
+		if m.connID != s.connID || m.closed != s.closed {
+			// A connection this owner dropped: another one, or this one
+			// before a re-attach, which resumes after the last message
+			// persisted and must not find later ones already appended.
+			continue
 		}
 		s.lastMsg = time.Now()
 		o.lastBusy = s.lastMsg
