@@ -26,8 +26,15 @@ deps:
 run: deps build
 	@scripts/run.sh
 
+## browser-deps: what the web client's browser tests need: Debian's
+## Chromium (apt) and e2e/browser's npm packages (npm ci)
+browser-deps:
+	@scripts/ensure-browser.sh
+.PHONY: browser-deps
+
 ## test: vet, then every test with the race detector against real peers
-test: deps vet
+## (the browser tests too: e2e/browser_test.go drives headless Chromium)
+test: deps browser-deps vet
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 vet:

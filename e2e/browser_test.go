@@ -1,0 +1,173 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/tandem-dev/tandem/internal/sandboxtest/mockagent"
+)
+
+// chromiumPath is Debian's Chromium; `make deps` installs it.
+const chromiumPath = "/usr/bin/chromium"
+
+// TestBrowserRoom drives the web client in headless Chromium
+// (e2e/browser/room.test.mjs, playwright-core) against a real stack:
+// redis-server, the Sandbox Agent server with the scripted agent, and
+// nodes b1 and a2 in none mode, plus node j with JWTs. Ann's page talks to
+// a2; Bob's goes through a switchable proxy to b1, which also owns the
+// workspace, so that killing b1 in the middle of a reply cuts Bob's
+// stream and the agent's owner at once. The script asks for the kill and
+// the switch over a small control endpoint served here.
+//
+// It needs Chromium and the npm packages of e2e/browser (`make deps`
+// installs both); without them it fails, it never skips.
+func TestBrowserRoom(t *testing.T) {
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Fatalf("%s is missing: run `make deps` (apt-get install chromium)", chromiumPath)
+	}
+	nodeBin, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatal("node is missing: the browser tests need Node.js 20+ and npm")
+	}
+	dir := filepath.Join(repoRoot(), "e2e", "browser")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core", "package.json")); err != nil {
+		t.Fatal("e2e/browser/node_modules/playwright-core is missing: run `make deps` (npm ci in e2e/browser)")
+	}
+	artifacts := filepath.Join(repoRoot(), "e2e", "artifacts")
+	if err := os.MkdirAll(artifacts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	e := newEnv(t)
+	secret := "browser-test-secret-0123456789abcdef"
+	b1 := e.node("b1", nil)
+	a2 := e.node("a2", nil)
+	j := e.node("j", map[string]string{"TANDEM_AUTH": "jwt", "TANDEM_JWT_SECRET": secret})
+
+	// The room, owned by b1.
+	const ws = "room"
+	if code := call(t, "PUT", b1.URL()+"/v1/workspaces/"+ws, nil, nil, nil); code != 201 {
+		t.Fatalf("PUT workspace: %d", code)
+	}
+	if code := call(t, "POST", b1.URL()+"/v1/workspaces/"+ws+"/sessions", map[string]string{"id": "default"}, nil, nil); code != 201 {
+		t.Fatalf("create session: %d", code)
+	}
+	if owner := waitOwner(t, b1, ws, "", 10*time.Second); owner != "b1" {
+		t.Fatalf("owner is %s, want b1", owner)
+	}
+
+	// The JWT node's workspace, created by an admin; carol is a member.
+	mint := func(sub, role string, wss ...string) string {
+		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+			"sub": sub, "role": role, "workspaces": wss,
+			"exp": time.Now().Add(time.Hour).Unix(), "iat": time.Now().Unix(),
+		}).SignedString([]byte(secret))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	const jws = "jwt-room"
+	if code := call(t, "PUT", j.URL()+"/v1/workspaces/"+jws, nil, map[string]string{"Authorization": "Bearer " + mint("root", "admin", "*")}, nil); code != 201 {
+		t.Fatalf("PUT %s on the JWT node: %d", jws, code)
+	}
+
+	proxy := startSwitchProxy(t, b1.addr)
+
+	// The script's requests: kill b1 (and take the proxy down, so that
+	// Bob's EventSource gets 502s and gives up), then move it to a2.
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /kill-b1", func(w http.ResponseWriter, r *http.Request) {
+		proxy.setTarget("")
+		b1.kill()
+		t.Logf("control: b1 killed; the proxy answers 502")
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("POST /switch-to-a2", func(w http.ResponseWriter, r *http.Request) {
+		proxy.setTarget(a2.addr)
+		t.Logf("control: the proxy forwards to a2")
+		io.WriteString(w, "ok\n")
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go ctl.Serve(ln)
+	t.Cleanup(func() { ctl.Close() })
+
+	prompt1 := "hello from ann [chunks=12] [delay=60ms] [tool]"
+	prompt2 := "tell us a long story about two riders on a tandem bicycle climbing at dawn [chunks=40] [delay=100ms]"
+	prompt3 := "hi from carol [chunks=4] [delay=20ms]"
+
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, nodeBin, "--test-reporter=spec", "room.test.mjs")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(),
+		"TANDEM_CHROMIUM="+chromiumPath,
+		"TANDEM_ANN_URL="+a2.URL(),
+		"TANDEM_BOB_URL="+proxy.URL(),
+		"TANDEM_JWT_URL="+j.URL(),
+		"TANDEM_JWT_TOKEN="+mint("carol", "member", "jwt-*"),
+		"TANDEM_CONTROL_URL=http://"+ln.Addr().String(),
+		"TANDEM_WS="+ws,
+		"TANDEM_JWT_WS="+jws,
+		"TANDEM_PROMPT1="+prompt1,
+		"TANDEM_REPLY1="+mockagent.Reply(prompt1),
+		"TANDEM_PROMPT2="+prompt2,
+		"TANDEM_REPLY2="+mockagent.Reply(prompt2),
+		"TANDEM_PROMPT3="+prompt3,
+		"TANDEM_REPLY3="+mockagent.Reply(prompt3),
+		"TANDEM_ARTIFACTS="+artifacts,
+		"NO_COLOR=1",
+	)
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 10 * time.Second
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		t.Log(sc.Text())
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("room.test.mjs failed after %v: %v", time.Since(start).Round(time.Millisecond), err)
+	}
+	t.Logf("room.test.mjs passed in %v; screenshots in %s", time.Since(start).Round(time.Millisecond), artifacts)
+
+	// What the pages showed agrees with the stream itself.
+	entries := readStream(t, e.rdb, ws, "default")
+	checkStream(t, entries)
+	counts := e.promptsReceived(t)
+	for _, p := range []string{prompt1, prompt2} {
+		if counts[p] != 1 {
+			t.Errorf("the agent received %q %d times", p, counts[p])
+		}
+	}
+	var owners int
+	for _, en := range entries {
+		if en.Type == "session.status" && en.Body["status"] == "owner_changed" {
+			owners++
+		}
+	}
+	if owners == 0 {
+		t.Error("killing b1 did not move the workspace: no owner_changed")
+	}
+}
