@@ -128,9 +128,13 @@ export class Room {
       const page = await api('GET', this.eventsPath + '?' + q);
       if (gen !== this.gen) return;
       const atEnd = !this.live || this.#atEnd();
-      for (const ev of page.items || []) this.#apply(ev, false);
+      const from = this.t.lastId;
+      const items = page.items || [];
+      for (const ev of items) this.#apply(ev, false);
       if (atEnd) this.#scrollToEnd();
-      if (!page.nextCursor || !(page.items || []).length) break;
+      if (!page.nextCursor || !items.length) break;
+      // A page that does not move us on cannot be followed: start over.
+      if (this.t.lastId === from) throw new ApiError(410, { detail: 'history does not follow on' });
     }
     this.#updateEmpty();
   }
@@ -275,7 +279,6 @@ export class Room {
       this.el.cancel.disabled = false;
       this.el.cancel.textContent = 'Stop';
     }
-    document.body.classList.toggle('turn-running', !!running);
   }
 
   #updateEmpty() {
