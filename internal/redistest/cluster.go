@@ -85,9 +85,6 @@ func StartCluster(tb testing.TB, opts ClusterOptions) *Cluster {
 				// of failover want it to happen, not to wait for an
 				// operator.
 				"--cluster-replica-validity-factor", "0",
-				// Replicas sync at once, not after the default 5s wait for
-				// more replicas to share a diskless transfer.
-				"--repl-diskless-sync-delay", "0",
 			},
 		})
 		c.Nodes = append(c.Nodes, srv)

@@ -120,6 +120,9 @@ func (s *Server) start() error {
 		"--protected-mode", "yes",
 		"--loglevel", "warning",
 		"--logfile", "",
+		// A replica syncs at once, not after the default 5s wait for more
+		// replicas to share a diskless transfer.
+		"--repl-diskless-sync-delay", "0",
 	}
 	if s.opts.AppendOnly {
 		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
