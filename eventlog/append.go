@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -21,12 +23,22 @@ type Config struct {
 	// MAXLEN ~). 0, the default, keeps every entry: the stream is the
 	// conversation's history.
 	MaxLen int64
+	// WaitReplicas, when above 0, makes every append wait until that many
+	// replicas of the workspace's master have it (Redis WAIT), for at most
+	// WaitTimeout (default 1s); after that the append returns anyway (see
+	// wait.go). 0, the default, does not wait: replication is
+	// asynchronous.
+	WaitReplicas int
+	WaitTimeout  time.Duration
 }
 
 // Validate reports whether the configuration can be used.
 func (c Config) Validate() error {
 	if c.MaxLen < 0 {
 		return fmt.Errorf("eventlog: MaxLen %d is negative", c.MaxLen)
+	}
+	if c.WaitReplicas < 0 || c.WaitTimeout < 0 {
+		return fmt.Errorf("eventlog: WaitReplicas %d and WaitTimeout %v must not be negative", c.WaitReplicas, c.WaitTimeout)
 	}
 	return nil
 }
@@ -36,6 +48,8 @@ type Log struct {
 	rdb redis.UniversalClient
 	cfg Config
 	obs func(records int, stale bool, err error)
+
+	underReplicated atomic.Uint64 // appends that returned before WaitReplicas had them
 }
 
 // SetObserver sets a hook called after every append call with its number
@@ -178,7 +192,7 @@ func (l *Log) AppendState(ctx context.Context, ws, sid string, epoch uint64, sta
 		args = append(args, recs[i].Type, b, recs[i].Source)
 	}
 	keys := []string{FenceKey(ws), StreamKey(ws, sid), StateKey(ws, sid)}
-	res, err := appendScript.Run(ctx, l.rdb, keys, args...).Slice()
+	res, err := l.runAppend(ctx, keys, args)
 	if l.obs != nil {
 		l.obs(len(recs), err != nil && strings.HasPrefix(err.Error(), "TANDEMSTALE"), err)
 	}
