@@ -21,6 +21,8 @@ type config struct {
 	LogLevel     string
 	ShutdownWait time.Duration
 	StreamMaxLen int64
+	WaitReplicas int64
+	WaitTimeout  time.Duration
 
 	LockTTL        time.Duration
 	IdleTimeout    time.Duration
@@ -90,12 +92,14 @@ func parseServeConfig(args []string) (config, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	e := &envFlags{fs: fs}
 	e.str(&c.Addr, "addr", "TANDEM_ADDR", "127.0.0.1:8080", "listen address")
-	e.str(&c.RedisURL, "redis-url", "TANDEM_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL")
+	e.str(&c.RedisURL, "redis-url", "TANDEM_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL: redis:// (one server), redis+cluster:// or redis+sentinel://")
 	e.str(&c.NodeID, "node-id", "TANDEM_NODE_ID", defaultNodeID(), "this node's id, unique in the cluster")
 	e.str(&c.LogFormat, "log-format", "TANDEM_LOG_FORMAT", "text", "log format: text or json")
 	e.str(&c.LogLevel, "log-level", "TANDEM_LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	e.dur(&c.ShutdownWait, "shutdown-timeout", "TANDEM_SHUTDOWN_TIMEOUT", 10*time.Second, "how long shutdown waits for requests in flight")
 	e.int64(&c.StreamMaxLen, "stream-maxlen", "TANDEM_STREAM_MAXLEN", 0, "trim each session stream to about this many events (0: keep all)")
+	e.int64(&c.WaitReplicas, "redis-wait-replicas", "TANDEM_REDIS_WAIT_REPLICAS", 0, "after each append, wait until this many replicas have it (Redis WAIT; 0: do not wait)")
+	e.dur(&c.WaitTimeout, "redis-wait-timeout", "TANDEM_REDIS_WAIT_TIMEOUT", time.Second, "the longest an append waits for those replicas")
 	e.dur(&c.LockTTL, "lock-ttl", "TANDEM_LOCK_TTL", 8*time.Second, "expiry of a workspace's ownership lock")
 	e.dur(&c.IdleTimeout, "idle-timeout", "TANDEM_IDLE_TIMEOUT", 30*time.Second, "an owner with nothing to do lets its workspace go after this long")
 	e.dur(&c.HealthInterval, "health-interval", "TANDEM_HEALTH_INTERVAL", 2*time.Second, "how often an owner checks its sandbox")
@@ -135,6 +139,9 @@ func (c config) Validate() error {
 	}
 	if c.StreamMaxLen < 0 {
 		return fmt.Errorf("stream maxlen %d is negative", c.StreamMaxLen)
+	}
+	if c.WaitReplicas < 0 || c.WaitTimeout <= 0 {
+		return fmt.Errorf("redis wait: %d replicas within %v: want 0 or more within a positive time", c.WaitReplicas, c.WaitTimeout)
 	}
 	return nil
 }

@@ -45,7 +45,7 @@ func serveCmd(args []string) error {
 		NodeID:          cfg.NodeID,
 		RedisURL:        cfg.RedisURL,
 		ShutdownTimeout: cfg.ShutdownWait,
-		EventLog:        eventlog.Config{MaxLen: cfg.StreamMaxLen},
+		EventLog:        eventlog.Config{MaxLen: cfg.StreamMaxLen, WaitReplicas: int(cfg.WaitReplicas), WaitTimeout: cfg.WaitTimeout},
 		Workspace: workspace.Config{
 			LockTTL:        cfg.LockTTL,
 			IdleTimeout:    cfg.IdleTimeout,
