@@ -24,10 +24,12 @@ func (l *Log) Read(ctx context.Context, ws, sid string, after Cursor, limit int)
 	}
 	key := StreamKey(ws, sid)
 	var st *redis.SliceCmd
-	var rng *redis.XMessageSliceCmd
+	var rng *redis.Cmd
+	// The head and the range are read in one transaction, so that the
+	// generation they are judged by is the one the entries belong to.
 	_, err := l.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		st = p.HMGet(ctx, StateKey(ws, sid), "n", "gen")
-		rng = p.XRangeN(ctx, key, streamID(after.Index+1), "+", int64(limit))
+		rng = p.Do(ctx, "XRANGE", key, streamID(after.Index+1), "+", "COUNT", limit)
 		return nil
 	})
 	if err != nil {
@@ -37,28 +39,19 @@ func (l *Log) Read(ctx context.Context, ws, sid string, after Cursor, limit int)
 	if err != nil {
 		return nil, Cursor{}, fmt.Errorf("read %s: %w", key, err)
 	}
-	msgs := rng.Val()
 	if !after.IsZero() && (after.Gen != head.Gen || after.Index > head.Index) {
 		return nil, head, l.reset(ctx, ws, sid, ErrCursorUnknown, head)
 	}
-	if len(msgs) > 0 {
-		first, err := indexOf(msgs[0].ID)
-		if err != nil {
-			return nil, head, fmt.Errorf("read %s: %w", key, err)
-		}
-		if first != after.Index+1 {
+	evs, err := decodeRange(sid, head.Gen, rng.Val(), false)
+	if err != nil {
+		return nil, head, fmt.Errorf("read %s: %w", key, err)
+	}
+	if len(evs) > 0 {
+		if evs[0].Index != after.Index+1 {
 			return nil, head, l.reset(ctx, ws, sid, ErrCursorExpired, head)
 		}
 	} else if after.Index < head.Index {
 		return nil, head, l.reset(ctx, ws, sid, ErrCursorExpired, head)
-	}
-	evs := make([]Event, 0, len(msgs))
-	for _, m := range msgs {
-		ev, err := decodeEntry(sid, head.Gen, m)
-		if err != nil {
-			return nil, head, fmt.Errorf("read %s: %w", key, err)
-		}
-		evs = append(evs, ev)
 	}
 	return evs, head, nil
 }
@@ -121,10 +114,10 @@ func (l *Log) State(ctx context.Context, ws, sid string) (map[string]string, err
 func (l *Log) Last(ctx context.Context, ws, sid string, n int) ([]Event, Cursor, error) {
 	key := StreamKey(ws, sid)
 	var st *redis.SliceCmd
-	var rng *redis.XMessageSliceCmd
+	var rng *redis.Cmd
 	_, err := l.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		st = p.HMGet(ctx, StateKey(ws, sid), "n", "gen")
-		rng = p.XRevRangeN(ctx, key, "+", "-", int64(n))
+		rng = p.Do(ctx, "XREVRANGE", key, "+", "-", "COUNT", n)
 		return nil
 	})
 	if err != nil {
@@ -134,14 +127,9 @@ func (l *Log) Last(ctx context.Context, ws, sid string, n int) ([]Event, Cursor,
 	if err != nil {
 		return nil, Cursor{}, fmt.Errorf("last %s: %w", key, err)
 	}
-	msgs := rng.Val()
-	evs := make([]Event, len(msgs))
-	for i, m := range msgs {
-		ev, err := decodeEntry(sid, head.Gen, m)
-		if err != nil {
-			return nil, head, fmt.Errorf("last %s: %w", key, err)
-		}
-		evs[len(msgs)-1-i] = ev
+	evs, err := decodeRange(sid, head.Gen, rng.Val(), true)
+	if err != nil {
+		return nil, head, fmt.Errorf("last %s: %w", key, err)
 	}
 	return evs, head, nil
 }
@@ -178,29 +166,54 @@ func parseState(v []any) (Cursor, error) {
 	return c, nil
 }
 
-func decodeEntry(sid, gen string, m redis.XMessage) (Event, error) {
-	idx, err := indexOf(m.ID)
-	if err != nil {
-		return Event{}, err
+// decodeRange decodes an XRANGE or XREVRANGE reply straight into events,
+// oldest first, without go-redis's map per entry: replays read thousands.
+func decodeRange(sid, gen string, reply any, reverse bool) ([]Event, error) {
+	if reply == nil {
+		return nil, nil
 	}
-	ev := Event{
-		ID:        string(Cursor{Gen: gen, Index: idx}.AppendText(nil)),
-		Index:     idx,
-		SessionID: sid,
+	entries, ok := reply.([]any)
+	if !ok {
+		return nil, fmt.Errorf("unexpected range reply %T", reply)
 	}
-	ev.Type, _ = m.Values["t"].(string)
-	if d, ok := m.Values["d"].(string); ok {
-		ev.Body = []byte(d)
+	evs := make([]Event, len(entries))
+	for i, e := range entries {
+		pair, ok := e.([]any)
+		if !ok || len(pair) != 2 {
+			return nil, fmt.Errorf("unexpected entry %v", e)
+		}
+		id, _ := pair[0].(string)
+		idx, err := indexOf(id)
+		if err != nil {
+			return nil, err
+		}
+		fields, _ := pair[1].([]any)
+		ev := Event{Index: idx, SessionID: sid}
+		for j := 0; j+1 < len(fields); j += 2 {
+			k, _ := fields[j].(string)
+			v, _ := fields[j+1].(string)
+			switch k {
+			case "t":
+				ev.Type = v
+			case "d":
+				ev.Body = []byte(v)
+			case "ts":
+				ev.CreatedAt, _ = strconv.ParseInt(v, 10, 64)
+			case "ep":
+				ev.Epoch, _ = strconv.ParseUint(v, 10, 64)
+			case "src":
+				ev.Source = v
+			}
+		}
+		if ev.Type == "" {
+			return nil, fmt.Errorf("entry %s has no type", id)
+		}
+		ev.ID = string(Cursor{Gen: gen, Index: idx}.AppendText(make([]byte, 0, 24)))
+		if reverse {
+			evs[len(entries)-1-i] = ev
+		} else {
+			evs[i] = ev
+		}
 	}
-	if s, ok := m.Values["ts"].(string); ok {
-		ev.CreatedAt, _ = strconv.ParseInt(s, 10, 64)
-	}
-	if s, ok := m.Values["ep"].(string); ok {
-		ev.Epoch, _ = strconv.ParseUint(s, 10, 64)
-	}
-	ev.Source, _ = m.Values["src"].(string)
-	if ev.Type == "" {
-		return Event{}, fmt.Errorf("entry %s has no type", m.ID)
-	}
-	return ev, nil
+	return evs, nil
 }

@@ -90,7 +90,7 @@ func (h *Hub) followDetached(c *client) {
 
 // Limits of one catch-up step.
 const (
-	readPage     = 500
+	readPage     = 1000
 	maxBatchSize = 64 << 10
 	readTimeout  = 5 * time.Second
 	pollInterval = time.Second
@@ -105,6 +105,16 @@ func (h *Hub) follow(parent context.Context, c *client) bool {
 	f := c.f
 	var batch []byte
 	backoff := 50 * time.Millisecond
+	// While a full page from Redis is written, the next one is read: a
+	// client far behind is served at the pace of the slower of the two,
+	// not of their sum. The read's goroutine is waited for on every way
+	// out.
+	var pre chan pageRead
+	defer func() {
+		if pre != nil {
+			<-pre
+		}
+	}()
 	for {
 		if c.closed() || parent.Err() != nil {
 			return false
@@ -173,9 +183,16 @@ func (h *Hub) follow(parent context.Context, c *client) bool {
 		f.mu.Unlock()
 
 		// Behind the ring, or the ring is not ready: read from Redis.
-		ctx, cancel := context.WithTimeout(parent, readTimeout)
-		evs, head, err := h.src.Read(ctx, f.ws, f.sid, eventlog.Cursor{Gen: c.gen, Index: c.cursor}, readPage)
-		cancel()
+		at := eventlog.Cursor{Gen: c.gen, Index: c.cursor}
+		var r pageRead
+		if pre != nil {
+			r = <-pre
+			pre = nil
+		}
+		if r.after != at || (r.evs == nil && r.err == nil) {
+			r = h.readPage(parent, f, at)
+		}
+		evs, head, err := r.evs, r.head, r.err
 		var reset *eventlog.ResetError
 		switch {
 		case errors.As(err, &reset):
@@ -212,9 +229,14 @@ func (h *Hub) follow(parent context.Context, c *client) bool {
 			continue
 		}
 		h.obs.Fallback()
+		if len(evs) == readPage {
+			next := eventlog.Cursor{Gen: head.Gen, Index: evs[len(evs)-1].Index}
+			pre = make(chan pageRead, 1)
+			go func() { pre <- h.readPage(parent, f, next) }()
+		}
 		batch = batch[:0]
 		for i := range evs {
-			batch = append(batch, encodeFrame(&evs[i]).b...)
+			batch = appendFrame(batch, &evs[i])
 		}
 		if err := c.sink.write(batch); err != nil {
 			return false
@@ -223,6 +245,21 @@ func (h *Hub) follow(parent context.Context, c *client) bool {
 		c.touch(time.Now())
 		h.obs.Delivered(len(evs), time.Now().UnixMilli()-evs[0].CreatedAt)
 	}
+}
+
+// pageRead is one page read from Redis after a cursor.
+type pageRead struct {
+	after eventlog.Cursor
+	evs   []eventlog.Event
+	head  eventlog.Cursor
+	err   error
+}
+
+func (h *Hub) readPage(parent context.Context, f *feed, after eventlog.Cursor) pageRead {
+	ctx, cancel := context.WithTimeout(parent, readTimeout)
+	defer cancel()
+	evs, head, err := h.src.Read(ctx, f.ws, f.sid, after, readPage)
+	return pageRead{after: after, evs: evs, head: head, err: err}
 }
 
 // wait blocks until wake is closed, d passes (0: no limit), or the stream

@@ -1,6 +1,10 @@
 package sse
 
-import "strconv"
+import (
+	"bytes"
+	"strconv"
+	"strings"
+)
 
 // AppendRetry appends the retry: field that sets the client's reconnection
 // delay.
@@ -25,6 +29,10 @@ func AppendEvent(b []byte, id, event string, data []byte) []byte {
 		b = append(b, '\n')
 	}
 	b = append(b, "data: "...)
+	if bytes.IndexByte(data, '\n') < 0 && bytes.IndexByte(data, '\r') < 0 {
+		b = append(b, data...) // one line: the common case, JSON
+		return append(b, '\n', '\n')
+	}
 	for i := 0; i < len(data); i++ {
 		switch c := data[i]; c {
 		case '\r':
@@ -55,6 +63,9 @@ func AppendComment(b []byte, text string) []byte {
 // appendField appends s without CR, LF or NUL: the characters that would
 // end the line or, for id:, make a client ignore it.
 func appendField(b []byte, s string) []byte {
+	if strings.IndexByte(s, '\n') < 0 && strings.IndexByte(s, '\r') < 0 && strings.IndexByte(s, 0) < 0 {
+		return append(b, s...)
+	}
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c != '\r' && c != '\n' && c != 0 {
 			b = append(b, c)
