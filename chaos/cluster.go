@@ -1,0 +1,371 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/tandem-dev/tandem/sandbox"
+)
+
+// NodeCount is the number of tandem nodes behind the load balancer.
+const NodeCount = 3
+
+// cluster is everything the campaign runs: redis-server (appendonly, fsync
+// always), the Sandbox Agent server with the scripted agent, three tandem
+// nodes and nginx in front of them. Every address is on 127.0.0.1.
+type cluster struct {
+	cfg Config
+
+	redis     *proc
+	redisPort int
+	rdb       *redis.Client
+
+	sbMu  sync.Mutex
+	sb    *sandbox.Process
+	sbCfg sandbox.ProcessConfig
+	// PromptLog is the file the agent processes append every prompt they
+	// receive to.
+	promptLog string
+
+	nodes []*tandemNode
+
+	nginx  *proc
+	lbPort int
+}
+
+type tandemNode struct {
+	*proc
+	id   string
+	addr string
+}
+
+func freePort() (int, error) { return sandbox.FreePort() }
+
+// startCluster starts every process and waits until each is ready. On
+// failure it stops what it started.
+func startCluster(ctx context.Context, cfg Config) (c *cluster, err error) {
+	c = &cluster{cfg: cfg}
+	defer func() {
+		if err != nil {
+			c.stop()
+			c = nil
+		}
+	}()
+	for _, d := range []string{"redis", "sandbox", "nginx/tmp", "logs"} {
+		if err := os.MkdirAll(filepath.Join(cfg.Dir, d), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.startRedis(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.startSandbox(ctx); err != nil {
+		return nil, err
+	}
+	for i := 1; i <= NodeCount; i++ {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		n := &tandemNode{id: "n" + strconv.Itoa(i), addr: "127.0.0.1:" + strconv.Itoa(port)}
+		n.proc = &proc{
+			name: "node " + n.id,
+			path: cfg.TandemBin,
+			args: []string{"serve"},
+			dir:  cfg.Dir,
+			log:  filepath.Join(cfg.Dir, "logs", n.id+".log"),
+			env: []string{
+				"TANDEM_ADDR=" + n.addr,
+				"TANDEM_REDIS_URL=redis://127.0.0.1:" + strconv.Itoa(c.redisPort) + "/0",
+				"TANDEM_NODE_ID=" + n.id,
+				"TANDEM_LOCK_TTL=" + cfg.LockTTL.String(),
+				"TANDEM_SANDBOX_URL=" + c.sandboxURL(),
+				"TANDEM_HEALTH_INTERVAL=500ms",
+				"TANDEM_IDLE_TIMEOUT=30s",
+				"TANDEM_SHUTDOWN_TIMEOUT=5s",
+				"TANDEM_LOG_LEVEL=info",
+			},
+		}
+		c.nodes = append(c.nodes, n)
+		if err := c.startNode(ctx, n); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.startNginx(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// LB is the base URL of the load balancer.
+func (c *cluster) LB() string { return "http://127.0.0.1:" + strconv.Itoa(c.lbPort) }
+
+func (c *cluster) startRedis(ctx context.Context) error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	c.redisPort = port
+	dir := filepath.Join(c.cfg.Dir, "redis")
+	c.redis = &proc{
+		name: "redis-server",
+		path: c.cfg.RedisBin,
+		args: []string{
+			"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
+			"--save", "", "--appendonly", "yes", "--appendfsync", "always",
+			"--daemonize", "no", "--protected-mode", "yes", "--loglevel", "warning", "--logfile", "",
+		},
+		dir: dir,
+		log: filepath.Join(c.cfg.Dir, "logs", "redis.log"),
+	}
+	c.rdb = redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(port), MaxRetries: -1, DialTimeout: time.Second, ReadTimeout: 2 * time.Second})
+	return c.restartRedis(ctx)
+}
+
+// restartRedis starts redis-server (again) on its port and waits for PING.
+func (c *cluster) restartRedis(ctx context.Context) error {
+	if err := c.redis.start(); err != nil {
+		return err
+	}
+	return waitUntil(ctx, 15*time.Second, "redis-server to answer", func() bool {
+		pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer cancel()
+		return c.rdb.Ping(pctx).Err() == nil
+	})
+}
+
+func (c *cluster) startSandbox(ctx context.Context) error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	c.promptLog = filepath.Join(c.cfg.Dir, "prompts.jsonl")
+	launcher := filepath.Join(c.cfg.Dir, "sandbox", "mockagent-logged")
+	script := "#!/bin/sh\nTANDEM_MOCKAGENT_LOG=" + shellQuote(c.promptLog) + " exec " + shellQuote(c.cfg.MockAgentBin) + " \"$@\"\n"
+	if err := os.WriteFile(launcher, []byte(script), 0o755); err != nil {
+		return err
+	}
+	out, err := os.OpenFile(filepath.Join(c.cfg.Dir, "logs", "sandbox.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	c.sbCfg = sandbox.ProcessConfig{
+		Bin: c.cfg.SandboxBin, DataDir: filepath.Join(c.cfg.Dir, "sandbox", "home"), Port: port,
+		AgentLauncher: launcher, Output: out, StartTimeout: 30 * time.Second,
+	}
+	return c.restartSandbox(ctx)
+}
+
+func (c *cluster) sandboxURL() string { return "http://127.0.0.1:" + strconv.Itoa(c.sbCfg.Port) }
+
+// restartSandbox starts the Sandbox Agent server (again), as a supervisor
+// would, on the same port and data directory.
+func (c *cluster) restartSandbox(ctx context.Context) error {
+	c.sbMu.Lock()
+	defer c.sbMu.Unlock()
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		var p *sandbox.Process
+		if p, err = sandbox.StartProcess(ctx, c.sbCfg); err == nil {
+			c.sb = p
+			return nil
+		}
+		time.Sleep(500 * time.Millisecond) // the port may linger a moment
+	}
+	return err
+}
+
+func (c *cluster) killSandbox() {
+	c.sbMu.Lock()
+	defer c.sbMu.Unlock()
+	if c.sb != nil {
+		c.sb.Kill()
+		c.sb = nil
+	}
+}
+
+// startNode starts a node and waits for /readyz.
+func (c *cluster) startNode(ctx context.Context, n *tandemNode) error {
+	if err := n.start(); err != nil {
+		return err
+	}
+	hc := &http.Client{Timeout: time.Second}
+	return waitUntil(ctx, 20*time.Second, n.name+" to be ready", func() bool {
+		resp, err := hc.Get("http://" + n.addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+}
+
+const nginxConf = `# The fault campaign's load balancer: round robin over the three nodes,
+# no stickiness, buffering off for SSE.
+worker_processes 1;
+pid {{DIR}}/nginx.pid;
+error_log {{DIR}}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path {{DIR}}/tmp/body;
+  proxy_temp_path {{DIR}}/tmp/proxy;
+  fastcgi_temp_path {{DIR}}/tmp/fastcgi;
+  uwsgi_temp_path {{DIR}}/tmp/uwsgi;
+  scgi_temp_path {{DIR}}/tmp/scgi;
+  upstream tandem {
+{{SERVERS}}    keepalive 32;
+  }
+  server {
+    listen 127.0.0.1:{{PORT}};
+    location / {
+      proxy_pass http://tandem;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+      proxy_cache off;
+      proxy_connect_timeout 2s;
+      proxy_read_timeout 1h;
+      proxy_send_timeout 1h;
+      # A node that is down or shutting down: try the next one.
+      proxy_next_upstream error timeout http_502 http_503;
+      proxy_next_upstream_tries 3;
+    }
+  }
+}
+`
+
+func (c *cluster) startNginx(ctx context.Context) error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	c.lbPort = port
+	dir := filepath.Join(c.cfg.Dir, "nginx")
+	// Workers may run as another user than the master: let them write.
+	_ = os.Chmod(filepath.Join(dir, "tmp"), 0o777)
+	var servers strings.Builder
+	for _, n := range c.nodes {
+		fmt.Fprintf(&servers, "    server %s max_fails=1 fail_timeout=2s;\n", n.addr)
+	}
+	conf := strings.NewReplacer("{{DIR}}", dir, "{{PORT}}", strconv.Itoa(port), "{{SERVERS}}", servers.String()).Replace(nginxConf)
+	file := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(file, []byte(conf), 0o644); err != nil {
+		return err
+	}
+	c.nginx = &proc{
+		name: "nginx",
+		path: c.cfg.NginxBin,
+		args: []string{"-p", dir, "-c", file, "-e", filepath.Join(dir, "error.log"), "-g", "daemon off;"},
+		dir:  dir,
+		log:  filepath.Join(c.cfg.Dir, "logs", "nginx.log"),
+	}
+	if err := c.nginx.start(); err != nil {
+		return err
+	}
+	hc := &http.Client{Timeout: time.Second}
+	return waitUntil(ctx, 10*time.Second, "nginx to answer", func() bool {
+		resp, err := hc.Get(c.LB() + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+}
+
+// ensureUp brings back whatever a fault left down or stopped.
+func (c *cluster) ensureUp(ctx context.Context) error {
+	if !c.redis.running() {
+		if err := c.restartRedis(ctx); err != nil {
+			return err
+		}
+	}
+	c.sbMu.Lock()
+	down := c.sb == nil
+	c.sbMu.Unlock()
+	if down {
+		if err := c.restartSandbox(ctx); err != nil {
+			return err
+		}
+	}
+	for _, n := range c.nodes {
+		_ = n.signal(syscall.SIGCONT)
+		if !n.running() {
+			if err := c.startNode(ctx, n); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// stop ends every process: the nodes gracefully, the rest at once.
+func (c *cluster) stop() {
+	if c.nginx != nil {
+		c.nginx.term(5 * time.Second)
+	}
+	var wg sync.WaitGroup
+	for _, n := range c.nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = n.signal(syscall.SIGCONT)
+			n.term(10 * time.Second)
+		}()
+	}
+	wg.Wait()
+	c.killSandbox()
+	if c.sbCfg.Output != nil {
+		c.sbCfg.Output.Close()
+	}
+	if c.redis != nil {
+		c.redis.term(5 * time.Second)
+	}
+	if c.rdb != nil {
+		c.rdb.Close()
+	}
+}
+
+// waitUntil polls cond every 25ms until it holds or within passes.
+func waitUntil(ctx context.Context, within time.Duration, what string, cond func() bool) error {
+	deadline := time.Now().Add(within)
+	for {
+		if cond() {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("chaos: waiting for %s: not within %v", what, within)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// lbClient is the HTTP client of writers and checks: through nginx,
+// bounded per request.
+func lbClient() *http.Client {
+	return &http.Client{
+		Timeout: 10 * time.Second,
+		Transport: &http.Transport{
+			DialContext:         (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
+			MaxIdleConnsPerHost: 16,
+			IdleConnTimeout:     30 * time.Second,
+		},
+	}
+}

@@ -1,0 +1,125 @@
+package chaos
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Config configures a campaign. Zero values are the defaults given.
+type Config struct {
+	// Seed chooses the faults, their targets and timings, and the load.
+	// The same seed replays the same choices (the timing of the processes
+	// themselves is not deterministic). 0: one from the clock, printed.
+	Seed int64
+	// Duration bounds the fault phase (default 3m); Faults ends it earlier
+	// after that many faults (0: no count limit).
+	Duration time.Duration
+	Faults   int
+	// Workspaces under load (default 4); each has GoClients r3labs/sse
+	// subscribers, NodeClients WHATWG EventSource subscribers (defaults 2
+	// and 2) and one writer.
+	Workspaces  int
+	GoClients   int
+	NodeClients int
+	// LockTTL is the nodes' TANDEM_LOCK_TTL (default 3s).
+	LockTTL time.Duration
+	// Gap is the pause between two faults, chosen in [Gap/2, Gap*3/2]
+	// (default 2s).
+	Gap time.Duration
+	// Dir keeps every process's data and logs (required).
+	Dir string
+	// Binaries and scripts.
+	TandemBin    string // cmd/tandem
+	MockAgentBin string // cmd/tandem-mockagent
+	SandboxBin   string // the pinned sandbox-agent
+	NginxBin     string // default "nginx"
+	RedisBin     string // default "redis-server"
+	NodeBin      string // default "node"
+	NodeClient   string // chaos/node/client.mjs, with its node_modules
+	// Break deliberately breaks a guarantee on the client side, to show
+	// that the checker fails: "client-gap" makes the Go subscribers drop
+	// the first event after every reconnect, as a client that skips gap
+	// filling would. "" (the default) breaks nothing.
+	Break string
+	// Logf receives progress lines (default: none).
+	Logf func(format string, args ...any)
+}
+
+// Fault kinds.
+const (
+	FaultKill    = "kill"    // SIGKILL of a node, started again after a moment
+	FaultStop    = "stop"    // SIGSTOP of an owner for longer than the lock TTL, then SIGCONT
+	FaultDeploy  = "deploy"  // rolling restart (SIGTERM, start) of every node
+	FaultRedis   = "redis"   // SIGKILL of redis-server, started again (appendonly)
+	FaultSandbox = "sandbox" // SIGKILL of the Sandbox Agent server, started again
+	FaultDrop    = "drop"    // reset of one subscriber's TCP connection
+)
+
+// FaultKinds lists the kinds in table order.
+var FaultKinds = []string{FaultKill, FaultStop, FaultDeploy, FaultRedis, FaultSandbox, FaultDrop}
+
+// BreakClientGap is the Break value that makes Go subscribers skip an
+// event after each reconnect.
+const BreakClientGap = "client-gap"
+
+func (c Config) withDefaults() Config {
+	if c.Seed == 0 {
+		c.Seed = time.Now().UnixNano() % 1_000_000_007
+	}
+	if c.Duration == 0 {
+		c.Duration = 3 * time.Minute
+	}
+	if c.Workspaces == 0 {
+		c.Workspaces = 4
+	}
+	if c.GoClients == 0 {
+		c.GoClients = 2
+	}
+	if c.NodeClients == 0 {
+		c.NodeClients = 2
+	}
+	if c.LockTTL == 0 {
+		c.LockTTL = 3 * time.Second
+	}
+	if c.Gap == 0 {
+		c.Gap = 2 * time.Second
+	}
+	if c.NginxBin == "" {
+		c.NginxBin = "nginx"
+	}
+	if c.RedisBin == "" {
+		c.RedisBin = "redis-server"
+	}
+	if c.NodeBin == "" {
+		c.NodeBin = "node"
+	}
+	if c.Logf == nil {
+		c.Logf = func(string, ...any) {}
+	}
+	return c
+}
+
+// Validate reports whether the configuration can be used.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Dir == "" {
+		errs = append(errs, errors.New("chaos: Dir is required"))
+	}
+	if c.TandemBin == "" || c.MockAgentBin == "" || c.SandboxBin == "" || c.NodeClient == "" {
+		errs = append(errs, errors.New("chaos: the tandem, mock agent and sandbox-agent binaries and the Node client are required"))
+	}
+	if c.Duration < 0 || c.Faults < 0 || c.Workspaces < 0 || c.GoClients < 0 || c.NodeClients < 0 || c.Gap < 0 {
+		errs = append(errs, errors.New("chaos: negative limit"))
+	}
+	if c.LockTTL != 0 && c.LockTTL < time.Second {
+		errs = append(errs, fmt.Errorf("chaos: lock TTL %v is shorter than 1s", c.LockTTL))
+	}
+	if c.Duration > 4*time.Hour {
+		errs = append(errs, errors.New("chaos: a campaign is bounded to 4h"))
+	}
+	if c.Break != "" && c.Break != BreakClientGap {
+		errs = append(errs, fmt.Errorf("chaos: unknown Break %q", c.Break))
+	}
+	return errors.Join(errs...)
+}

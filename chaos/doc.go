@@ -1,0 +1,52 @@
+// Package chaos is Tandem's fault campaign: it runs a whole deployment on
+// 127.0.0.1 (redis-server with appendonly, the Sandbox Agent server with
+// the scripted agent, three tandem nodes, nginx as a round-robin load
+// balancer with buffering off), puts load on it through nginx, injects
+// randomized faults, and then checks what the clients observed against
+// what Redis holds, independently of the product's own code paths.
+//
+// # Usage
+//
+//	res, err := chaos.Run(ctx, chaos.Config{Dir: dir, Seed: 42, Duration: 3 * time.Minute, ...})
+//	chaos.WriteDetails(os.Stdout, res)
+//	chaos.WriteTable(os.Stdout, []*chaos.Result{res})
+//
+// cmd/tandem-chaos is the command and scripts/chaos.sh (make chaos) builds
+// and installs what it needs.
+//
+// # Load
+//
+// Each workspace has subscribers of two independent kinds, following its
+// default session through nginx: Go clients on r3labs/sse (streamclient:
+// unlimited reconnects, a clean close means reconnect, Last-Event-ID) and
+// WHATWG EventSource clients (the eventsource package in Node.js,
+// chaos/node/client.mjs), and one writer that sends prompts with an
+// Idempotency-Key, retrying with the same key on errors, 5xx and timeouts.
+//
+// # Faults
+//
+// One at a time, chosen from the seed (printed; the same seed replays the
+// same choices): SIGKILL of a node (mostly an owner), SIGSTOP of an owner
+// for longer than the lock TTL, a rolling restart of every node, SIGKILL
+// and restart of redis-server, SIGKILL and restart of the Sandbox Agent
+// server (as its supervisor would), and a reset of one subscriber's TCP
+// connection. After a fault that took workspaces from their owner, the
+// time until a live node owns each again (a newer epoch holding the lock)
+// is measured.
+//
+// # Checks
+//
+// See checker.go for the rules: eventIndex contiguous, no entry under a
+// stale epoch, ACP ids contiguous per connection, every 2xx prompt exactly
+// one chat.user and one turn and at most one delivery to the agent (exactly
+// one unless a sandbox kill lost its turn, which then ends with
+// stopReason "error"), and every subscriber's events across all its
+// reconnects equal to the stream after its starting cursor.
+//
+// # Bounds
+//
+// Every loop is bounded in count or time: the fault phase by Duration and
+// Faults, each fault's recovery by its own timeouts, a prompt's retries to
+// 60 s, settling to a few minutes. Every process and address is on the
+// loopback interface; processes die with the driver (Pdeathsig).
+package chaos

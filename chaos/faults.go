@@ -1,0 +1,239 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"sort"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// fault is one injected fault and what followed it.
+type fault struct {
+	kind   string
+	target string
+	at     time.Time
+	end    time.Time // when the injector was done with it (processes back)
+	// takeovers are the workspaces the fault took the owner from, and how
+	// long until a live node owned each again.
+	takeovers []takeover
+	err       error
+}
+
+type takeover struct {
+	ws      string
+	d       time.Duration
+	ok      bool // a new owner within the bound
+	nodeTag string
+}
+
+// injector chooses and injects faults.
+type injector struct {
+	c       *cluster
+	rng     *rand.Rand
+	clients []dropper
+	wss     []string
+	logf    func(string, ...any)
+}
+
+// dropper is a subscriber whose connection can be reset.
+type dropper interface{ dropConn() bool }
+
+// weights of the kinds, in FaultKinds order: deploys take long, drops are
+// cheap.
+var faultWeights = []int{3, 2, 1, 2, 2, 3}
+
+func (in *injector) pick() string {
+	total := 0
+	for _, w := range faultWeights {
+		total += w
+	}
+	n := in.rng.Intn(total)
+	for i, w := range faultWeights {
+		if n < w {
+			return FaultKinds[i]
+		}
+		n -= w
+	}
+	return FaultDrop
+}
+
+// owners returns, per node id, the workspaces it owns now with their
+// epochs, from the {ws:ID}:owner hashes.
+func (in *injector) owners(ctx context.Context) map[string]map[string]uint64 {
+	out := map[string]map[string]uint64{}
+	for _, ws := range in.wss {
+		ctx, cancel := context.WithTimeout(ctx, time.Second)
+		v, err := in.c.rdb.HGetAll(ctx, "{ws:"+ws+"}:owner").Result()
+		cancel()
+		if err != nil || v["node"] == "" {
+			continue
+		}
+		ep, _ := strconv.ParseUint(v["epoch"], 10, 64)
+		if out[v["node"]] == nil {
+			out[v["node"]] = map[string]uint64{}
+		}
+		out[v["node"]][ws] = ep
+	}
+	return out
+}
+
+// watchTakeover measures, for each workspace in owned, the time from
+// since until a node holds its lock with a newer epoch. Each watch is
+// bounded by limit; wait blocks until all are done.
+type takeoverWatch struct {
+	wg  sync.WaitGroup
+	mu  sync.Mutex
+	res []takeover
+}
+
+func (in *injector) watchTakeover(ctx context.Context, tw *takeoverWatch, owned map[string]uint64, since time.Time, limit time.Duration, tag string) {
+	for ws, ep := range owned {
+		tw.wg.Add(1)
+		go func() {
+			defer tw.wg.Done()
+			t := takeover{ws: ws, nodeTag: tag}
+			deadline := since.Add(limit)
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				qctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+				v, err := in.c.rdb.HGetAll(qctx, "{ws:"+ws+"}:owner").Result()
+				var lock int64
+				if err == nil {
+					lock, err = in.c.rdb.Exists(qctx, "{ws:"+ws+"}:lock").Result()
+				}
+				cancel()
+				if err == nil && lock == 1 {
+					if e, _ := strconv.ParseUint(v["epoch"], 10, 64); e > ep {
+						t.d, t.ok = time.Since(since), true
+						break
+					}
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			tw.mu.Lock()
+			tw.res = append(tw.res, t)
+			tw.mu.Unlock()
+		}()
+	}
+}
+
+func (tw *takeoverWatch) wait() []takeover {
+	tw.wg.Wait()
+	sort.Slice(tw.res, func(i, j int) bool { return tw.res[i].ws < tw.res[j].ws })
+	return tw.res
+}
+
+func (in *injector) sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+func (in *injector) between(lo, hi time.Duration) time.Duration {
+	return lo + time.Duration(in.rng.Int63n(int64(hi-lo)+1))
+}
+
+// inject carries out one fault of kind and returns once the cluster is
+// whole again (a killed process restarted) and every takeover it caused
+// was measured.
+func (in *injector) inject(ctx context.Context, kind string) fault {
+	ttl := in.c.cfg.LockTTL
+	limit := 3*ttl + 10*time.Second
+	f := fault{kind: kind}
+	tw := &takeoverWatch{}
+	// Choices come from the seed before anything is looked at, so that a
+	// replay makes the same ones.
+	nodeIdx := in.rng.Intn(len(in.c.nodes))
+	wsIdx := in.rng.Intn(len(in.wss))
+	clientIdx := in.rng.Intn(max(1, len(in.clients)))
+	switch kind {
+	case FaultKill:
+		// Mostly an owner: that is where it hurts.
+		n := in.c.nodes[nodeIdx]
+		owners := in.owners(ctx)
+		if in.rng.Intn(4) != 0 {
+			if o := in.ownerNode(ctx, in.wss[wsIdx]); o != nil {
+				n = o
+			}
+		}
+		pause := in.between(200*time.Millisecond, 2*time.Second)
+		f.target, f.at = n.id, time.Now()
+		n.kill()
+		in.watchTakeover(ctx, tw, owners[n.id], f.at, limit, n.id)
+		in.sleep(ctx, pause)
+		f.err = in.c.startNode(ctx, n)
+	case FaultStop:
+		n := in.ownerNode(ctx, in.wss[wsIdx])
+		if n == nil {
+			n = in.c.nodes[nodeIdx]
+		}
+		hold := ttl + in.between(500*time.Millisecond, 2*time.Second)
+		owners := in.owners(ctx)
+		f.target, f.at = n.id, time.Now()
+		f.err = n.signal(syscall.SIGSTOP)
+		in.watchTakeover(ctx, tw, owners[n.id], f.at, limit, n.id)
+		in.sleep(ctx, hold)
+		_ = n.signal(syscall.SIGCONT)
+	case FaultDeploy:
+		f.target, f.at = "all", time.Now()
+		for i, n := range in.c.nodes {
+			if i > 0 {
+				in.sleep(ctx, in.between(500*time.Millisecond, 1500*time.Millisecond))
+			}
+			owners := in.owners(ctx)
+			at := time.Now()
+			if !n.term(20 * time.Second) {
+				f.err = fmt.Errorf("%s did not stop within 20s of SIGTERM", n.id)
+			}
+			in.watchTakeover(ctx, tw, owners[n.id], at, limit, n.id)
+			if err := in.c.startNode(ctx, n); err != nil {
+				f.err = err
+				break
+			}
+		}
+	case FaultRedis:
+		pause := in.between(200*time.Millisecond, 1500*time.Millisecond)
+		f.target, f.at = "redis", time.Now()
+		in.c.redis.kill()
+		in.sleep(ctx, pause)
+		f.err = in.c.restartRedis(ctx)
+	case FaultSandbox:
+		pause := in.between(300*time.Millisecond, 3*time.Second)
+		f.target, f.at = "sandbox", time.Now()
+		in.c.killSandbox()
+		in.sleep(ctx, pause)
+		f.err = in.c.restartSandbox(ctx)
+	case FaultDrop:
+		f.at = time.Now()
+		if len(in.clients) > 0 {
+			d := in.clients[clientIdx]
+			f.target = fmt.Sprint(d)
+			if !d.dropConn() {
+				f.target += " (no connection)"
+			}
+		}
+	}
+	f.takeovers = tw.wait()
+	f.end = time.Now()
+	return f
+}
+
+// ownerNode is the node that owns ws now, or nil.
+func (in *injector) ownerNode(ctx context.Context, ws string) *tandemNode {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	id, err := in.c.rdb.HGet(ctx, "{ws:"+ws+"}:owner", "node").Result()
+	if err != nil {
+		return nil
+	}
+	for _, n := range in.c.nodes {
+		if n.id == id {
+			return n
+		}
+	}
+	return nil
+}

@@ -1,0 +1,143 @@
+package chaos
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand"
+	"net/http"
+	"regexp"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// prompt is one prompt a writer sent, with what the server said.
+type prompt struct {
+	ws, user, key, text, token string
+	id                         string // inbox id from the 2xx answer
+	acked                      bool   // a 2xx came back
+	conflict                   string // a second 2xx with another id
+	attempts                   int
+	rejected                   string // a 4xx that retrying cannot fix
+	sent, acked2xx             time.Time
+}
+
+// tokenRE finds the token of a campaign prompt in a text; the last match in
+// what the agent received is the prompt itself (a restored session's first
+// prompt starts with the replayed history, which holds earlier ones).
+var tokenRE = regexp.MustCompile(`chaos\[([A-Za-z0-9_.-]+#\d+)\]`)
+
+// writer sends prompts to one workspace through the load balancer, each with
+// its own Idempotency-Key, retrying on errors as a careful client would:
+// with the same key, with backoff, until a 2xx or its bound.
+type writer struct {
+	ws, user, lb string
+	rng          *rand.Rand
+	hc           *http.Client
+
+	mu      sync.Mutex
+	prompts []*prompt
+	retries int // requests that failed and were retried
+	retryAt []time.Time
+}
+
+// Bounds of one prompt's retries.
+const (
+	promptRetryFor = 60 * time.Second
+	promptAttempts = 300
+)
+
+// run sends prompts until ctx ends; a prompt being retried when ctx ends is
+// still retried to its bound (stop bounds that wait).
+func (w *writer) run(ctx, stop context.Context) {
+	for n := 1; ctx.Err() == nil; n++ {
+		chunks := 2 + w.rng.Intn(7)
+		delay := 10 + w.rng.Intn(60)
+		p := &prompt{
+			ws: w.ws, user: w.user,
+			key:   fmt.Sprintf("%s-%d-%x", w.ws, n, w.rng.Uint32()),
+			token: w.ws + "#" + strconv.Itoa(n),
+		}
+		p.text = fmt.Sprintf("chaos[%s] hello %d [chunks=%d] [delay=%dms]", p.token, n, chunks, delay)
+		w.mu.Lock()
+		w.prompts = append(w.prompts, p)
+		w.mu.Unlock()
+		w.send(stop, p)
+		pause := time.Duration(300+w.rng.Intn(1200)) * time.Millisecond
+		select {
+		case <-ctx.Done():
+		case <-time.After(pause):
+		}
+	}
+}
+
+func (w *writer) send(ctx context.Context, p *prompt) {
+	body, _ := json.Marshal(map[string]string{"text": p.text})
+	url := w.lb + "/v1/workspaces/" + w.ws + "/sessions/default/prompt"
+	p.sent = time.Now()
+	backoff := 100 * time.Millisecond
+	for p.attempts < promptAttempts && time.Since(p.sent) < promptRetryFor && ctx.Err() == nil {
+		p.attempts++
+		req, _ := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-User-Id", w.user)
+		req.Header.Set("Idempotency-Key", p.key)
+		resp, err := w.hc.Do(req)
+		if err == nil {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+			resp.Body.Close()
+			switch {
+			case resp.StatusCode >= 200 && resp.StatusCode < 300:
+				var a struct{ ID string }
+				_ = json.Unmarshal(b, &a)
+				w.mu.Lock()
+				if p.acked && a.ID != p.id {
+					p.conflict = a.ID
+				}
+				p.id, p.acked, p.acked2xx = a.ID, true, time.Now()
+				w.mu.Unlock()
+				return
+			case resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != 408 && resp.StatusCode != 429:
+				w.mu.Lock()
+				p.rejected = fmt.Sprintf("%d %s", resp.StatusCode, bytes.TrimSpace(b))
+				w.mu.Unlock()
+				return
+			}
+		}
+		w.mu.Lock()
+		w.retries++
+		w.retryAt = append(w.retryAt, time.Now())
+		w.mu.Unlock()
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff + time.Duration(w.rng.Int63n(int64(backoff)))):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+func (w *writer) snapshot() ([]prompt, int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]prompt, len(w.prompts))
+	for i, p := range w.prompts {
+		out[i] = *p
+	}
+	return out, w.retries
+}
+
+// retriesIn counts the failed requests in [from, to].
+func (w *writer) retriesIn(from, to time.Time) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, t := range w.retryAt {
+		if !t.Before(from) && !t.After(to) {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# make chaos: Tandem's fault campaign. Installs what it needs when missing
+# (nginx and redis-server from Debian's packages, the pinned Sandbox Agent
+# binary, the Node.js EventSource client's packages), builds the binaries,
+# and runs cmd/tandem-chaos: redis-server, the Sandbox Agent server, three
+# nodes and nginx on 127.0.0.1, clients through nginx, randomized faults,
+# then the checker. Exits non-zero when the checker finds a violation.
+#
+# Knobs (environment):
+#   CHAOS_DURATION  fault phase of the campaign (default 3m)
+#   CHAOS_SEED      seed to replay (default: from the clock, printed)
+#   CHAOS_LONG=1    the long campaign: at least 200 faults (CHAOS_FAULTS,
+#                   default 200), bounded by CHAOS_DURATION (default 60m)
+#   CHAOS_FAULTS    end the fault phase after this many faults
+#   CHAOS_BREAK     deliberately break a guarantee (client-gap) to see the
+#                   checker fail
+#   CHAOS_ARGS      more flags for tandem-chaos (see tandem-chaos -h)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  echo "installing nginx (apt-get)" >&2
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx >/dev/null
+fi
+nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+# The Debian package may start a system nginx on port 80; the campaign
+# runs its own instance with its own config, prefix and pid file.
+scripts/ensure-redis.sh >/dev/null
+sandbox_bin=$(scripts/install-sandbox-agent.sh)
+command -v node >/dev/null || { echo "chaos: Node.js is needed for the EventSource clients" >&2; exit 1; }
+
+# The EventSource client's packages, from its lockfile; node_modules is
+# ignored by git.
+if [ ! -d chaos/node/node_modules/eventsource ]; then
+  (cd chaos/node && npm ci --no-audit --no-fund --silent)
+fi
+
+out=.cache/chaos/bin
+mkdir -p "$out"
+go build -o "$out/tandem" ./cmd/tandem
+go build -o "$out/tandem-mockagent" ./cmd/tandem-mockagent
+go build -o "$out/tandem-chaos" ./cmd/tandem-chaos
+
+args=()
+if [ "${CHAOS_LONG:-0}" = 1 ]; then
+  args+=(-duration "${CHAOS_DURATION:-60m}" -faults "${CHAOS_FAULTS:-200}")
+else
+  args+=(-duration "${CHAOS_DURATION:-3m}")
+  [ -n "${CHAOS_FAULTS:-}" ] && args+=(-faults "$CHAOS_FAULTS")
+fi
+[ -n "${CHAOS_SEED:-}" ] && args+=(-seed "$CHAOS_SEED")
+dir=$(mktemp -d "${TMPDIR:-/tmp}/tandem-chaos.XXXXXX")
+# shellcheck disable=SC2086
+exec "$out/tandem-chaos" "${args[@]}" -dir "$dir" \
+  -tandem "$out/tandem" -mockagent "$out/tandem-mockagent" -sandbox-agent "$sandbox_bin" \
+  -nginx "$nginx_bin" -node-client chaos/node/client.mjs ${CHAOS_ARGS:-}
