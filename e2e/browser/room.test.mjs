@@ -253,7 +253,7 @@ test('3. reloading the page shows the full history once', { timeout: 60_000 }, a
   await waitPresence(bob, ['ann', 'bob']);
 });
 
-test('4. with JWTs the page asks for a token, keeps it in an HttpOnly cookie, and works', { timeout: 60_000 }, async () => {
+test('4. with JWTs the page asks for a token, keeps it in an HttpOnly cookie; Stop cancels a turn', { timeout: 60_000 }, async () => {
   const JWT = env('TANDEM_JWT_URL');
   const carol = await newPage('carol', { viewport: { width: 1100, height: 760 } });
   await carol.goto(JWT + '/w/' + env('TANDEM_JWT_WS'));
@@ -275,12 +275,23 @@ test('4. with JWTs the page asks for a token, keeps it in an HttpOnly cookie, an
   await box.fill(env('TANDEM_PROMPT3'));
   await box.press('Enter');
   await waitReply(carol, env('TANDEM_REPLY3'));
+  // Stop cancels the running turn (another unsafe request by cookie).
+  await box.fill('a reply to stop [chunks=40] [delay=100ms]');
+  await box.press('Enter');
+  const stop = carol.getByRole('button', { name: 'Stop' });
+  await stop.waitFor();
+  await carol.waitForSelector('#transcript > li[data-kind="agent"][data-status="running"] .parts > .text');
+  await stop.click();
+  await carol.waitForSelector('#transcript > li[data-kind="agent"][data-status="cancelled"]');
+  await stop.waitFor({ state: 'hidden' });
   const t = await transcript(carol);
   assert.deepEqual(
-    t.map((i) => [i.kind, i.author]),
+    t.map((i) => [i.kind, i.author, i.badge]),
     [
-      ['user', 'carol'],
-      ['agent', 'Agent'],
+      ['user', 'carol', ''],
+      ['agent', 'Agent', 'Done'],
+      ['user', 'carol', ''],
+      ['agent', 'Agent', 'Cancelled'],
     ],
   );
   await carol.context().close();
