@@ -253,7 +253,44 @@ test('3. reloading the page shows the full history once', { timeout: 60_000 }, a
   await waitPresence(bob, ['ann', 'bob']);
 });
 
-test('4. with JWTs the page asks for a token, keeps it in an HttpOnly cookie; Stop cancels a turn', { timeout: 60_000 }, async () => {
+test('4. a dropped connection: EventSource resumes by itself with Last-Event-ID', { timeout: 60_000 }, async () => {
+  const box = ann.getByRole('textbox', { name: 'Prompt for the agent' });
+  await box.fill(env('TANDEM_PROMPT4'));
+  await box.press('Enter');
+  await Promise.all([waitReply(ann, env('TANDEM_REPLY4')), waitReply(bob, env('TANDEM_REPLY4'))]);
+
+  const streams = [];
+  const onRequest = (r) => {
+    if (r.url().includes('/events/stream')) streams.push(r);
+  };
+  bob.on('request', onRequest);
+  await control('drop-bob');
+  await bob.waitForSelector('#conn[data-state="reconnecting"]', { timeout: 10_000 });
+  await waitLive(bob);
+  bob.off('request', onRequest);
+  assert.equal(streams.length, 1, 'one reconnect, by the browser itself');
+  const sent = await streams[0].headerValue('last-event-id');
+  assert.match(sent || '', /^\d+\.\w+$/, 'the browser sent Last-Event-ID');
+  const ta = await transcript(ann);
+  assert.deepEqual(await transcript(bob), ta);
+  assertUnique(ta, 'ann');
+});
+
+test('5. Redis lost the stream: both pages reset and show the new history once', { timeout: 60_000 }, async () => {
+  await control('lose-stream');
+  const box = ann.getByRole('textbox', { name: 'Prompt for the agent' });
+  await box.fill(env('TANDEM_PROMPT5'));
+  await box.press('Enter');
+  await Promise.all([waitReply(ann, env('TANDEM_REPLY5')), waitReply(bob, env('TANDEM_REPLY5'))]);
+  await Promise.all([waitLive(ann), waitLive(bob)]);
+  const ta = await transcript(ann);
+  assert.deepEqual(await transcript(bob), ta);
+  assertUnique(ta, 'ann');
+  const users = ta.filter((i) => i.kind === 'user').map((i) => i.body);
+  assert.deepEqual(users, [env('TANDEM_PROMPT5')], 'only the new history: ' + JSON.stringify(ta));
+});
+
+test('6. with JWTs the page asks for a token, keeps it in an HttpOnly cookie; Stop cancels a turn', { timeout: 60_000 }, async () => {
   const JWT = env('TANDEM_JWT_URL');
   const carol = await newPage('carol', { viewport: { width: 1100, height: 760 } });
   await carol.goto(JWT + '/w/' + env('TANDEM_JWT_WS'));
