@@ -88,19 +88,21 @@ func (l *Log) CurrentEpoch(ctx context.Context, ws string) (uint64, error) {
 	return n, nil
 }
 
-// appendScript is the only writer of session streams.
+// appendScript is the only writer of session streams. One call appends to
+// one or more streams (parts) of one workspace.
 //
-// KEYS[1] fence, KEYS[2] stream, KEYS[3] stream state
-// ARGV[1] epoch, ARGV[2] notify channel, ARGV[3] session id, ARGV[4] maxlen
-// (0: no trim), ARGV[5] number of state fields, then the state fields as
-// name, value pairs, then per record: type, body, source.
+// KEYS[1] fence, then per part: stream, stream state.
+// ARGV[1] epoch, ARGV[2] notify channel, ARGV[3] maxlen (0: no trim), then
+// per part: session id, number of state fields, the state fields as name,
+// value pairs, number of records, then per record: type, body, source.
 //
-// It returns {gen, first eventIndex, createdAt ms}. Nothing is written
-// unless the fence matches. The "#!lua" shebang (Redis 7) makes Redis check
-// for out-of-memory before the script starts rather than at its first
-// write, and the ids of a batch strictly increase from the stored head, so
-// only the first XADD can fail (a key of the wrong type, or a stream that
-// something other than this script wrote): a batch lands whole or not at all.
+// It returns {createdAt ms, then per part: gen, first eventIndex}. Nothing
+// is written unless the fence matches. The "#!lua" shebang (Redis 7) makes
+// Redis check for out-of-memory before the script starts rather than at
+// its first write, and the ids of a part strictly increase from its
+// stored head, so only a part's first XADD can fail (a key of the wrong
+// type, or a stream that something other than this script wrote): with
+// one part, the call lands whole or not at all.
 var appendScript = redis.NewScript(`#!lua
 local fence = redis.call('GET', KEYS[1])
 if fence ~= ARGV[1] then
@@ -108,44 +110,60 @@ if fence ~= ARGV[1] then
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local st = redis.call('HMGET', KEYS[3], 'n', 'gen')
-local last = tonumber(st[1] or '0')
-local gen = st[2]
-if not gen then
-  gen = string.format('%x', tonumber(t[1]) * 1000000 + tonumber(t[2]))
-end
-local maxlen = tonumber(ARGV[4])
-local nstate = tonumber(ARGV[5])
-local first = last + 1
-local set = {'n', '', 'gen', gen}
-for i = 6, 5 + 2 * nstate, 2 do
-  set[#set + 1] = ARGV[i]
-  set[#set + 1] = ARGV[i + 1]
-end
-local src = false
-for i = 6 + 2 * nstate, #ARGV, 3 do
-  last = last + 1
-  local idx = string.format('%d', last)
-  local fields = {'t', ARGV[i], 'd', ARGV[i + 1], 'ts', now, 'ep', ARGV[1]}
-  if ARGV[i + 2] ~= '' then
-    fields[#fields + 1] = 'src'
-    fields[#fields + 1] = ARGV[i + 2]
-    src = ARGV[i + 2]
+local maxlen = tonumber(ARGV[3])
+local out = {now}
+local a = 4
+local k = 2
+while a <= #ARGV do
+  local sid = ARGV[a]
+  local nstate = tonumber(ARGV[a + 1])
+  a = a + 2
+  local stream, state = KEYS[k], KEYS[k + 1]
+  k = k + 2
+  local st = redis.call('HMGET', state, 'n', 'gen')
+  local last = tonumber(st[1] or '0')
+  local gen = st[2]
+  if not gen then
+    gen = string.format('%x', tonumber(t[1]) * 1000000 + tonumber(t[2]))
   end
-  if maxlen > 0 then
-    redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, idx .. '-0', unpack(fields))
-  else
-    redis.call('XADD', KEYS[2], idx .. '-0', unpack(fields))
+  local set = {'n', '', 'gen', gen}
+  for i = 1, nstate do
+    set[#set + 1] = ARGV[a]
+    set[#set + 1] = ARGV[a + 1]
+    a = a + 2
   end
-  redis.call('PUBLISH', ARGV[2], ARGV[3] .. '\n' .. idx .. '\n' .. gen .. '\n' .. now .. '\n' .. ARGV[i] .. '\n' .. ARGV[1] .. '\n' .. ARGV[i + 2] .. '\n' .. ARGV[i + 1])
+  local nrec = tonumber(ARGV[a])
+  a = a + 1
+  local first = last + 1
+  local src = false
+  for i = 1, nrec do
+    last = last + 1
+    local idx = string.format('%d', last)
+    local typ, body, source = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+    a = a + 3
+    local fields = {'t', typ, 'd', body, 'ts', now, 'ep', ARGV[1]}
+    if source ~= '' then
+      fields[#fields + 1] = 'src'
+      fields[#fields + 1] = source
+      src = source
+    end
+    if maxlen > 0 then
+      redis.call('XADD', stream, 'MAXLEN', '~', maxlen, idx .. '-0', unpack(fields))
+    else
+      redis.call('XADD', stream, idx .. '-0', unpack(fields))
+    end
+    redis.call('PUBLISH', ARGV[2], sid .. '\n' .. idx .. '\n' .. gen .. '\n' .. now .. '\n' .. typ .. '\n' .. ARGV[1] .. '\n' .. source .. '\n' .. body)
+  end
+  set[2] = string.format('%d', last)
+  if src then
+    set[#set + 1] = 'src'
+    set[#set + 1] = src
+  end
+  redis.call('HSET', state, unpack(set))
+  out[#out + 1] = gen
+  out[#out + 1] = first
 end
-set[2] = string.format('%d', last)
-if src then
-  set[#set + 1] = 'src'
-  set[#set + 1] = src
-end
-redis.call('HSET', KEYS[3], unpack(set))
-return {gen, first, now}
+return out
 `)
 
 // maxBatch bounds the records of one Append: the script's argument list
@@ -171,58 +189,97 @@ func (l *Log) AppendState(ctx context.Context, ws, sid string, epoch uint64, sta
 	if len(recs) == 0 && len(state) == 0 {
 		return nil, nil
 	}
-	if len(recs) > maxBatch {
-		return nil, fmt.Errorf("%w: batch of %d records, at most %d", ErrInvalidRecord, len(recs), maxBatch)
+	evs, err := l.AppendParts(ctx, ws, epoch, []Part{{Session: sid, State: state, Records: recs}})
+	if err != nil {
+		return nil, err
 	}
-	args := make([]any, 0, 5+2*len(state)+3*len(recs))
-	args = append(args, strconv.FormatUint(epoch, 10), NotifyChannel(ws), sid, l.cfg.MaxLen, len(state))
-	for k, v := range state {
-		if !validStateField(k) {
-			return nil, fmt.Errorf("%w: state field %q", ErrInvalidRecord, k)
+	return evs[0], nil
+}
+
+// Part is what one AppendParts call appends to one session stream.
+type Part struct {
+	Session string
+	State   map[string]string
+	Records []Record
+}
+
+// maxParts bounds the streams one call writes.
+const maxParts = 64
+
+// AppendParts appends to several session streams of one workspace in one
+// script call: a writer with several busy sessions pays one round trip.
+// Each part is applied as AppendState applies it, in order; the events of
+// part i are the i-th result. It fails as Append does, and then nothing
+// was appended.
+func (l *Log) AppendParts(ctx context.Context, ws string, epoch uint64, parts []Part) ([][]Event, error) {
+	total := 0
+	for _, p := range parts {
+		total += len(p.Records)
+	}
+	if len(parts) == 0 || len(parts) > maxParts || total > maxBatch {
+		return nil, fmt.Errorf("%w: %d parts of %d records, at most %d parts and %d records", ErrInvalidRecord, len(parts), total, maxParts, maxBatch)
+	}
+	keys := make([]string, 0, 1+2*len(parts))
+	keys = append(keys, FenceKey(ws))
+	args := make([]any, 0, 3+4*len(parts)+3*total)
+	args = append(args, strconv.FormatUint(epoch, 10), NotifyChannel(ws), l.cfg.MaxLen)
+	bodies := make([][][]byte, len(parts))
+	for pi, p := range parts {
+		keys = append(keys, StreamKey(ws, p.Session), StateKey(ws, p.Session))
+		args = append(args, p.Session, len(p.State))
+		for k, v := range p.State {
+			if !validStateField(k) {
+				return nil, fmt.Errorf("%w: state field %q", ErrInvalidRecord, k)
+			}
+			args = append(args, k, v)
 		}
-		args = append(args, k, v)
-	}
-	bodies := make([][]byte, len(recs))
-	for i := range recs {
-		b, err := recs[i].normalize()
-		if err != nil {
-			return nil, err
+		args = append(args, len(p.Records))
+		bodies[pi] = make([][]byte, len(p.Records))
+		for i := range p.Records {
+			b, err := p.Records[i].normalize()
+			if err != nil {
+				return nil, err
+			}
+			bodies[pi][i] = b
+			args = append(args, p.Records[i].Type, b, p.Records[i].Source)
 		}
-		bodies[i] = b
-		args = append(args, recs[i].Type, b, recs[i].Source)
 	}
-	keys := []string{FenceKey(ws), StreamKey(ws, sid), StateKey(ws, sid)}
 	res, err := l.runAppend(ctx, keys, args)
+	stale := err != nil && strings.HasPrefix(err.Error(), "TANDEMSTALE")
 	if l.obs != nil {
-		l.obs(len(recs), err != nil && strings.HasPrefix(err.Error(), "TANDEMSTALE"), err)
+		l.obs(total, stale, err)
 	}
 	if err != nil {
-		if strings.HasPrefix(err.Error(), "TANDEMSTALE") {
-			return nil, fmt.Errorf("append %s: %w (%s)", StreamKey(ws, sid), ErrStaleWriter, err.Error())
+		if stale {
+			return nil, fmt.Errorf("append %s: %w (%s)", tag(ws), ErrStaleWriter, err.Error())
 		}
-		return nil, redisErr(fmt.Sprintf("append %s", StreamKey(ws, sid)), err)
+		return nil, redisErr(fmt.Sprintf("append %s", tag(ws)), err)
 	}
-	if len(res) != 3 {
-		return nil, fmt.Errorf("append %s: unexpected reply %v", StreamKey(ws, sid), res)
+	if len(res) != 1+2*len(parts) {
+		return nil, fmt.Errorf("append %s: unexpected reply %v", tag(ws), res)
 	}
-	gen, _ := res[0].(string)
-	first, _ := res[1].(int64)
-	now, _ := res[2].(int64)
-	evs := make([]Event, len(recs))
-	for i := range recs {
-		idx := uint64(first) + uint64(i)
-		evs[i] = Event{
-			ID:        string(Cursor{Gen: gen, Index: idx}.AppendText(nil)),
-			Index:     idx,
-			SessionID: sid,
-			CreatedAt: now,
-			Type:      recs[i].Type,
-			Body:      bodies[i],
-			Source:    recs[i].Source,
-			Epoch:     epoch,
+	now, _ := res[0].(int64)
+	out := make([][]Event, len(parts))
+	for pi, p := range parts {
+		gen, _ := res[1+2*pi].(string)
+		first, _ := res[2+2*pi].(int64)
+		evs := make([]Event, len(p.Records))
+		for i := range p.Records {
+			idx := uint64(first) + uint64(i)
+			evs[i] = Event{
+				ID:        string(Cursor{Gen: gen, Index: idx}.AppendText(nil)),
+				Index:     idx,
+				SessionID: p.Session,
+				CreatedAt: now,
+				Type:      p.Records[i].Type,
+				Body:      bodies[pi][i],
+				Source:    p.Records[i].Source,
+				Epoch:     epoch,
+			}
 		}
+		out[pi] = evs
 	}
-	return evs, nil
+	return out, nil
 }
 
 func validStateField(k string) bool {

@@ -1,6 +1,8 @@
 package eventlog
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"testing"
 )
@@ -80,6 +82,41 @@ func FuzzDecodeNotice(f *testing.F) {
 		}
 		if ev.Index == 0 || !validGen(gen) {
 			t.Fatalf("accepted %q as %+v", p, ev)
+		}
+	})
+}
+
+// FuzzNormalize: the scanner-based body check agrees with decoding the
+// body into a map.
+func FuzzNormalize(f *testing.F) {
+	f.Add(`{"a":1}`)
+	f.Add(`{ "id" : 1 }`)
+	f.Add(`{"x":{"id":1},"ty\u0070e":2}`)
+	f.Add(`{"s":"a \" b","eventIndex":[1,{"}":"{"}]}`)
+	f.Add(`[1]`)
+	f.Add(`"str"`)
+	f.Fuzz(func(t *testing.T, body string) {
+		r := Record{Type: "t", Body: json.RawMessage(body)}
+		got, err := r.normalize()
+		var obj map[string]json.RawMessage
+		decErr := json.Unmarshal([]byte(body), &obj)
+		wantOK := body == "" || (decErr == nil && obj != nil)
+		if wantOK && body != "" {
+			for _, k := range reservedKeys {
+				if _, ok := obj[k]; ok {
+					wantOK = false
+				}
+			}
+		}
+		if (err == nil) != wantOK {
+			t.Fatalf("normalize(%q) err = %v, decoding says ok=%v", body, err, wantOK)
+		}
+		if err == nil && body != "" {
+			var buf bytes.Buffer
+			json.Compact(&buf, []byte(body))
+			if string(got) != buf.String() {
+				t.Fatalf("normalize(%q) = %q, want %q", body, got, buf.String())
+			}
 		}
 	})
 }

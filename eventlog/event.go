@@ -78,20 +78,85 @@ func (r *Record) normalize() ([]byte, error) {
 	if len(r.Body) == 0 {
 		return []byte("{}"), nil
 	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(r.Body, &obj); err != nil || obj == nil {
+	// Valid and an object, checked without decoding it: this runs for
+	// every event appended.
+	b := r.Body
+	if !json.Valid(b) {
 		return nil, fmt.Errorf("%w: body is not a JSON object", ErrInvalidRecord)
 	}
-	for _, k := range reservedKeys {
-		if _, ok := obj[k]; ok {
-			return nil, fmt.Errorf("%w: body uses reserved key %q", ErrInvalidRecord, k)
+	if ws := spaceOutsideStrings(b); ws {
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, b); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalidRecord, err)
+		}
+		b = buf.Bytes()
+	}
+	if len(b) < 2 || b[0] != '{' {
+		return nil, fmt.Errorf("%w: body is not a JSON object", ErrInvalidRecord)
+	}
+	if k, ok := reservedTopKey(b); ok {
+		return nil, fmt.Errorf("%w: body uses reserved key %q", ErrInvalidRecord, k)
+	}
+	return b, nil
+}
+
+// spaceOutsideStrings reports whether valid JSON b holds white space that
+// compaction would remove.
+func spaceOutsideStrings(b []byte) bool {
+	in := false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case in && c == '\\':
+			i++
+		case c == '"':
+			in = !in
+		case !in && (c == ' ' || c == '\t' || c == '\n' || c == '\r'):
+			return true
 		}
 	}
-	var buf bytes.Buffer
-	if err := json.Compact(&buf, r.Body); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidRecord, err)
+	return false
+}
+
+// reservedTopKey returns a reserved key among the top-level keys of the
+// compact JSON object b.
+func reservedTopKey(b []byte) (string, bool) {
+	depth := 0
+	expectKey := false
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; c {
+		case '{':
+			depth++
+			expectKey = depth == 1
+		case '[':
+			depth++
+		case '}', ']':
+			depth--
+		case ',':
+			expectKey = depth == 1
+		case '"':
+			j := i + 1
+			for j < len(b) && b[j] != '"' {
+				if b[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			if expectKey {
+				expectKey = false
+				var key string
+				if err := json.Unmarshal(b[i:j+1], &key); err == nil {
+					for _, r := range reservedKeys {
+						if key == r {
+							return key, true
+						}
+					}
+				}
+			}
+			i = j
+		}
 	}
-	return buf.Bytes(), nil
+	return "", false
 }
 
 func validType(t string) bool {

@@ -28,6 +28,7 @@ func TestLog(t *testing.T) {
 		{"ConcurrentWritersSameEpochNoGaps", testConcurrentWritersSameEpochNoGaps},
 		{"Bell", testBell},
 		{"AppendState", testAppendState},
+		{"AppendParts", testAppendParts},
 	}
 	for _, bk := range backends {
 		t.Run(bk.name, func(t *testing.T) {
@@ -448,6 +449,48 @@ func testAppendState(t *testing.T, b *backend) {
 			if _, err := l.AppendState(ctx, w, "s", ep+1, map[string]string{k: "x"}); !errors.Is(err, eventlog.ErrInvalidRecord) {
 				t.Errorf("field %q: err = %v", k, err)
 			}
+		}
+	})
+}
+
+func testAppendParts(t *testing.T, b *backend) {
+	ctx := context.Background()
+	l := newLog(b, eventlog.Config{})
+	w := b.ws("parts")
+	ep, _ := l.AcquireEpoch(ctx, w)
+	if _, err := l.Append(ctx, w, "a", ep, rec("chat.user", `{"n":0}`)); err != nil {
+		t.Fatal(err)
+	}
+	out, err := l.AppendParts(ctx, w, ep, []eventlog.Part{
+		{Session: "a", Records: []eventlog.Record{rec("chat.user", `{"n":1}`), rec("chat.user", `{"n":2}`)}},
+		{Session: "b", State: map[string]string{"turn": "x"}, Records: []eventlog.Record{{Type: "session.event", Body: json.RawMessage(`{}`), Source: "9"}}},
+		{Session: "a", Records: []eventlog.Record{rec("chat.user", `{"n":3}`)}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 3 || out[0][0].Index != 2 || out[0][1].Index != 3 || out[1][0].Index != 1 || out[2][0].Index != 4 {
+		t.Fatalf("indices %+v", out)
+	}
+	sa, _, _ := l.Read(ctx, w, "a", eventlog.Cursor{}, 10)
+	sb, _, _ := l.Read(ctx, w, "b", eventlog.Cursor{}, 10)
+	if len(sa) != 4 || len(sb) != 1 || string(sa[3].Body) != `{"n":3}` {
+		t.Fatalf("streams: a %d events, b %d", len(sa), len(sb))
+	}
+	if st, _ := l.State(ctx, w, "b"); st["turn"] != "x" || st["src"] != "9" {
+		t.Fatalf("state of b: %v", st)
+	}
+	t.Run("ErrStaleWriter rejects every part", func(t *testing.T) {
+		l.AcquireEpoch(ctx, w)
+		_, err := l.AppendParts(ctx, w, ep, []eventlog.Part{{Session: "a", Records: []eventlog.Record{rec("chat.user", `{}`)}}, {Session: "c", Records: []eventlog.Record{rec("chat.user", `{}`)}}})
+		if !errors.Is(err, eventlog.ErrStaleWriter) {
+			t.Fatalf("err = %v", err)
+		}
+		if h, _ := l.Head(ctx, w, "a"); h.Index != 4 {
+			t.Fatalf("a grew to %d", h.Index)
+		}
+		if h, _ := l.Head(ctx, w, "c"); h.Index != 0 {
+			t.Fatal("c was written")
 		}
 	})
 }
