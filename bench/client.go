@@ -53,12 +53,18 @@ func createWorkspace(ctx context.Context, base, ws string) error {
 
 // benchAppend has the node append count events through the owner path.
 func benchAppend(ctx context.Context, base, ws, sid string, count, batch, size int, rate float64) (int, float64, error) {
+	return benchAppendSessions(ctx, base, ws, sid, count, batch, size, 0, rate)
+}
+
+// benchAppendSessions is benchAppend spread over sessions sessions, one
+// part per session in each call.
+func benchAppendSessions(ctx context.Context, base, ws, sid string, count, batch, size, sessions int, rate float64) (int, float64, error) {
 	var out struct {
 		Appended int
 		Seconds  float64
 	}
 	err := call(ctx, "POST", base+"/v1/workspaces/"+ws+"/sessions/"+sid+"/bench/append",
-		map[string]any{"count": count, "batch": batch, "size": size, "rate": rate}, &out)
+		map[string]any{"count": count, "batch": batch, "size": size, "sessions": sessions, "rate": rate}, &out)
 	return out.Appended, out.Seconds, err
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,11 +15,14 @@ import (
 // BenchAppend appends count synthetic agent messages to a session of ws
 // through the owner path: this node takes (or holds) the workspace, and
 // its owner appends with its fencing epoch, batch records per script call,
-// at rate events per second (0: as fast as possible). It is for the load
-// tool only; the HTTP route that calls it is off unless configured.
-func (m *Manager) BenchAppend(ctx context.Context, ws, sid string, count, batch, size int, rate float64) (int, time.Duration, error) {
-	if count < 1 || count > 10_000_000 || batch < 1 || batch > 512 || size < 0 || size > 64<<10 || rate < 0 {
-		return 0, 0, invalid("count 1..1e7, batch 1..512, size 0..65536, rate >= 0")
+// at rate events per second (0: as fast as possible). With sessions > 1
+// the records go round-robin to sessions "<sid>-0"… and one call carries
+// one part per session, as the owner's ingest does for a busy room. It is
+// for the load tool only; the HTTP route that calls it is off unless
+// configured.
+func (m *Manager) BenchAppend(ctx context.Context, ws, sid string, count, batch, size, sessions int, rate float64) (int, time.Duration, error) {
+	if count < 1 || count > 10_000_000 || batch < 1 || batch > 512 || size < 0 || size > 64<<10 || rate < 0 || sessions < 0 || sessions > 64 {
+		return 0, 0, invalid("count 1..1e7, batch 1..512, size 0..65536, sessions 0..64, rate >= 0")
 	}
 	if err := m.Exists(ctx, ws); err != nil {
 		return 0, 0, err
@@ -53,7 +57,22 @@ func (m *Manager) BenchAppend(ctx context.Context, ws, sid string, count, batch,
 				time.Sleep(wait)
 			}
 		}
-		if _, err := m.log.Append(ctx, ws, sid, o.epoch, recs[:k]...); err != nil {
+		var err error
+		if sessions > 1 {
+			parts := make([]eventlog.Part, 0, sessions)
+			for i := 0; i < k; i++ {
+				j := (done + i) % sessions
+				if len(parts) < sessions {
+					parts = append(parts, eventlog.Part{Session: sid + "-" + strconv.Itoa(j)})
+				}
+				p := &parts[i%sessions]
+				p.Records = append(p.Records, recs[0])
+			}
+			_, err = m.log.AppendParts(ctx, ws, o.epoch, parts)
+		} else {
+			_, err = m.log.Append(ctx, ws, sid, o.epoch, recs[:k]...)
+		}
+		if err != nil {
 			if errors.Is(err, eventlog.ErrStaleWriter) {
 				o.loseOwnership(err)
 			}

@@ -178,6 +178,16 @@ func (o *owner) loseOwnership(reason error) {
 	})
 }
 
+// isLost reports whether the ownership was lost.
+func (o *owner) isLost() bool {
+	select {
+	case <-o.lost:
+		return true
+	default:
+		return false
+	}
+}
+
 // stale handles an error of a write: a stale-writer rejection means
 // another node owns the workspace now.
 func (o *owner) stale(err error) bool {

@@ -296,21 +296,33 @@ func (o *owner) ingest(ctx context.Context, first acpMsg) {
 		}
 		per[m.sid] = append(per[m.sid], m)
 	}
+	var work []*ingested
 	for _, sid := range order {
-		o.ingestSession(ctx, sid, per[sid])
+		if w := o.prepareIngest(sid, per[sid]); w != nil {
+			work = append(work, w)
+		}
 	}
+	o.persistIngested(ctx, work)
 }
 
-func (o *owner) ingestSession(ctx context.Context, sid string, msgs []acpMsg) {
+// ingested is what one session's messages of a batch make: the records and
+// state to append, and what to do once they are appended.
+type ingested struct {
+	s          *session
+	recs       []eventlog.Record
+	state      map[string]string
+	ended      *turn
+	stopReason string
+	requests   []acp.Envelope
+	persisted  bool // every record of it landed
+}
+
+func (o *owner) prepareIngest(sid string, msgs []acpMsg) *ingested {
 	s := o.sessions[sid]
 	if s == nil {
-		return
+		return nil
 	}
-	var recs []eventlog.Record
-	state := map[string]string{}
-	var ended *turn
-	var stopReason string
-	var requests []acp.Envelope
+	w := &ingested{s: s, state: map[string]string{}}
 	for _, m := range msgs {
 		if m.connID != s.connID || m.closed != s.closed {
 			// A connection this owner dropped: another one, or this one
@@ -320,66 +332,114 @@ func (o *owner) ingestSession(ctx context.Context, sid string, msgs []acpMsg) {
 		}
 		s.lastMsg = time.Now()
 		o.lastBusy = s.lastMsg
-		recs = append(recs, envelopeRecord(m.connID, "agent", m.ev.Data, m.ev.ID))
-		state["conn"] = m.connID
+		w.recs = append(w.recs, envelopeRecord(m.connID, "agent", m.ev.Data, m.ev.ID))
+		w.state["conn"] = m.connID
 		switch m.env.Kind() {
 		case acp.KindResponse:
-			if t := s.turn; t != nil && ended == nil && string(m.env.ID) == fmt.Sprint(t.Req) {
-				ended = t
-				stopReason = "error"
+			if t := s.turn; t != nil && w.ended == nil && string(m.env.ID) == fmt.Sprint(t.Req) {
+				w.ended = t
+				w.stopReason = "error"
 				if m.env.Error == nil {
 					var pr acp.PromptResult
 					_ = json.Unmarshal(m.env.Result, &pr)
-					stopReason = pr.StopReason
+					w.stopReason = pr.StopReason
 				}
-				detail := map[string]any{"stopReason": stopReason, "requestId": t.Req, "promptId": t.Inbox}
+				detail := map[string]any{"stopReason": w.stopReason, "requestId": t.Req, "promptId": t.Inbox}
 				if m.env.Error != nil {
 					detail["error"] = m.env.Error.Message
 				}
-				recs = append(recs, statusRecord(StatusTurnEnded, detail))
-				state["turn"] = ""
+				w.recs = append(w.recs, statusRecord(StatusTurnEnded, detail))
+				w.state["turn"] = ""
 			}
 		case acp.KindRequest:
-			requests = append(requests, m.env)
+			w.requests = append(w.requests, m.env)
 		case acp.KindNotification:
 			if m.env.Method == acp.MethodSessionUpdate && s.turn != nil {
 				s.turn.written = true // the agent is working: it has the prompt
 			}
 		}
 	}
-	if len(recs) == 0 {
-		return
+	if len(w.recs) == 0 {
+		return nil
 	}
-	for len(recs) > 0 {
-		k := min(len(recs), 256)
-		st := state
-		if k < len(recs) {
-			st = map[string]string{"conn": s.connID}
+	return w
+}
+
+// Limits of one ingest append: the append script's.
+const (
+	ingestRecords = 512
+	ingestParts   = 64
+)
+
+// persistIngested appends the sessions' records, several sessions per
+// script call (one round trip for a busy room), each with its ACP event
+// ids and state, then answers the agents' requests and ends the turns that
+// ended, for every session whose records all landed.
+func (o *owner) persistIngested(ctx context.Context, work []*ingested) {
+	var parts []eventlog.Part
+	var pending []*ingested // sessions whose last part is in parts
+	n := 0
+	failed := false
+	flush := func() {
+		if len(parts) == 0 || failed {
+			return
 		}
-		if _, err := o.log().AppendState(ctx, o.ws, sid, o.epoch, st, recs[:k]...); err != nil {
+		if _, err := o.log().AppendParts(ctx, o.ws, o.epoch, parts); err != nil {
+			failed = true
 			if o.stale(err) {
 				return
 			}
-			// Redis is away: nothing was ingested. The connection is
-			// dropped and opened again from the last persisted event.
-			o.logger.Warn("persisting agent messages failed; re-attaching", slog.String("sid", sid), slog.Any("err", err))
-			o.dropConn(s, s.conn, s.connID, false)
-			s.retryAt = time.Now().Add(500 * time.Millisecond)
+			o.logger.Warn("persisting agent messages failed; re-attaching", slog.Any("err", err))
 			return
 		}
-		recs = recs[k:]
-	}
-	for _, r := range requests {
-		o.answerAgent(ctx, s, r)
-	}
-	if ended != nil {
-		o.m.obs.TurnEnded(stopReason)
-		if ended.cancel != nil {
-			ended.cancel()
+		for _, w := range pending {
+			w.persisted = true
 		}
-		s.turn = nil
-		o.ack(ctx, ended.Inbox)
-		o.dispatch(ctx, s)
+		parts, pending, n = parts[:0], pending[:0], 0
+	}
+	for _, w := range work {
+		recs := w.recs
+		for len(recs) > 0 && !failed {
+			k := min(len(recs), ingestRecords-n)
+			st := w.state
+			if k < len(recs) {
+				st = map[string]string{"conn": w.s.connID} // the rest follows
+			}
+			parts = append(parts, eventlog.Part{Session: w.s.id, State: st, Records: recs[:k]})
+			n += k
+			recs = recs[k:]
+			if len(recs) == 0 {
+				pending = append(pending, w)
+			}
+			if n == ingestRecords || len(parts) == ingestParts {
+				flush()
+			}
+		}
+	}
+	flush()
+	for _, w := range work {
+		if !w.persisted {
+			if failed && !o.isLost() {
+				// Redis is away: what of this session was not persisted is
+				// read again: its connection is dropped and opened again
+				// from the last persisted event.
+				o.dropConn(w.s, w.s.conn, w.s.connID, false)
+				w.s.retryAt = time.Now().Add(500 * time.Millisecond)
+			}
+			continue
+		}
+		for _, r := range w.requests {
+			o.answerAgent(ctx, w.s, r)
+		}
+		if w.ended != nil {
+			o.m.obs.TurnEnded(w.stopReason)
+			if w.ended.cancel != nil {
+				w.ended.cancel()
+			}
+			w.s.turn = nil
+			o.ack(ctx, w.ended.Inbox)
+			o.dispatch(ctx, w.s)
+		}
 	}
 }
 
