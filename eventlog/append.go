@@ -2,6 +2,8 @@ package eventlog
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -91,7 +93,8 @@ func (l *Log) CurrentEpoch(ctx context.Context, ws string) (uint64, error) {
 // appendScript is the only writer of session streams. One call appends to
 // one or more streams (parts) of one workspace.
 //
-// KEYS[1] fence, then per part: stream, stream state.
+// KEYS[1] fence, KEYS[2] the call's receipt, then per part: stream,
+// stream state.
 // ARGV[1] epoch, ARGV[2] notify channel, ARGV[3] maxlen (0: no trim), then
 // per part: session id, number of state fields, the state fields as name,
 // value pairs, number of records, then per record: type, body, source.
@@ -103,7 +106,18 @@ func (l *Log) CurrentEpoch(ctx context.Context, ws string) (uint64, error) {
 // stored head, so only a part's first XADD can fail (a key of the wrong
 // type, or a stream that something other than this script wrote): with
 // one part, the call lands whole or not at all.
+//
+// A call that landed leaves its reply as a receipt (KEYS[2], named after a
+// token unique to the call, kept receiptTTL): the same call run again
+// returns the receipt and appends nothing. A client library that sends a
+// command again when its reply was lost (go-redis does, on a broken
+// connection: Redis restarting right after the script ran) would append
+// the records a second time otherwise.
 var appendScript = redis.NewScript(`#!lua
+local receipt = redis.call('GET', KEYS[2])
+if receipt then
+  return cjson.decode(receipt)
+end
 local fence = redis.call('GET', KEYS[1])
 if fence ~= ARGV[1] then
   return redis.error_reply('TANDEMSTALE epoch ' .. ARGV[1] .. ' fence ' .. tostring(fence))
@@ -113,7 +127,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local maxlen = tonumber(ARGV[3])
 local out = {now}
 local a = 4
-local k = 2
+local k = 3
 while a <= #ARGV do
   local sid = ARGV[a]
   local nstate = tonumber(ARGV[a + 1])
@@ -163,8 +177,14 @@ while a <= #ARGV do
   out[#out + 1] = gen
   out[#out + 1] = first
 end
+redis.call('SET', KEYS[2], cjson.encode(out), 'PX', ` + receiptTTLMillis + `)
 return out
 `)
+
+// receiptTTLMillis is how long a call's receipt is kept: longer than a
+// client library goes on resending one command (go-redis: a few retries,
+// at most half a second apart), short enough that receipts cost little.
+const receiptTTLMillis = "10000"
 
 // maxBatch bounds the records of one Append: the script's argument list
 // and the time it holds Redis stay small.
@@ -212,6 +232,18 @@ const maxParts = 64
 // part i are the i-th result. It fails as Append does, and then nothing
 // was appended.
 func (l *Log) AppendParts(ctx context.Context, ws string, epoch uint64, parts []Part) ([][]Event, error) {
+	return l.appendParts(ctx, ws, epoch, parts, newToken())
+}
+
+// newToken names one append call for its receipt.
+func newToken() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// appendParts is AppendParts with the call's token.
+func (l *Log) appendParts(ctx context.Context, ws string, epoch uint64, parts []Part, token string) ([][]Event, error) {
 	total := 0
 	for _, p := range parts {
 		total += len(p.Records)
@@ -219,8 +251,8 @@ func (l *Log) AppendParts(ctx context.Context, ws string, epoch uint64, parts []
 	if len(parts) == 0 || len(parts) > maxParts || total > maxBatch {
 		return nil, fmt.Errorf("%w: %d parts of %d records, at most %d parts and %d records", ErrInvalidRecord, len(parts), total, maxParts, maxBatch)
 	}
-	keys := make([]string, 0, 1+2*len(parts))
-	keys = append(keys, FenceKey(ws))
+	keys := make([]string, 0, 2+2*len(parts))
+	keys = append(keys, FenceKey(ws), receiptKey(ws, token))
 	args := make([]any, 0, 3+4*len(parts)+3*total)
 	args = append(args, strconv.FormatUint(epoch, 10), NotifyChannel(ws), l.cfg.MaxLen)
 	bodies := make([][][]byte, len(parts))
