@@ -218,11 +218,40 @@ func (c *Cluster) WaitHealthy(tb testing.TB) {
 	for time.Now().Before(deadline) {
 		why = c.unhealthy(context.Background())
 		if why == "" {
+			c.waitStreaming(tb)
 			return
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
 	tb.Fatalf("cluster not healthy within 30s: %s", why)
+}
+
+// waitStreaming has every master write a key of its own slots and wait
+// until its replicas acknowledge it (see Server.WaitReplicated).
+func (c *Cluster) waitStreaming(tb testing.TB) {
+	tb.Helper()
+	ctx := context.Background()
+	for _, m := range c.live() {
+		view, err := m.clusterNodes(ctx)
+		if err != nil {
+			tb.Fatalf("CLUSTER NODES on %s: %v", m.Addr(), err)
+		}
+		me := view.self()
+		if !me.master() || len(me.slots) == 0 {
+			continue
+		}
+		for i := 0; i < 100000; i++ {
+			key := fmt.Sprintf("redistest:sync:{%d}", i)
+			slot, err := m.Do(ctx, "CLUSTER", "KEYSLOT", key)
+			if err != nil {
+				tb.Fatalf("CLUSTER KEYSLOT on %s: %v", m.Addr(), err)
+			}
+			if view.masterOf(int(slot.(int64))) == m.Addr() {
+				m.WaitReplicated(tb, key)
+				break
+			}
+		}
+	}
 }
 
 // unhealthy returns why the cluster is not healthy yet, "" when it is.

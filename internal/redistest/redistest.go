@@ -21,7 +21,9 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,6 +43,9 @@ type Options struct {
 	Port int
 	// Args are extra redis-server arguments ("--cluster-enabled", "yes", ...).
 	Args []string
+	// Config, when set, is written to a configuration file the server
+	// starts with (a sentinel needs one it can rewrite).
+	Config string
 }
 
 // Server is one redis-server child process.
@@ -128,6 +133,15 @@ func (s *Server) start() error {
 		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
 	}
 	args = append(args, s.opts.Args...)
+	if s.opts.Config != "" {
+		conf := filepath.Join(s.dir, "redis.conf")
+		if _, err := os.Stat(conf); err != nil { // a restart keeps what the server rewrote
+			if err := os.WriteFile(conf, []byte(s.opts.Config), 0o600); err != nil {
+				return err
+			}
+		}
+		args = append([]string{conf}, args...)
+	}
 	cmd := exec.Command("redis-server", args...)
 	cmd.Dir = s.dir
 	s.out = &logBuffer{}
