@@ -2,12 +2,15 @@ package eventlog
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -39,20 +42,42 @@ const SignalPrefix = "!"
 
 // Bell is a node's one pub/sub connection: it subscribes to the doorbells
 // of the workspaces the node has live readers for.
+//
+// On one server or a Sentinel-managed master, the bell also listens to a
+// channel of its own and publishes to it every probeInterval through the
+// client's ordinary connections: when nobody hears it, the bell's
+// connection is not to the server the client writes to (after a Sentinel
+// failover go-redis moves its ordinary connections to the new master but
+// leaves pub/sub connections on the old one, which Sentinel turns into a
+// replica only many seconds later), and the bell subscribes again. On a
+// cluster every node hears every PUBLISH, and a dead node breaks the
+// connection.
 type Bell struct {
-	rdb redis.UniversalClient
-	h   BellHandler
+	rdb   redis.UniversalClient
+	h     BellHandler
+	probe string // the bell's own channel; "" on a cluster
 
-	mu     sync.Mutex
-	ps     *redis.PubSub
-	closed bool
-	want   map[string]int  // channel name -> number of holders
-	live   map[string]bool // channels Redis confirmed on the current connection
+	mu      sync.Mutex
+	ps      *redis.PubSub
+	closed  bool
+	want    map[string]int  // channel name -> number of holders
+	live    map[string]bool // channels Redis confirmed on the current connection
+	probing atomic.Bool     // the probe channel is confirmed on the current connection
 }
+
+// probeInterval is how often a bell checks that its connection is to the
+// server its client writes to.
+const probeInterval = 2 * time.Second
 
 // NewBell returns a Bell; nothing is subscribed until Run and Subscribe.
 func NewBell(rdb redis.UniversalClient, h BellHandler) *Bell {
-	return &Bell{rdb: rdb, h: h, want: make(map[string]int), live: make(map[string]bool)}
+	b := &Bell{rdb: rdb, h: h, want: make(map[string]int), live: make(map[string]bool)}
+	if _, cluster := rdb.(*redis.ClusterClient); !cluster {
+		var id [8]byte
+		rand.Read(id[:])
+		b.probe = "tandem:bell:" + hex.EncodeToString(id[:])
+	}
+	return b
 }
 
 // Subscribe starts listening to ws's doorbell for one more holder (the
@@ -113,7 +138,7 @@ const receiveTimeout = 10 * time.Second
 // Run receives until ctx ends, reconnecting with backoff. It returns
 // ctx.Err() after the connection is closed.
 func (b *Bell) Run(ctx context.Context) error {
-	ps := b.open(ctx)
+	b.open(ctx)
 	// A blocked receive does not watch ctx; closing the connection ends it.
 	closeConn := func() {
 		b.mu.Lock()
@@ -125,14 +150,24 @@ func (b *Bell) Run(ctx context.Context) error {
 		}
 	}
 	stop := context.AfterFunc(ctx, closeConn)
+	var probes sync.WaitGroup
 	defer func() {
 		stop()
 		closeConn()
+		probes.Wait() // it ends with ctx, the only way out of the loop
 	}()
+	if b.probe != "" {
+		probes.Add(1)
+		go func() { defer probes.Done(); b.probeLoop(ctx) }()
+	}
 	backoff := 50 * time.Millisecond
 	pinged := false
 	for {
 		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		ps := b.current()
+		if ps == nil {
 			return ctx.Err()
 		}
 		msg, err := ps.ReceiveTimeout(ctx, receiveTimeout)
@@ -145,7 +180,7 @@ func (b *Bell) Run(ctx context.Context) error {
 				if pinged {
 					// No pong for a whole timeout: the connection is
 					// half-open. Start over; Subscribed catches up.
-					ps = b.reopen(ctx)
+					b.reopen(ctx)
 					pinged = false
 					continue
 				}
@@ -153,9 +188,11 @@ func (b *Bell) Run(ctx context.Context) error {
 				_ = ps.Ping(ctx)
 				continue
 			}
-			// The connection broke; go-redis redials and resubscribes on
-			// the next receive, reported as Subscribed.
+			// The connection broke (or the probe replaced it); go-redis
+			// redials and resubscribes on the next receive, reported as
+			// Subscribed.
 			b.setLive("", false)
+			b.probing.Store(false)
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
@@ -172,6 +209,8 @@ func (b *Bell) Run(ctx context.Context) error {
 				if ws, ok := workspaceOfChannel(m.Channel); ok {
 					b.setLive(m.Channel, true)
 					b.h.Subscribed(ws)
+				} else if m.Channel == b.probe && ps == b.current() {
+					b.probing.Store(true)
 				}
 			}
 		case *redis.Message:
@@ -192,10 +231,15 @@ func (b *Bell) Run(ctx context.Context) error {
 	}
 }
 
-func (b *Bell) open(ctx context.Context) *redis.PubSub {
+func (b *Bell) open(ctx context.Context) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.ps = b.rdb.Subscribe(ctx, b.channelsLocked()...)
+}
+
+func (b *Bell) current() *redis.PubSub {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	return b.ps
 }
 
@@ -213,28 +257,53 @@ func (b *Bell) setLive(ch string, live bool) {
 	}
 }
 
-func (b *Bell) reopen(ctx context.Context) *redis.PubSub {
+// reopen replaces the connection with a new one subscribed to everything
+// wanted; closing the old one ends a receive blocked on it.
+func (b *Bell) reopen(ctx context.Context) {
 	b.mu.Lock()
 	clear(b.live)
+	b.probing.Store(false)
 	if b.closed {
-		ps := b.ps
 		b.mu.Unlock()
-		return ps
+		return
 	}
 	old := b.ps
 	b.ps = b.rdb.Subscribe(ctx, b.channelsLocked()...)
-	ps := b.ps
 	b.mu.Unlock()
 	old.Close()
-	return ps
 }
 
 func (b *Bell) channelsLocked() []string {
-	chs := make([]string, 0, len(b.want))
+	chs := make([]string, 0, len(b.want)+1)
 	for ch := range b.want {
 		chs = append(chs, ch)
 	}
+	if b.probe != "" {
+		chs = append(chs, b.probe)
+	}
 	return chs
+}
+
+// probeLoop publishes to the bell's own channel every probeInterval and
+// starts over when nobody heard it where the client publishes.
+func (b *Bell) probeLoop(ctx context.Context) {
+	t := time.NewTicker(probeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !b.probing.Load() {
+			continue // not (yet) subscribed on this connection
+		}
+		n, err := b.rdb.Publish(ctx, b.probe, "probe").Result()
+		if err != nil || n > 0 || !b.probing.Load() {
+			continue
+		}
+		b.reopen(ctx)
+	}
 }
 
 // DecodeNotice parses a doorbell message written by the append script:
