@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/tandem-dev/tandem/internal/redistest"
+	"github.com/tandem-dev/tandem/redisurl"
 )
 
 // backend is a Redis deployment the conformance suite runs against.
@@ -66,6 +67,25 @@ var backends = []struct {
 				c.WaitHealthy(t)
 			},
 			wipe: c.FlushAll,
+		}
+	}},
+	{"sentinel", func(t *testing.T) *backend {
+		master := redistest.Start(t, redistest.Options{AppendOnly: true})
+		redistest.StartReplica(t, master, redistest.Options{AppendOnly: true})
+		s := redistest.StartSentinel(t, master, "tandem", 1)
+		rdb, err := redisurl.NewClient(s.URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { rdb.Close() })
+		return &backend{
+			rdb:     rdb,
+			restart: func(t testing.TB, _ string) { master.Restart(t) },
+			wipe: func(t testing.TB) {
+				if err := rdb.FlushAll(context.Background()).Err(); err != nil {
+					t.Fatal(err)
+				}
+			},
 		}
 	}},
 }

@@ -13,8 +13,9 @@ import (
 )
 
 // The event log's tests form one conformance suite that runs against each
-// Redis deployment Tandem supports (backend_test.go): one server and a
-// Redis Cluster. Cases share their backend, so each names its workspaces
+// Redis deployment Tandem supports (backend_test.go): one server, a Redis
+// Cluster and a Sentinel-managed master, each through the client a node
+// makes of its URL. Cases share their backend, so each names its workspaces
 // with b.ws.
 func TestLog(t *testing.T) {
 	cases := []struct {
