@@ -72,6 +72,9 @@ type session struct {
 	closed   chan struct{} // closed when conn is dropped, to unblock its reader
 	failures int
 	retryAt  time.Time
+	// unsure is the inbox id of the prompt whose dispatch append failed
+	// last: it may have landed with its answer lost.
+	unsure string
 }
 
 // turn is a prompt in flight: sent (or about to be) and not yet answered.
@@ -85,6 +88,7 @@ type turn struct {
 	takenOver bool // found in flight when this owner took over
 	text      string
 	since     time.Time
+	unsent    []byte // the request, dispatched but not sent yet
 }
 
 type acpMsg struct {
@@ -539,6 +543,9 @@ func (o *owner) tick(ctx context.Context) {
 		}
 		if s.conn == nil && !s.opening && (len(s.queue) > 0 || s.turn != nil || s.restore) && now.After(s.retryAt) && !o.unhealthy {
 			o.open(ctx, s)
+		}
+		if t := s.turn; t != nil && t.unsent != nil && s.conn != nil {
+			o.send(ctx, s, t, t.unsent)
 		}
 		// A prompt found in flight whose delivery is unknown: when its
 		// session stays silent, it never reached the agent.

@@ -100,7 +100,8 @@ func (o *owner) open(ctx context.Context, s *session) {
 				OnMessage: o.onMessage(sid, prev, closed), OnSend: o.onSend(sid, prev),
 			})
 			if err == nil {
-				res.conn, res.connID = conn, prev
+				stTurn := st["turn"]
+				res.conn, res.connID, res.stateTurn = conn, prev, &stTurn
 				o.report(func(ctx context.Context) { o.opened(ctx, s, res) })
 				return
 			}
@@ -157,7 +158,10 @@ type openResult struct {
 	agentSID string // set when a new agent session was made
 	init     json.RawMessage
 	restored bool
-	err      error
+	// stateTurn is the turn the stream's state held when a connection was
+	// re-attached (nil otherwise).
+	stateTurn *string
+	err       error
 }
 
 // opened takes the result of open on the owner's goroutine.
@@ -178,6 +182,16 @@ func (o *owner) opened(ctx context.Context, s *session, r openResult) {
 		return
 	}
 	s.conn, s.connID = r.conn, r.connID
+	if t := s.turn; t != nil && r.stateTurn != nil && !sameTurn(*r.stateTurn, t.Req) {
+		// The turn's end is in the stream, but the answer to that append
+		// was lost (the connection was dropped for it, and is resumed
+		// after the agent's response): the turn is over.
+		if t.cancel != nil {
+			t.cancel()
+		}
+		s.turn = nil
+		o.ack(ctx, t.Inbox)
+	}
 	o.spawn(func() {
 		select {
 		case <-r.conn.Done():
@@ -485,6 +499,29 @@ func (o *owner) dispatch(ctx context.Context, s *session) {
 		}
 	}
 	blocks = append(blocks, acp.TextBlock(e.text))
+	if s.unsure == e.id {
+		// The last try's append failed: it may have landed with its answer
+		// lost, and then the prompt is dispatched but not yet sent.
+		st, err := o.log().State(ctx, o.ws, s.id)
+		if err != nil {
+			return // tried again on the next inbox poll
+		}
+		s.unsure = ""
+		if st["last_inbox"] == e.id {
+			var t turn
+			if json.Unmarshal([]byte(st["turn"]), &t) != nil || t.Inbox != e.id {
+				return
+			}
+			t.text, t.since = e.text, time.Now()
+			s.queue = s.queue[1:]
+			s.restore = false
+			s.state["last_inbox"] = e.id
+			s.turn = &t
+			o.lastBusy = time.Now()
+			o.send(ctx, s, &t, o.promptEnvelope(s, t.Req, blocks))
+			return
+		}
+	}
 	o.reqSeq++
 	t := &turn{Req: o.reqSeq, Inbox: e.id, Started: time.Now().UnixMilli(), Conn: s.connID, text: e.text, since: time.Now()}
 	env := o.promptEnvelope(s, t.Req, blocks)
@@ -498,6 +535,7 @@ func (o *owner) dispatch(ctx context.Context, s *session) {
 	state := map[string]string{"turn": string(tj), "last_inbox": e.id, "conn": s.connID}
 	if _, err := o.log().AppendState(ctx, o.ws, s.id, o.epoch, state, recs...); err != nil {
 		if !o.stale(err) {
+			s.unsure = e.id
 			o.logger.Warn("dispatch failed; will retry", slog.String("sid", s.id), slog.Any("err", err))
 		}
 		return
@@ -507,14 +545,32 @@ func (o *owner) dispatch(ctx context.Context, s *session) {
 	s.state["last_inbox"] = e.id
 	s.turn = t
 	o.lastBusy = time.Now()
+	o.send(ctx, s, t, env)
+}
+
+// sameTurn reports whether the turn state js (a stream state's "turn")
+// is the turn of request req.
+func sameTurn(js string, req int64) bool {
+	var t turn
+	return js != "" && json.Unmarshal([]byte(js), &t) == nil && t.Req == req
+}
+
+// send posts a dispatched prompt, unless the owner lost the workspace.
+func (o *owner) send(ctx context.Context, s *session, t *turn, env []byte) {
 	// A last check right before the request goes out: an owner that was
 	// paused between the append and here must not send.
-	if ep, err := o.log().CurrentEpoch(ctx, o.ws); err != nil || ep != o.epoch {
-		if err == nil {
-			o.loseOwnership(ErrNotOwner)
-		}
+	ep, err := o.log().CurrentEpoch(ctx, o.ws)
+	if err != nil {
+		// Not known now (Redis is away): the next tick tries again. The
+		// prompt was not sent, so it is never sent twice.
+		t.unsent = env
 		return
 	}
+	if ep != o.epoch {
+		o.loseOwnership(ErrNotOwner)
+		return
+	}
+	t.unsent = nil
 	o.post(ctx, s, t, env)
 }
 
