@@ -338,7 +338,7 @@ func (o *owner) prepareIngest(sid string, msgs []acpMsg) *ingested {
 	}
 	w := &ingested{s: s, state: map[string]string{}}
 	for _, m := range msgs {
-		if m.connID != s.connID || m.closed != s.closed {
+		if m.connID != s.connID || m.closed != s.closed || isClosed(m.closed) {
 			// A connection this owner dropped: another one, or this one
 			// before a re-attach, which resumes after the last message
 			// persisted and must not find later ones already appended.
@@ -546,6 +546,16 @@ func (o *owner) dispatch(ctx context.Context, s *session) {
 	s.turn = t
 	o.lastBusy = time.Now()
 	o.send(ctx, s, t, env)
+}
+
+// isClosed reports whether ch is closed.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // sameTurn reports whether the turn state js (a stream state's "turn")
