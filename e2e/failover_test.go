@@ -138,8 +138,10 @@ func tryCall(method, url string, body any, hdr map[string]string, out any) int {
 // stream stood still.
 func TestRedisMasterFailoverMidTurn(t *testing.T) {
 	e := newClusterEnv(t, redistest.ClusterOptions{Masters: 3, ReplicasPerMaster: 1})
-	a := e.node("a", nil)
-	b := e.node("b", nil)
+	// Unlimited prompts: the prober must measure Redis, not the rate limit.
+	unlimited := map[string]string{"TANDEM_PROMPT_RATE": "-1"}
+	a := e.node("a", unlimited)
+	b := e.node("b", unlimited)
 	const ws = "fo"
 	call(t, "PUT", a.URL()+"/v1/workspaces/"+ws, nil, nil, nil)
 	call(t, "POST", a.URL()+"/v1/workspaces/"+ws+"/sessions", map[string]string{"id": "default"}, nil, nil)
