@@ -8,7 +8,7 @@ RUN_DIR := .cache/run
 REDIS_PORT ?= 6379
 TANDEM_ADDR ?= 127.0.0.1:8080
 
-.PHONY: run test vet unit e2e build bench fuzz clean deps
+.PHONY: run test vet unit e2e build bench fuzz clean deps chaos
 
 ## build: compile the binaries into bin/
 build:
@@ -53,6 +53,12 @@ fuzz:
 ## bench: the append script next to redis-benchmark XADD, and the SSE encoder
 bench: deps
 	scripts/bench-eventlog.sh
+
+## chaos: the fault campaign (scripts/chaos.sh): three nodes behind nginx,
+## randomized faults, an independent history checker. CHAOS_DURATION
+## (default 3m), CHAOS_SEED (replay), CHAOS_LONG=1 (at least 200 faults)
+chaos:
+	@CHAOS_DURATION=$(CHAOS_DURATION) CHAOS_SEED=$(CHAOS_SEED) CHAOS_LONG=$(CHAOS_LONG) scripts/chaos.sh
 
 clean:
 	rm -rf $(BIN) .cache/run
