@@ -70,11 +70,26 @@ func (l *Log) Client() redis.UniversalClient { return l.rdb }
 // from now on with ErrStaleWriter. Call it only while holding the
 // workspace's lock.
 func (l *Log) AcquireEpoch(ctx context.Context, ws string) (uint64, error) {
-	n, err := l.rdb.Incr(ctx, FenceKey(ws)).Uint64()
+	// With WaitReplicas the new epoch is replicated before it is used: a
+	// fence lost in a failover would let two owners pass the same check.
+	var n uint64
+	err := l.durablyIf(ctx, FenceKey(ws), func(c redis.Cmdable) error {
+		var err error
+		n, err = c.Incr(ctx, FenceKey(ws)).Uint64()
+		return err
+	})
 	if err != nil {
 		return 0, redisErr(fmt.Sprintf("acquire epoch %s", ws), err)
 	}
 	return n, nil
+}
+
+// durablyIf is durably when the log waits for replicas, else a plain call.
+func (l *Log) durablyIf(ctx context.Context, key string, fn func(redis.Cmdable) error) error {
+	if l.cfg.WaitReplicas <= 0 {
+		return fn(l.rdb)
+	}
+	return l.durably(ctx, key, fn)
 }
 
 // CurrentEpoch returns the workspace's fencing epoch, 0 when none was ever

@@ -36,28 +36,47 @@ func (l *Log) UnderReplicated() uint64 { return l.underReplicated.Load() }
 // runAppend runs the append script, followed by WAIT when the log is
 // configured to wait for replicas.
 func (l *Log) runAppend(ctx context.Context, keys []string, args []any) ([]any, error) {
+	return l.RunScript(ctx, appendScript, keys, args...)
+}
+
+// RunScript runs a script of the caller's (the workspace inbox's, say)
+// as the append script runs: followed by WAIT when the log is configured
+// to wait for replicas, so that what it wrote survives a failover as
+// appends do.
+func (l *Log) RunScript(ctx context.Context, script *redis.Script, keys []string, args ...any) ([]any, error) {
 	if l.cfg.WaitReplicas <= 0 {
-		return appendScript.Run(ctx, l.rdb, keys, args...).Slice()
+		return script.Run(ctx, l.rdb, keys, args...).Slice()
 	}
+	var out []any
+	err := l.durably(ctx, keys[0], func(c redis.Cmdable) error {
+		var err error
+		out, err = script.Run(ctx, c, keys, args...).Slice()
+		return err
+	})
+	return out, err
+}
+
+// durably runs fn on one connection to the master of key and then, when
+// the log waits for replicas, WAIT on that connection: WAIT waits for the
+// writes of its own connection. A shortfall after WaitTimeout is counted
+// (UnderReplicated), not returned: availability first. A cluster that
+// moved the slot (a failover) is asked for the new master once.
+func (l *Log) durably(ctx context.Context, key string, fn func(redis.Cmdable) error) error {
 	for attempt := 0; ; attempt++ {
-		res, err := l.appendAndWait(ctx, keys, args)
-		// A cluster that moved the slot (a failover) answers MOVED: find
-		// the new master once.
+		err := l.onMaster(ctx, key, fn)
 		if cc, ok := l.rdb.(*redis.ClusterClient); ok && err != nil && attempt == 0 && redirected(err) {
 			cc.ReloadState(ctx)
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
-		return res, err
+		return err
 	}
 }
 
-// appendAndWait runs the script and then WAIT on the same connection:
-// WAIT waits for the writes of its own connection.
-func (l *Log) appendAndWait(ctx context.Context, keys []string, args []any) ([]any, error) {
-	c, err := l.masterFor(ctx, keys[0])
+func (l *Log) onMaster(ctx context.Context, key string, fn func(redis.Cmdable) error) error {
+	c, err := l.masterFor(ctx, key)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	timeout := l.cfg.WaitTimeout
 	if timeout <= 0 {
@@ -65,14 +84,13 @@ func (l *Log) appendAndWait(ctx context.Context, keys []string, args []any) ([]a
 	}
 	conn := c.Conn()
 	defer conn.Close()
-	out, err := appendScript.Run(ctx, conn, keys, args...).Slice()
-	if err != nil {
-		return nil, err
+	if err := fn(conn); err != nil {
+		return err
 	}
 	if n, err := conn.Wait(ctx, l.cfg.WaitReplicas, timeout).Result(); err != nil || n < int64(l.cfg.WaitReplicas) {
 		l.underReplicated.Add(1)
 	}
-	return out, nil
+	return nil
 }
 
 // masterFor returns a client whose commands reach the master holding key:

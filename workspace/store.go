@@ -182,9 +182,9 @@ func (m *Manager) GetWorkspace(ctx context.Context, ws string) (Info, error) {
 // the sessions' ACP connections, removes the settings and lets the
 // workspace go. The event streams stay, as history.
 func (m *Manager) DeleteWorkspace(ctx context.Context, ws string) error {
-	res, err := deleteWorkspaceScript.Run(ctx, m.rdb,
+	res, err := m.runScript(ctx, deleteWorkspaceScript,
 		[]string{metaKey(ws), sessionsKey(ws), inboxKey(ws)},
-		tag(ws)+":session:", eventlog.NotifyChannel(ws)).StringSlice()
+		tag(ws)+":session:", eventlog.NotifyChannel(ws))
 	if err != nil {
 		return unavailable("delete workspace", err)
 	}
@@ -314,9 +314,9 @@ func (m *Manager) enqueue(ctx context.Context, ws string, r enqueueReq) (enqueue
 	}
 	userSum := sha256.Sum256([]byte(r.user))
 	rk := rateKey(ws, hex.EncodeToString(userSum[:12]))
-	res, err := enqueueScript.Run(ctx, m.rdb,
+	res, err := m.runScript(ctx, enqueueScript,
 		[]string{metaKey(ws), sessionsKey(ws), sessionKey(ws, r.sid), inboxKey(ws), ik, rk},
-		r.kind, r.sid, create, r.user, r.text, ttl, eventlog.NotifyChannel(ws), r.agent, interval, tolerance).StringSlice()
+		r.kind, r.sid, create, r.user, r.text, ttl, eventlog.NotifyChannel(ws), r.agent, interval, tolerance)
 	if err != nil {
 		return enqueueRes{}, unavailable("enqueue "+r.kind, err)
 	}
@@ -524,4 +524,24 @@ func unavailable(op string, err error) error {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	return fmt.Errorf("%s: %w: %w", op, eventlog.ErrUnavailable, err)
+}
+
+// runScript runs a script of the store through the event log, which
+// follows it with WAIT when it is configured to wait for replicas: an
+// accepted prompt (a 202) survives a failover as an appended event does.
+// The reply is a list of strings.
+func (m *Manager) runScript(ctx context.Context, script *redis.Script, keys []string, args ...any) ([]string, error) {
+	raw, err := m.log.RunScript(ctx, script, keys, args...)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(raw))
+	for i, v := range raw {
+		s, ok := v.(string)
+		if !ok {
+			return nil, fmt.Errorf("script reply %d is %T, not a string", i, v)
+		}
+		out[i] = s
+	}
+	return out, nil
 }
