@@ -8,7 +8,7 @@ RUN_DIR := .cache/run
 REDIS_PORT ?= 6379
 TANDEM_ADDR ?= 127.0.0.1:8080
 
-.PHONY: run test vet unit e2e build bench fuzz clean deps chaos
+.PHONY: run test vet unit e2e build bench fuzz clean deps chaos loadtest bench-smoke
 
 ## build: compile the binaries into bin/
 build:
@@ -53,6 +53,23 @@ fuzz:
 ## bench: the append script next to redis-benchmark XADD, and the SSE encoder
 bench: deps
 	scripts/bench-eventlog.sh
+
+## loadtest: tandem-bench's scenarios at full size (BENCHMARKS.md); results
+## in .cache/bench/results.json. LOADTEST=fanout|append|replay|prompt|all
+LOADTEST ?= all
+loadtest: deps build
+	$(GO) build -o $(BIN)/tandem-bench ./cmd/tandem-bench
+	@mkdir -p .cache/bench
+	TANDEM_SANDBOX_AGENT_BIN=$$(scripts/install-sandbox-agent.sh) $(BIN)/tandem-bench -json .cache/bench/results.json $(LOADTEST)
+
+## bench-smoke: every tandem-bench scenario at tiny sizes, so that the tool
+## keeps working (it asserts nothing about speed)
+bench-smoke: deps build
+	$(GO) build -o $(BIN)/tandem-bench ./cmd/tandem-bench
+	TANDEM_SANDBOX_AGENT_BIN=$$(scripts/install-sandbox-agent.sh) $(BIN)/tandem-bench \
+	  -conns 100 -workspaces 5 -rate 50 -duration 3s -warmup 1s \
+	  -hot-events 2000 -sessions 5 -events-per-session 200 \
+	  -replay-events 500 -replay-runs 2 -prompts 3 -timeout 5m all
 
 ## chaos: the fault campaign (scripts/chaos.sh): three nodes behind nginx,
 ## randomized faults, an independent history checker. CHAOS_DURATION
