@@ -127,7 +127,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 
 	// Faults.
-	in := &injector{c: c, rng: rand.New(rand.NewSource(cfg.Seed)), wss: wss, logf: logf}
+	in := &injector{c: c, rng: rand.New(rand.NewSource(cfg.Seed)), wss: wss, kinds: cfg.Kinds, logf: logf}
 	for _, s := range subs {
 		in.clients = append(in.clients, s)
 	}

@@ -3,6 +3,7 @@ package chaos
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -37,6 +38,9 @@ type Config struct {
 	RedisBin     string // default "redis-server"
 	NodeBin      string // default "node"
 	NodeClient   string // chaos/node/client.mjs, with its node_modules
+	// Kinds restricts the faults to these kinds (default: all of
+	// FaultKinds), to replay or study one kind.
+	Kinds []string
 	// Break deliberately breaks a guarantee on the client side, to show
 	// that the checker fails: "client-gap" makes the Go subscribers drop
 	// the first event after every reconnect, as a client that skips gap
@@ -117,6 +121,11 @@ func (c Config) Validate() error {
 	}
 	if c.Duration > 4*time.Hour {
 		errs = append(errs, errors.New("chaos: a campaign is bounded to 4h"))
+	}
+	for _, k := range c.Kinds {
+		if !slices.Contains(FaultKinds, k) {
+			errs = append(errs, fmt.Errorf("chaos: unknown fault kind %q", k))
+		}
 	}
 	if c.Break != "" && c.Break != BreakClientGap {
 		errs = append(errs, fmt.Errorf("chaos: unknown Break %q", c.Break))

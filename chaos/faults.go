@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -36,6 +37,7 @@ type injector struct {
 	rng     *rand.Rand
 	clients []dropper
 	wss     []string
+	kinds   []string // allowed kinds; all when empty
 	logf    func(string, ...any)
 }
 
@@ -47,12 +49,16 @@ type dropper interface{ dropConn() bool }
 var faultWeights = []int{3, 2, 1, 2, 2, 3}
 
 func (in *injector) pick() string {
+	weights := make([]int, len(faultWeights))
 	total := 0
-	for _, w := range faultWeights {
-		total += w
+	for i, w := range faultWeights {
+		if len(in.kinds) == 0 || slices.Contains(in.kinds, FaultKinds[i]) {
+			weights[i] = w
+			total += w
+		}
 	}
 	n := in.rng.Intn(total)
-	for i, w := range faultWeights {
+	for i, w := range weights {
 		if n < w {
 			return FaultKinds[i]
 		}

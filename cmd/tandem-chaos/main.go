@@ -20,6 +20,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -50,8 +51,12 @@ func run() int {
 	flag.StringVar(&cfg.RedisBin, "redis-server", "redis-server", "the redis-server binary")
 	flag.StringVar(&cfg.NodeBin, "node", "node", "the Node.js binary")
 	flag.StringVar(&cfg.NodeClient, "node-client", "chaos/node/client.mjs", "the EventSource client script (its node_modules installed)")
+	kinds := flag.String("kinds", "", "comma-separated fault kinds to inject (default all: "+strings.Join(chaos.FaultKinds, ",")+")")
 	flag.StringVar(&cfg.Break, "break", os.Getenv("CHAOS_BREAK"), "deliberately break a guarantee to see the checker fail: client-gap ($CHAOS_BREAK)")
 	flag.Parse()
+	if *kinds != "" {
+		cfg.Kinds = strings.Split(*kinds, ",")
+	}
 	if runs < 1 || runs > 100 {
 		fmt.Fprintln(os.Stderr, "tandem-chaos: -runs must be 1 to 100")
 		return 2
