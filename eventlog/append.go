@@ -52,6 +52,7 @@ type Log struct {
 	obs func(records int, stale bool, err error)
 
 	underReplicated atomic.Uint64 // appends that returned before WaitReplicas had them
+	pipe            pipeline
 }
 
 // SetObserver sets a hook called after every append call with its number
@@ -60,7 +61,12 @@ func (l *Log) SetObserver(fn func(records int, stale bool, err error)) { l.obs =
 
 // New returns a Log on rdb, which may be a single node, a Sentinel-managed
 // or a Cluster client.
-func New(rdb redis.UniversalClient, cfg Config) *Log { return &Log{rdb: rdb, cfg: cfg} }
+func New(rdb redis.UniversalClient, cfg Config) *Log {
+	l := &Log{rdb: rdb, cfg: cfg}
+	l.pipe.calls = make(chan *pipeCall, 4*maxPipeline)
+	l.pipe.stopped = make(chan struct{})
+	return l
+}
 
 // Client returns the Redis client the log uses.
 func (l *Log) Client() redis.UniversalClient { return l.rdb }
@@ -108,11 +114,11 @@ func (l *Log) CurrentEpoch(ctx context.Context, ws string) (uint64, error) {
 // appendScript is the only writer of session streams. One call appends to
 // one or more streams (parts) of one workspace.
 //
-// KEYS[1] fence, KEYS[2] the call's receipt, then per part: stream,
-// stream state.
-// ARGV[1] epoch, ARGV[2] notify channel, ARGV[3] maxlen (0: no trim), then
-// per part: session id, number of state fields, the state fields as name,
-// value pairs, number of records, then per record: type, body, source.
+// KEYS[1] fence, then per part: stream, stream state.
+// ARGV[1] epoch, ARGV[2] notify channel, ARGV[3] maxlen (0: no trim),
+// ARGV[4] the call's token, then per part: session id, number of state
+// fields, the state fields as name, value pairs, number of records, then
+// per record: type, body, source.
 //
 // It returns {createdAt ms, then per part: gen, first eventIndex}. Nothing
 // is written unless the fence matches. The "#!lua" shebang (Redis 7) makes
@@ -122,16 +128,21 @@ func (l *Log) CurrentEpoch(ctx context.Context, ws string) (uint64, error) {
 // type, or a stream that something other than this script wrote): with
 // one part, the call lands whole or not at all.
 //
-// A call that landed leaves its reply as a receipt (KEYS[2], named after a
-// token unique to the call, kept receiptTTL): the same call run again
-// returns the receipt and appends nothing. A client library that sends a
-// command again when its reply was lost (go-redis does, on a broken
-// connection: Redis restarting right after the script ran) would append
-// the records a second time otherwise.
+// A call that landed leaves its token and reply in its first part's state
+// (fields tok and rcpt): the same call run again returns that reply and
+// appends nothing. A client library sends a command again when its reply
+// was lost (go-redis does, on a broken connection: Redis restarting right
+// after the script ran), which would append the records a second time.
+// Only the stream's last call is remembered, which suffices because a
+// node's appends go out through one pipeline (RunPipeline), in order: no
+// other call of the node lands between a call and its resend. (With
+// WaitReplicas, calls go out on connections of their own; two appends to
+// one session at the same moment, one of them resent, could then append
+// the resent one again.)
 var appendScript = redis.NewScript(`#!lua
-local receipt = redis.call('GET', KEYS[2])
-if receipt then
-  return cjson.decode(receipt)
+local st1 = redis.call('HMGET', KEYS[3], 'n', 'gen', 'tok', 'rcpt')
+if st1[3] == ARGV[4] and st1[4] then
+  return cjson.decode(st1[4])
 end
 local fence = redis.call('GET', KEYS[1])
 if fence ~= ARGV[1] then
@@ -141,15 +152,18 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local maxlen = tonumber(ARGV[3])
 local out = {now}
-local a = 4
-local k = 3
+local a = 5
+local k = 2
 while a <= #ARGV do
   local sid = ARGV[a]
   local nstate = tonumber(ARGV[a + 1])
   a = a + 2
   local stream, state = KEYS[k], KEYS[k + 1]
   k = k + 2
-  local st = redis.call('HMGET', state, 'n', 'gen')
+  local st = st1
+  if k > 4 then
+    st = redis.call('HMGET', state, 'n', 'gen')
+  end
   local last = tonumber(st[1] or '0')
   local gen = st[2]
   if not gen then
@@ -192,14 +206,9 @@ while a <= #ARGV do
   out[#out + 1] = gen
   out[#out + 1] = first
 end
-redis.call('SET', KEYS[2], cjson.encode(out), 'PX', ` + receiptTTLMillis + `)
+redis.call('HSET', KEYS[3], 'tok', ARGV[4], 'rcpt', cjson.encode(out))
 return out
 `)
-
-// receiptTTLMillis is how long a call's receipt is kept: longer than a
-// client library goes on resending one command (go-redis: a few retries,
-// at most half a second apart), short enough that receipts cost little.
-const receiptTTLMillis = "10000"
 
 // maxBatch bounds the records of one Append: the script's argument list
 // and the time it holds Redis stay small.
@@ -266,10 +275,10 @@ func (l *Log) appendParts(ctx context.Context, ws string, epoch uint64, parts []
 	if len(parts) == 0 || len(parts) > maxParts || total > maxBatch {
 		return nil, fmt.Errorf("%w: %d parts of %d records, at most %d parts and %d records", ErrInvalidRecord, len(parts), total, maxParts, maxBatch)
 	}
-	keys := make([]string, 0, 2+2*len(parts))
-	keys = append(keys, FenceKey(ws), receiptKey(ws, token))
-	args := make([]any, 0, 3+4*len(parts)+3*total)
-	args = append(args, strconv.FormatUint(epoch, 10), NotifyChannel(ws), l.cfg.MaxLen)
+	keys := make([]string, 0, 1+2*len(parts))
+	keys = append(keys, FenceKey(ws))
+	args := make([]any, 0, 4+4*len(parts)+3*total)
+	args = append(args, strconv.FormatUint(epoch, 10), NotifyChannel(ws), l.cfg.MaxLen, token)
 	bodies := make([][][]byte, len(parts))
 	for pi, p := range parts {
 		keys = append(keys, StreamKey(ws, p.Session), StateKey(ws, p.Session))
@@ -330,7 +339,7 @@ func (l *Log) appendParts(ctx context.Context, ws string, epoch uint64, parts []
 }
 
 func validStateField(k string) bool {
-	if k == "" || len(k) > 32 || k == "n" || k == "gen" || k == "src" {
+	if k == "" || len(k) > 32 || k == "n" || k == "gen" || k == "src" || k == "tok" || k == "rcpt" {
 		return false
 	}
 	for i := 0; i < len(k); i++ {

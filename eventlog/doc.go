@@ -18,7 +18,7 @@
 //	{ws:ID}:events:SID       stream: entry id "<eventIndex>-0", fields t, d, ts, ep, src?
 //	{ws:ID}:events:SID:state hash: n (last eventIndex), gen (stream generation), src (last source position)
 //	{ws:ID}:notify           pub/sub channel: one message per appended entry
-//	{ws:ID}:receipt:TOKEN   string: one append call's reply, kept 10 s: the call sent again lands once
+//	(the state also holds tok and rcpt: the last append call's token and reply, so that the call sent again lands once)
 //
 // # Guarantees
 //

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tandem-dev/tandem/eventlog"
+	"github.com/tandem-dev/tandem/internal/redistest"
 )
 
 // The event log's tests form one conformance suite that runs against each
@@ -494,4 +495,45 @@ func testAppendParts(t *testing.T, b *backend) {
 			t.Fatal("c was written")
 		}
 	})
+}
+
+// Appends through the pipeline: many writers at once, every event lands
+// once in order per session, and calls after the pipeline stopped still go
+// out.
+func TestAppendPipeline(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	l := eventlog.New(redistest.Start(t, redistest.Options{}).Client(t), eventlog.Config{})
+	done := make(chan error, 1)
+	go func() { done <- l.RunPipeline(ctx) }()
+	ep, _ := l.AcquireEpoch(ctx, "pw")
+	var wg sync.WaitGroup
+	for g := 0; g < 40; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 50; i++ {
+				if _, err := l.Append(ctx, "pw", fmt.Sprintf("s%d", g), ep, rec("chat.user", fmt.Sprintf(`{"n":%d}`, i))); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for g := 0; g < 40; g++ {
+		evs, _, err := l.Read(ctx, "pw", fmt.Sprintf("s%d", g), eventlog.Cursor{}, 100)
+		if err != nil || len(evs) != 50 {
+			t.Fatalf("session %d: %d events, %v", g, len(evs), err)
+		}
+		for i, ev := range evs {
+			if string(ev.Body) != fmt.Sprintf(`{"n":%d}`, i) {
+				t.Fatalf("session %d event %d: %s", g, i, ev.Body)
+			}
+		}
+	}
+	cancel()
+	<-done
+	if _, err := l.Append(context.Background(), "pw", "after", ep, rec("chat.user", `{}`)); err != nil {
+		t.Fatalf("append after the pipeline stopped: %v", err)
+	}
 }

@@ -25,7 +25,3 @@ func workspaceOfChannel(ch string) (string, bool) {
 	}
 	return ch[len(pre) : len(ch)-len(suf)], true
 }
-
-// receiptKey holds the reply of the append call with this token for a
-// moment (see appendScript).
-func receiptKey(ws, token string) string { return tag(ws) + ":receipt:" + token }

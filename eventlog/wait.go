@@ -45,7 +45,7 @@ func (l *Log) runAppend(ctx context.Context, keys []string, args []any) ([]any, 
 // appends do.
 func (l *Log) RunScript(ctx context.Context, script *redis.Script, keys []string, args ...any) ([]any, error) {
 	if l.cfg.WaitReplicas <= 0 {
-		return script.Run(ctx, l.rdb, keys, args...).Slice()
+		return l.runPiped(ctx, script, keys, args)
 	}
 	var out []any
 	err := l.durably(ctx, keys[0], func(c redis.Cmdable) error {

@@ -215,7 +215,7 @@ func Run(ctx context.Context, cfg Config, ln net.Listener) error {
 	runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelRun()
 	var wg sync.WaitGroup
-	errs := make(chan error, 6)
+	errs := make(chan error, 7)
 	start := func(name string, fn func() error) {
 		wg.Add(1)
 		go func() {
@@ -240,6 +240,7 @@ func Run(ctx context.Context, cfg Config, ln net.Listener) error {
 		}()
 	}
 	start("doorbell", func() error { return bell.Run(runCtx) })
+	start("append pipeline", func() error { return log.RunPipeline(runCtx) })
 	start("hub", func() error { return hub.Run(runCtx) })
 	start("workspaces", func() error { return mgr.Run(runCtx) })
 	start("http", func() error { return srv.Serve(ln) })
