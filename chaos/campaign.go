@@ -85,6 +85,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer nc.close(context.WithoutCancel(ctx))
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	defer stopLoad()
 	var subs []subscriber

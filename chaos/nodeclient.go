@@ -25,6 +25,8 @@ type nodeClients struct {
 
 	mu   sync.Mutex
 	recs map[string]*recording
+
+	closeOnce sync.Once
 }
 
 func startNodeClients(cfg Config) (*nodeClients, error) {
@@ -105,8 +107,13 @@ func (n *nodeClients) drop(id string) bool {
 	return n.send(map[string]string{"op": "drop", "client": id}) == nil
 }
 
-// close ends every subscriber and the process, bounded in time.
+// close ends every subscriber and the process, bounded in time. Calls
+// after the first do nothing.
 func (n *nodeClients) close(ctx context.Context) {
+	n.closeOnce.Do(func() { n.closeNow(ctx) })
+}
+
+func (n *nodeClients) closeNow(ctx context.Context) {
 	_ = n.send(map[string]string{"op": "close"})
 	n.in.Close()
 	t := time.NewTimer(5 * time.Second)

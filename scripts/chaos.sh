@@ -52,8 +52,13 @@ else
   [ -n "${CHAOS_FAULTS:-}" ] && args+=(-faults "$CHAOS_FAULTS")
 fi
 [ -n "${CHAOS_SEED:-}" ] && args+=(-seed "$CHAOS_SEED")
+[ -n "${CHAOS_BREAK:-}" ] && args+=(-break "$CHAOS_BREAK")
 dir=$(mktemp -d "${TMPDIR:-/tmp}/tandem-chaos.XXXXXX")
+status=0
 # shellcheck disable=SC2086
-exec "$out/tandem-chaos" "${args[@]}" -dir "$dir" \
+"$out/tandem-chaos" "${args[@]}" -dir "$dir" \
   -tandem "$out/tandem" -mockagent "$out/tandem-mockagent" -sandbox-agent "$sandbox_bin" \
-  -nginx "$nginx_bin" -node-client chaos/node/client.mjs ${CHAOS_ARGS:-}
+  -nginx "$nginx_bin" -node-client chaos/node/client.mjs ${CHAOS_ARGS:-} || status=$?
+# The logs and Redis's append-only file are kept for a failed campaign.
+if [ "$status" = 0 ]; then rm -rf "$dir"; else echo "chaos: logs and data kept in $dir" >&2; fi
+exit "$status"
