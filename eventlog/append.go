@@ -202,11 +202,20 @@ while a <= #ARGV do
     set[#set + 1] = 'src'
     set[#set + 1] = src
   end
-  redis.call('HSET', state, unpack(set))
   out[#out + 1] = gen
   out[#out + 1] = first
+  if k == 4 and a > #ARGV then
+    -- One part, the common case: its receipt goes with its state.
+    set[#set + 1] = 'tok'
+    set[#set + 1] = ARGV[4]
+    set[#set + 1] = 'rcpt'
+    set[#set + 1] = cjson.encode(out)
+  end
+  redis.call('HSET', state, unpack(set))
 end
-redis.call('HSET', KEYS[3], 'tok', ARGV[4], 'rcpt', cjson.encode(out))
+if k > 4 then
+  redis.call('HSET', KEYS[3], 'tok', ARGV[4], 'rcpt', cjson.encode(out))
+end
 return out
 `)
 

@@ -144,12 +144,16 @@ func reservedTopKey(b []byte) (string, bool) {
 			}
 			if expectKey {
 				expectKey = false
+				raw := b[i+1 : j]
 				var key string
-				if err := json.Unmarshal(b[i:j+1], &key); err == nil {
-					for _, r := range reservedKeys {
-						if key == r {
-							return key, true
-						}
+				if bytes.IndexByte(raw, '\\') < 0 {
+					key = string(raw) // no escape: the bytes are the key
+				} else if err := json.Unmarshal(b[i:j+1], &key); err != nil {
+					key = ""
+				}
+				for _, r := range reservedKeys {
+					if key == r {
+						return key, true
 					}
 				}
 			}
