@@ -45,32 +45,74 @@ func (l *Log) RunPipeline(ctx context.Context) error {
 	}
 	defer close(l.pipe.stopped)
 	batch := make([]*pipeCall, 0, maxPipeline)
+	var carry, next []*pipeCall
+	seen := make(map[string]bool)
 	for {
-		select {
-		case <-ctx.Done():
-			for {
-				select {
-				case c := <-l.pipe.calls:
+		batch = batch[:0]
+		clear(seen)
+		next = next[:0]
+		// Calls held back from the last batch go first, in order.
+		for _, c := range carry {
+			if k := c.stream(); seen[k] {
+				next = append(next, c)
+			} else {
+				seen[k] = true
+				batch = append(batch, c)
+			}
+		}
+		carry, next = next, carry
+		if len(batch) == 0 {
+			select {
+			case <-ctx.Done():
+				for _, c := range carry {
 					c.err = ctx.Err()
 					close(c.done)
-				default:
-					return ctx.Err()
 				}
+				for {
+					select {
+					case c := <-l.pipe.calls:
+						c.err = ctx.Err()
+						close(c.done)
+					default:
+						return ctx.Err()
+					}
+				}
+			case c := <-l.pipe.calls:
+				seen[c.stream()] = true
+				batch = append(batch, c)
 			}
-		case c := <-l.pipe.calls:
-			batch = append(batch[:0], c)
 		}
 	drain:
 		for len(batch) < maxPipeline {
 			select {
 			case c := <-l.pipe.calls:
-				batch = append(batch, c)
+				// Two calls on one stream never share a batch: a batch
+				// sent again as a whole (its reply lost) relies on each
+				// stream's receipt naming the batch's only call on it.
+				if k := c.stream(); seen[k] {
+					carry = append(carry, c)
+				} else {
+					seen[k] = true
+					batch = append(batch, c)
+				}
 			default:
 				break drain
 			}
 		}
 		l.sendBatch(batch)
 	}
+}
+
+// stream is the key a call's receipt lives by: the first stream of an
+// append call (its second key), else its first key.
+func (c *pipeCall) stream() string {
+	if len(c.keys) > 1 {
+		return c.keys[1]
+	}
+	if len(c.keys) == 1 {
+		return c.keys[0]
+	}
+	return ""
 }
 
 // sendBatch runs the calls of a batch: one alone directly, several in one
