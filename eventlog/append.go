@@ -235,9 +235,10 @@ func (l *Log) Append(ctx context.Context, ws, sid string, epoch uint64, recs ...
 // AppendState is Append that also sets fields of the stream's state hash in
 // the same atomic step, so that what a writer must remember about the
 // stream (the ACP connection it ingests, the turn in flight) is never out
-// of step with the stream. Field names are [a-z_]+, not n, gen or src,
-// which the script owns; an empty value is stored as such. With no record,
-// only the state is written.
+// of step with the stream. Field names are [a-z_]+, not n, gen, src, tok or
+// rcpt, which the script owns (src may only be cleared, set to "": a writer
+// that starts on a new source); an empty value is stored as such. With no
+// record, only the state is written.
 func (l *Log) AppendState(ctx context.Context, ws, sid string, epoch uint64, state map[string]string, recs ...Record) ([]Event, error) {
 	if len(recs) == 0 && len(state) == 0 {
 		return nil, nil
@@ -293,7 +294,7 @@ func (l *Log) appendParts(ctx context.Context, ws string, epoch uint64, parts []
 		keys = append(keys, StreamKey(ws, p.Session), StateKey(ws, p.Session))
 		args = append(args, p.Session, len(p.State))
 		for k, v := range p.State {
-			if !validStateField(k) {
+			if !validStateField(k) && !(k == "src" && v == "") {
 				return nil, fmt.Errorf("%w: state field %q", ErrInvalidRecord, k)
 			}
 			args = append(args, k, v)

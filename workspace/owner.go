@@ -72,6 +72,9 @@ type session struct {
 	closed   chan struct{} // closed when conn is dropped, to unblock its reader
 	failures int
 	retryAt  time.Time
+	// srcConn is the connection whose message last set the stream state's
+	// resume position (src).
+	srcConn string
 	// unsure is the inbox id of the prompt whose dispatch append failed
 	// last: it may have landed with its answer lost.
 	unsure string
@@ -370,7 +373,7 @@ func (o *owner) loadSession(ctx context.Context, sid string) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &session{id: sid, rec: parseRecord(v), state: st, agentSID: v["agentSessionId"], lastMsg: time.Now()}
+	s := &session{id: sid, rec: parseRecord(v), state: st, agentSID: v["agentSessionId"], lastMsg: time.Now(), srcConn: st["conn"]}
 	if t := st["turn"]; t != "" {
 		var tr turn
 		if json.Unmarshal([]byte(t), &tr) == nil && tr.Req != 0 {

@@ -223,6 +223,12 @@ func (o *owner) opened(ctx context.Context, s *session, r openResult) {
 			o.ack(ctx, prevTurn.Inbox)
 		}
 		state := map[string]string{"conn": r.connID}
+		if s.srcConn != r.connID {
+			// No message of the new connection is stored yet: the stored
+			// resume position is the old connection's and must not be used
+			// to re-attach to this one.
+			state["src"] = ""
+		}
 		if prevTurn != nil && s.turn == nil {
 			state["turn"] = ""
 		}
@@ -408,6 +414,7 @@ func (o *owner) persistIngested(ctx context.Context, work []*ingested) {
 		}
 		for _, w := range pending {
 			w.persisted = true
+			w.s.srcConn = w.s.connID
 		}
 		parts, pending, n = parts[:0], pending[:0], 0
 	}
