@@ -2,6 +2,7 @@ package workspace
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -296,13 +297,19 @@ type enqueueRes struct {
 }
 
 func (m *Manager) enqueue(ctx context.Context, ws string, r enqueueReq) (enqueueRes, error) {
-	ttl := int64(0)
-	ik := inboxKey(ws)
+	ttl := m.cfg.IdempotencyTTL.Milliseconds()
+	var sum [32]byte
 	if r.idem != "" {
-		ttl = m.cfg.IdempotencyTTL.Milliseconds()
-		sum := sha256.Sum256([]byte(r.user + "\x00" + r.sid + "\x00" + r.idem))
-		ik = idemKey(ws, hex.EncodeToString(sum[:16]))
+		sum = sha256.Sum256([]byte(r.user + "\x00" + r.sid + "\x00" + r.idem))
+	} else {
+		// A call without a key gets one of its own, kept briefly: a client
+		// library that sends the script again after a lost reply (go-redis
+		// does when Redis restarts) then gets the first entry back instead
+		// of a second one.
+		_, _ = rand.Read(sum[:16])
+		ttl = 10_000
 	}
+	ik := idemKey(ws, hex.EncodeToString(sum[:16]))
 	create := "0"
 	if r.create {
 		create = "1"
