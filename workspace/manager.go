@@ -206,6 +206,7 @@ func New(log *eventlog.Log, bell Doorbell, sandboxes Sandboxes, audience Audienc
 		audience:    audience,
 		cfg:         cfg,
 		logger:      cfg.Logger,
+		obs:         nopObserver{},
 		demand:      make(chan string, 1024),
 		presenceSig: make(chan string, 1024),
 		owners:      make(map[string]*owner),
