@@ -104,6 +104,15 @@ type ResetError struct {
 func (e *ResetError) Error() string { return e.Reason.Error() }
 func (e *ResetError) Unwrap() error { return e.Reason }
 
+// OldestID is the id of the oldest retained event, as a reset event and a
+// 410 name it: "" when the stream is empty.
+func (e *ResetError) OldestID() string {
+	if e.Oldest.IsZero() {
+		return ""
+	}
+	return e.Oldest.String()
+}
+
 // ReasonCode is the reason as it appears in a reset event.
 func (e *ResetError) ReasonCode() string {
 	if errors.Is(e.Reason, ErrCursorExpired) {

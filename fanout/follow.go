@@ -338,15 +338,8 @@ func (h *Hub) Broadcast(ws, event string, data []byte) {
 // resetFrame is the reset event: no id:, so the client keeps its
 // Last-Event-ID until the next event moves it.
 func resetFrame(re *eventlog.ResetError) []byte {
-	data := []byte(`{"reason":"` + re.ReasonCode() + `","oldest":` + strconv.Quote(cursorText(re.Oldest)) + `}`)
+	data := []byte(`{"reason":"` + re.ReasonCode() + `","oldest":` + strconv.Quote(re.OldestID()) + `}`)
 	return sse.AppendEvent(nil, "", "reset", data)
-}
-
-func cursorText(c eventlog.Cursor) string {
-	if c.IsZero() {
-		return ""
-	}
-	return c.String()
 }
 
 // reserve counts one more stream of user, unless the user has the most

@@ -125,7 +125,7 @@ func problemFor(err error) (problemKind, string, *string) {
 			var oldest *string
 			var re *eventlog.ResetError
 			if errors.As(err, &re) {
-				s := cursorText(re.Oldest)
+				s := re.OldestID()
 				oldest = &s
 			}
 			return row.kind, row.err.Error(), oldest
@@ -172,11 +172,4 @@ func writeProblem(c echo.Context, kind problemKind, detail string, oldest *strin
 		return
 	}
 	_ = c.JSON(kind.status, p)
-}
-
-func cursorText(c eventlog.Cursor) string {
-	if c.IsZero() {
-		return ""
-	}
-	return c.String()
 }

@@ -293,7 +293,6 @@ type throttled struct {
 	speedUp chan struct{}
 	mu      *sync.Mutex
 	n       *int
-	header  bool
 }
 
 func (r *throttled) Read(p []byte) (int, error) {

@@ -105,8 +105,6 @@ type inboxEntry struct {
 	id, kind, sid, user, text string
 }
 
-var errLost = errors.New("ownership lost")
-
 func newOwner(ctx context.Context, m *Manager, ws string, mu *redsync.Mutex, md meta) (*owner, error) {
 	epoch, err := m.log.AcquireEpoch(ctx, ws)
 	if err != nil {
