@@ -134,6 +134,32 @@ func (l *Log) Last(ctx context.Context, ws, sid string, n int) ([]Event, Cursor,
 	return evs, head, nil
 }
 
+// Before returns up to n events older than eventIndex before (0: the
+// newest), newest first. An empty page means the stream has nothing older
+// (it starts there, or was trimmed up to there).
+func (l *Log) Before(ctx context.Context, ws, sid string, before uint64, n int) ([]Event, error) {
+	key := StreamKey(ws, sid)
+	end := "+"
+	if before > 0 {
+		if before == 1 {
+			return nil, nil
+		}
+		end = streamID(before - 1)
+	}
+	if n <= 0 || n > MaxPage {
+		n = MaxPage
+	}
+	reply, err := l.rdb.Do(ctx, "XREVRANGE", key, end, "-", "COUNT", n).Result()
+	if err != nil {
+		return nil, redisErr(fmt.Sprintf("before %s", key), err)
+	}
+	evs, err := decodeRange(sid, "", reply, false)
+	if err != nil {
+		return nil, fmt.Errorf("before %s: %w", key, err)
+	}
+	return evs, nil
+}
+
 func streamID(idx uint64) string { return strconv.FormatUint(idx, 10) + "-0" }
 
 func indexOf(id string) (uint64, error) {

@@ -12,8 +12,11 @@
 #   CHAOS_LONG=1    the long campaign: at least 200 faults (CHAOS_FAULTS,
 #                   default 200), bounded by CHAOS_DURATION (default 60m)
 #   CHAOS_FAULTS    end the fault phase after this many faults
-#   CHAOS_BREAK     deliberately break a guarantee (client-gap) to see the
-#                   checker fail
+#   CHAOS_BREAK     deliberately break a guarantee to see the checker fail:
+#                   client-gap (the Go subscribers skip an event) or
+#                   claim-ack (the nodes are built with the
+#                   tandem_broken_claimack tag: a new owner acknowledges
+#                   the prompts it claims without dispatching them)
 #   CHAOS_ARGS      more flags for tandem-chaos (see tandem-chaos -h)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,7 +43,9 @@ fi
 
 out=.cache/chaos/bin
 mkdir -p "$out"
-go build -o "$out/tandem" ./cmd/tandem
+tags=()
+[ "${CHAOS_BREAK:-}" = claim-ack ] && tags=(-tags tandem_broken_claimack)
+go build "${tags[@]}" -o "$out/tandem" ./cmd/tandem
 go build -o "$out/tandem-mockagent" ./cmd/tandem-mockagent
 go build -o "$out/tandem-chaos" ./cmd/tandem-chaos
 
@@ -52,7 +57,13 @@ else
   [ -n "${CHAOS_FAULTS:-}" ] && args+=(-faults "$CHAOS_FAULTS")
 fi
 [ -n "${CHAOS_SEED:-}" ] && args+=(-seed "$CHAOS_SEED")
-[ -n "${CHAOS_BREAK:-}" ] && args+=(-break "$CHAOS_BREAK")
+# claim-ack is broken in the nodes' build, not in the campaign's clients
+# (tandem-chaos reads CHAOS_BREAK too).
+if [ "${CHAOS_BREAK:-}" = claim-ack ]; then
+  export CHAOS_BREAK=
+elif [ -n "${CHAOS_BREAK:-}" ]; then
+  args+=(-break "$CHAOS_BREAK")
+fi
 dir=$(mktemp -d "${TMPDIR:-/tmp}/tandem-chaos.XXXXXX")
 status=0
 # shellcheck disable=SC2086

@@ -48,6 +48,15 @@ type owner struct {
 	lostOnce  sync.Once
 	wg        sync.WaitGroup
 
+	// received is the newest inbox entry this owner knows it received
+	// (read or claimed; "" for none): entries pending for its consumer after it were
+	// delivered in a reply that never arrived, and are read again first.
+	received string
+	// backlog holds received inbox entries, in inbox order, whose handling
+	// could not be decided yet (Redis did not answer a read it needs):
+	// they are handled again, before anything newer, until it can.
+	backlog []inboxEntry
+
 	lastBusy    time.Time
 	benchBusy   atomic.Int64 // unix ns of the last bench append (BenchAppend runs off the owner's goroutine)
 	healthFails int
@@ -325,20 +334,35 @@ func (o *owner) takeOver(ctx context.Context) error {
 			o.open(ctx, s)
 		}
 	}
-	// Claim what earlier owners left unacknowledged, in inbox order.
+	// Claim what earlier owners left unacknowledged, in inbox order. The
+	// claim is idempotent (min-idle 0 claims entries already this
+	// consumer's again), so a reply that was lost, or sent again by
+	// go-redis, claims the same entries once more; an error stops the
+	// takeover, and the next one claims from the start. An empty page
+	// with a cursor that is not 0-0 (entries deleted from the stream)
+	// does not end the scan: only the cursor says it is complete.
 	start := "0-0"
-	for {
+	for pages := 0; ; pages++ {
 		msgs, next, err := o.m.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
 			Stream: inboxKey(o.ws), Group: consumerGroup, Consumer: o.consumer, MinIdle: 0, Start: start, Count: 100,
 		}).Result()
 		if err != nil {
 			return unavailable("claim inbox", err)
 		}
+		o.receivedUpTo(msgs)
 		for _, msg := range msgs {
-			o.handle(ctx, parseEntry(msg), true)
+			e := parseEntry(msg)
+			if brokenClaimAck && e.kind == cmdPrompt {
+				o.ack(ctx, e.id) // the fault campaign's broken build: see broken.go
+				continue
+			}
+			o.handle(ctx, e)
 		}
-		if next == "0-0" || len(msgs) == 0 {
+		if next == "0-0" || next == "" {
 			break
+		}
+		if pages > 1_000_000 {
+			return unavailable("claim inbox", errors.New("the claim cursor does not advance"))
 		}
 		start = next
 	}
@@ -389,8 +413,12 @@ func parseEntry(m redis.XMessage) inboxEntry {
 	return inboxEntry{id: m.ID, kind: str("k"), sid: str("sid"), user: str("user"), text: str("text")}
 }
 
-// readInbox reads new inbox entries and handles them in order.
+// readInbox handles the backlog, then reads new inbox entries and handles
+// them in order.
 func (o *owner) readInbox(ctx context.Context) {
+	if !o.retryBacklog(ctx) {
+		return
+	}
 	for {
 		msgs, err := o.readNew(ctx, 100)
 		if err != nil {
@@ -400,7 +428,7 @@ func (o *owner) readInbox(ctx context.Context) {
 			return
 		}
 		for _, msg := range msgs {
-			o.handle(ctx, parseEntry(msg), false)
+			o.handle(ctx, parseEntry(msg))
 		}
 		if len(msgs) < 100 {
 			return
@@ -418,36 +446,72 @@ func (o *owner) ack(ctx context.Context, ids ...string) {
 	}
 }
 
-// handle carries out one inbox entry. claimed says it was pending with an
-// earlier owner.
-func (o *owner) handle(ctx context.Context, e inboxEntry, claimed bool) {
+// handle carries out one inbox entry, or keeps it in the backlog when
+// that cannot be decided now. Entries are carried out in inbox order: one
+// behind the backlog waits there too.
+func (o *owner) handle(ctx context.Context, e inboxEntry) {
 	o.lastBusy = time.Now()
+	if len(o.backlog) > 0 || !o.carryOut(ctx, e) {
+		o.backlog = append(o.backlog, e)
+	}
+}
+
+// retryBacklog carries out the backlog's entries in order and reports
+// whether it is empty now.
+func (o *owner) retryBacklog(ctx context.Context) bool {
+	for len(o.backlog) > 0 {
+		if !o.carryOut(ctx, o.backlog[0]) {
+			return false
+		}
+		o.backlog = o.backlog[1:]
+	}
+	o.backlog = nil
+	return true
+}
+
+// carryOut carries out one inbox entry; false means it could not be
+// decided now (Redis did not answer) and must be tried again.
+func (o *owner) carryOut(ctx context.Context, e inboxEntry) bool {
 	if e.kind == cmdDestroyWS {
-		o.destroyWorkspace(ctx)
+		if !o.destroyWorkspace(ctx) {
+			return false
+		}
 		o.ack(ctx, e.id)
-		return
+		return true
 	}
 	s, err := o.loadSession(ctx, e.sid)
 	if err != nil {
 		if errors.Is(err, ErrSessionNotFound) {
 			o.ack(ctx, e.id) // nothing to do it to
+			return true
 		}
-		return
+		if o.stale(err) {
+			return true // the next owner claims it
+		}
+		return false
 	}
 	switch e.kind {
 	case cmdPrompt:
-		if last := s.state["last_inbox"]; last != "" && !idAfter(e.id, last) {
+		done, err := o.dispatched(ctx, s, e)
+		if err != nil {
+			if o.stale(err) {
+				return true
+			}
+			o.logger.Warn("whether a claimed prompt was dispatched is not known yet", slog.String("sid", s.id), slog.String("prompt", e.id), slog.Any("err", err))
+			return false
+		}
+		if done {
 			// Dispatched by an earlier owner: in flight (the turn) or done.
 			if s.turn == nil || s.turn.Inbox != e.id {
 				o.ack(ctx, e.id)
 			} else {
 				s.turn.text = e.text
 			}
-			return
+			return true
 		}
 		if s.rec.DestroyedAt != nil {
 			o.ack(ctx, e.id)
-			return
+			return true
 		}
 		s.queue = append(s.queue, e)
 		o.dispatch(ctx, s)
@@ -462,10 +526,75 @@ func (o *owner) handle(ctx context.Context, e inboxEntry, claimed bool) {
 		}
 		o.ack(ctx, e.id)
 	case cmdDestroy:
-		o.destroySession(ctx, s)
+		if !o.destroySession(ctx, s) {
+			return false
+		}
 		o.ack(ctx, e.id)
 	default:
 		o.ack(ctx, e.id)
+	}
+	return true
+}
+
+// dispatched reports whether prompt e was dispatched (its chat.user,
+// turn start and request appended) by this owner or an earlier one. Only
+// evidence counts: the stream state naming it as the last prompt
+// dispatched, or its own chat.user in the stream. A later prompt's
+// dispatch proves nothing: an owner that never received e (a read whose
+// reply was lost) went on to later ones.
+func (o *owner) dispatched(ctx context.Context, s *session, e inboxEntry) (bool, error) {
+	last := s.state["last_inbox"]
+	switch {
+	case last == "" || idAfter(e.id, last):
+		return false, nil // after everything dispatched
+	case last == e.id:
+		return true, nil
+	case s.turn != nil && s.turn.Inbox == e.id:
+		return true, nil
+	}
+	return o.findDispatch(ctx, s.id, e.id)
+}
+
+// findDispatch looks for prompt id's chat.user in the session stream,
+// from the newest event back. A prompt is dispatched only after it was
+// accepted, so the search ends at the first event written before id was
+// accepted (less a minute for the clocks of Redis servers after a
+// failover); it does not stop at an earlier prompt's chat.user, since a
+// prompt an earlier owner never received is dispatched late, after later
+// ones. Reaching the stream's start (or its trimmed start) finds nothing.
+// It runs only for a claimed prompt older than the session's last
+// dispatch, which is rare (an acknowledgement that failed), and reads
+// only what was written since that prompt was accepted.
+func (o *owner) findDispatch(ctx context.Context, sid, id string) (bool, error) {
+	accepted, _, _ := strings.Cut(id, "-")
+	acceptedMs, _ := strconv.ParseInt(accepted, 10, 64)
+	var before uint64
+	for {
+		evs, err := o.log().Before(ctx, o.ws, sid, before, 500)
+		if err != nil {
+			return false, err
+		}
+		if len(evs) == 0 {
+			return false, nil
+		}
+		for _, ev := range evs {
+			if ev.CreatedAt < acceptedMs-60_000 {
+				return false, nil
+			}
+			if ev.Type != TypeChatUser {
+				continue
+			}
+			var b struct {
+				PromptID string `json:"promptId"`
+			}
+			if json.Unmarshal(ev.Body, &b) != nil || b.PromptID == "" {
+				continue
+			}
+			if b.PromptID == id {
+				return true, nil
+			}
+		}
+		before = evs[len(evs)-1].Index
 	}
 }
 
@@ -568,7 +697,7 @@ func (o *owner) idle(ctx context.Context) bool {
 	if b := time.Unix(0, o.benchBusy.Load()); b.After(o.lastBusy) {
 		o.lastBusy = b
 	}
-	if time.Since(o.lastBusy) < o.m.cfg.IdleTimeout {
+	if time.Since(o.lastBusy) < o.m.cfg.IdleTimeout || len(o.backlog) > 0 {
 		return false
 	}
 	for _, s := range o.sessions {
@@ -592,7 +721,7 @@ func (o *owner) idle(ctx context.Context) bool {
 	if err != nil || err2 != nil || pending.Count > 0 || len(unread) > 0 {
 		o.m.markActive(ctx, o.ws)
 		for _, msg := range unread {
-			o.handle(ctx, parseEntry(msg), false)
+			o.handle(ctx, parseEntry(msg))
 		}
 		o.lastBusy = time.Now()
 		return false

@@ -514,15 +514,15 @@ func (o *owner) dispatch(ctx context.Context, s *session) {
 			return // tried again on the next inbox poll
 		}
 		s.unsure = ""
-		if st["last_inbox"] == e.id {
-			var t turn
-			if json.Unmarshal([]byte(st["turn"]), &t) != nil || t.Inbox != e.id {
-				return
-			}
+		// The dispatch's append writes the turn: a turn of this prompt in
+		// the state says it landed (nothing else ends it, as it was not
+		// sent).
+		var t turn
+		if json.Unmarshal([]byte(st["turn"]), &t) == nil && t.Inbox == e.id {
 			t.text, t.since = e.text, time.Now()
 			s.queue = s.queue[1:]
 			s.restore = false
-			s.state["last_inbox"] = e.id
+			s.state["last_inbox"] = st["last_inbox"]
 			s.turn = &t
 			o.lastBusy = time.Now()
 			o.send(ctx, s, &t, o.promptEnvelope(s, t.Req, blocks))
@@ -539,7 +539,15 @@ func (o *owner) dispatch(ctx context.Context, s *session) {
 		statusRecord(StatusTurnStarted, map[string]any{"promptId": e.id, "requestId": t.Req, "userId": e.user}),
 		envelopeRecord(s.connID, "client", env, ""),
 	}
-	state := map[string]string{"turn": string(tj), "last_inbox": e.id, "conn": s.connID}
+	// last_inbox is the newest prompt dispatched: it never moves back,
+	// also when a prompt older than it is dispatched late (one an earlier
+	// owner never received), so that every prompt after it is known to be
+	// new.
+	last := e.id
+	if cur := s.state["last_inbox"]; cur != "" && idAfter(cur, e.id) {
+		last = cur
+	}
+	state := map[string]string{"turn": string(tj), "last_inbox": last, "conn": s.connID}
 	if _, err := o.log().AppendState(ctx, o.ws, s.id, o.epoch, state, recs...); err != nil {
 		if !o.stale(err) {
 			s.unsure = e.id
@@ -549,7 +557,7 @@ func (o *owner) dispatch(ctx context.Context, s *session) {
 	}
 	s.queue = s.queue[1:]
 	s.restore = false
-	s.state["last_inbox"] = e.id
+	s.state["last_inbox"] = last
 	s.turn = t
 	o.lastBusy = time.Now()
 	o.send(ctx, s, t, env)
@@ -698,8 +706,9 @@ func (o *owner) dropConn(s *session, conn *acp.Conn, connID string, remove bool)
 }
 
 // destroySession cancels the session's turn, closes its connection and
-// records the end.
-func (o *owner) destroySession(ctx context.Context, s *session) {
+// records the end; false means the end could not be recorded now (Redis
+// did not answer) and it must be tried again.
+func (o *owner) destroySession(ctx context.Context, s *session) bool {
 	if s.turn != nil && s.conn != nil {
 		o.sendCancel(ctx, s)
 	}
@@ -717,27 +726,40 @@ func (o *owner) destroySession(ctx context.Context, s *session) {
 	}
 	s.queue = nil
 	recs = append(recs, statusRecord(StatusSessionDestroyed, nil))
-	if _, err := o.log().AppendState(ctx, o.ws, s.id, o.epoch, map[string]string{"turn": "", "conn": ""}, recs...); o.stale(err) {
-		return
+	if _, err := o.log().AppendState(ctx, o.ws, s.id, o.epoch, map[string]string{"turn": "", "conn": ""}, recs...); err != nil {
+		return o.stale(err) // a stale owner is done: the next one destroys it
 	}
 	now := time.Now().UnixMilli()
 	if s.rec.DestroyedAt == nil {
 		s.rec.DestroyedAt = &now
 	}
 	o.dropConn(s, s.conn, s.connID, true)
+	return true
 }
 
-func (o *owner) destroyWorkspace(ctx context.Context) {
+// destroyWorkspace destroys every session of the workspace; false means
+// Redis did not answer and it must be tried again.
+func (o *owner) destroyWorkspace(ctx context.Context) bool {
 	sids, err := o.m.rdb.ZRange(ctx, sessionsKey(o.ws), 0, -1).Result()
 	if err != nil {
-		return
+		return false
 	}
 	for _, sid := range sids {
-		if s, err := o.loadSession(ctx, sid); err == nil && (s.conn != nil || s.turn != nil || s.state["conn"] != "") {
-			o.destroySession(ctx, s)
+		s, err := o.loadSession(ctx, sid)
+		if errors.Is(err, ErrSessionNotFound) {
+			continue
+		}
+		if err != nil {
+			return false
+		}
+		if s.conn != nil || s.turn != nil || s.state["conn"] != "" {
+			if !o.destroySession(ctx, s) {
+				return false
+			}
 		}
 	}
 	o.deleted = true
+	return true
 }
 
 // closeSessions ends every connection as the owner stops. Handing over
