@@ -32,9 +32,18 @@ browser-deps:
 	@scripts/ensure-browser.sh
 .PHONY: browser-deps
 
+## lb-deps: what the end-to-end EventSource test through nginx needs
+## (e2e/eventsource_test.go): Debian's nginx (apt) and chaos/node's npm
+## packages (npm ci)
+lb-deps:
+	@scripts/ensure-nginx.sh >/dev/null
+	@scripts/ensure-node-client.sh
+.PHONY: lb-deps
+
 ## test: vet, then every test with the race detector against real peers
-## (the browser tests too: e2e/browser_test.go drives headless Chromium)
-test: deps browser-deps vet
+## (the browser tests too: e2e/browser_test.go drives headless Chromium;
+## e2e/eventsource_test.go runs nginx and Node.js EventSources)
+test: deps browser-deps lb-deps vet
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 vet:

@@ -210,41 +210,6 @@ func (c *cluster) startNode(ctx context.Context, n *tandemNode) error {
 	})
 }
 
-const nginxConf = `# The fault campaign's load balancer: round robin over the three nodes,
-# no stickiness, buffering off for SSE.
-worker_processes 1;
-pid {{DIR}}/nginx.pid;
-error_log {{DIR}}/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path {{DIR}}/tmp/body;
-  proxy_temp_path {{DIR}}/tmp/proxy;
-  fastcgi_temp_path {{DIR}}/tmp/fastcgi;
-  uwsgi_temp_path {{DIR}}/tmp/uwsgi;
-  scgi_temp_path {{DIR}}/tmp/scgi;
-  upstream tandem {
-{{SERVERS}}    keepalive 32;
-  }
-  server {
-    listen 127.0.0.1:{{PORT}};
-    location / {
-      proxy_pass http://tandem;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-      proxy_cache off;
-      proxy_connect_timeout 2s;
-      proxy_read_timeout 1h;
-      proxy_send_timeout 1h;
-      # A node that is down or shutting down: try the next one.
-      proxy_next_upstream error timeout http_502 http_503;
-      proxy_next_upstream_tries 3;
-    }
-  }
-}
-`
-
 func (c *cluster) startNginx(ctx context.Context) error {
 	port, err := freePort()
 	if err != nil {
@@ -254,11 +219,11 @@ func (c *cluster) startNginx(ctx context.Context) error {
 	dir := filepath.Join(c.cfg.Dir, "nginx")
 	// Workers may run as another user than the master: let them write.
 	_ = os.Chmod(filepath.Join(dir, "tmp"), 0o777)
-	var servers strings.Builder
+	var upstreams []string
 	for _, n := range c.nodes {
-		fmt.Fprintf(&servers, "    server %s max_fails=1 fail_timeout=2s;\n", n.addr)
+		upstreams = append(upstreams, n.addr)
 	}
-	conf := strings.NewReplacer("{{DIR}}", dir, "{{PORT}}", strconv.Itoa(port), "{{SERVERS}}", servers.String()).Replace(nginxConf)
+	conf := NginxConfig(dir, port, upstreams)
 	file := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(file, []byte(conf), 0o644); err != nil {
 		return err

@@ -24,7 +24,8 @@ type attempt struct {
 	code       int
 }
 
-// prober sends a prompt every interval through one node until stopped,
+// prober sends a prompt every interval through one node (or a load
+// balancer: base is its URL) until stopped,
 // each with its own Idempotency-Key and retried with it until accepted,
 // and records when prompts were refused.
 type prober struct {
@@ -37,7 +38,7 @@ type prober struct {
 	done     chan struct{}
 }
 
-func startProber(t *testing.T, n *node, ws string, every time.Duration) *prober {
+func startProber(t *testing.T, base, ws string, every time.Duration) *prober {
 	p := &prober{accepted: map[string]string{}, codes: map[int]int{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
@@ -46,7 +47,7 @@ func startProber(t *testing.T, n *node, ws string, every time.Duration) *prober 
 			for try := 0; ; try++ {
 				var a accepted
 				start := time.Now()
-				code := tryCall("POST", n.URL()+"/v1/workspaces/"+ws+"/sessions/default/prompt",
+				code := tryCall("POST", base+"/v1/workspaces/"+ws+"/sessions/default/prompt",
 					map[string]string{"text": text}, map[string]string{"Idempotency-Key": text}, &a)
 				p.mu.Lock()
 				p.codes[code]++
@@ -152,7 +153,7 @@ func TestRedisMasterFailoverMidTurn(t *testing.T) {
 	cb.waitFor(t, "the first chunks", 10*time.Second, func(evs []ssetest.Event) bool {
 		return strings.Count(fmt.Sprint(evs), "agent_message_chunk") >= 5
 	})
-	p := startProber(t, b, ws, 100*time.Millisecond)
+	p := startProber(t, b.URL(), ws, 100*time.Millisecond)
 	time.Sleep(300 * time.Millisecond)
 
 	master := e.cluster.MasterFor(t, eventlog.FenceKey(ws))

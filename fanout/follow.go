@@ -31,7 +31,8 @@ type Stream struct {
 // returns once the client is attached to the session's feed (the
 // connection was hijacked and lives on in the hub) or the stream ended.
 // It fails with ErrClosed, before writing anything, when the hub is
-// shutting down.
+// shutting down (once it has written the response head it ends the stream
+// instead and returns nil).
 func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, st Stream) error {
 	if !h.reserve(st.User) {
 		return ErrTooManyStreams
@@ -60,11 +61,14 @@ func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, st Stream) error {
 	c.touch(time.Now())
 	h.mu.Lock()
 	if h.closing {
+		// The hub began shutting down while the response head and retry:
+		// went out: end this stream as Run ends the others, a clean end
+		// the client reconnects from (to another node).
 		h.mu.Unlock()
 		s.close()
 		h.release(f)
 		h.unreserve(st.User)
-		return ErrClosed
+		return nil
 	}
 	h.clients[c] = struct{}{}
 	h.countLocked(f.ws, c.user, 1)

@@ -5,9 +5,10 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/tandem-dev/tandem/sse"
 )
 
 // sink is where a client's bytes go. Only one goroutine writes to a sink
@@ -139,20 +140,11 @@ func (s *responseSink) write(p []byte) error {
 	return s.rc.Flush()
 }
 
-// streamHeaders are the response headers of every stream. Caching and
-// proxy buffering would hold events back.
-func setStreamHeaders(h http.Header) {
-	h.Set("Content-Type", "text/event-stream; charset=utf-8")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	h.Del("Content-Length")
-}
-
 // openSink takes over the response: it hijacks the connection when it can
 // and writes the response head and the retry: preamble.
 func openSink(w http.ResponseWriter, retry, timeout time.Duration) (sink, error) {
-	setStreamHeaders(w.Header())
-	preamble := []byte("retry: " + strconv.FormatInt(retry.Milliseconds(), 10) + "\n\n")
+	sse.SetHeaders(w.Header())
+	preamble := sse.AppendRetry(nil, int(retry.Milliseconds()))
 	rc := http.NewResponseController(w)
 	conn, brw, err := rc.Hijack()
 	if err != nil {

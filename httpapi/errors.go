@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/tandem-dev/tandem/eventlog"
 	"github.com/tandem-dev/tandem/fanout"
+	"github.com/tandem-dev/tandem/sse"
 	"github.com/tandem-dev/tandem/workspace"
 )
 
@@ -94,6 +95,9 @@ var errorTable = []struct {
 	{fanout.ErrClosed, probUnavailable},
 	{eventlog.ErrUnavailable, probUnavailable},
 	{context.DeadlineExceeded, probUnavailable},
+	// The request's context ended: the node is shutting down (or the
+	// client left, and then nobody reads the answer).
+	{context.Canceled, probUnavailable},
 }
 
 // problemFor classifies err. Unknown errors are internal.
@@ -134,12 +138,19 @@ func problemFor(err error) (problemKind, string, *string) {
 	return probInternal, "", nil
 }
 
-// handleError is echo's HTTPErrorHandler: every error becomes a problem.
+// handleError is echo's HTTPErrorHandler: every error becomes a problem,
+// except a transient one on an event stream (see transientOnStream).
 func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
 	kind, detail, oldest := problemFor(err)
+	if transientOnStream(c, kind) {
+		s.log.WarnContext(c.Request().Context(), "stream unavailable, client told to reconnect",
+			slog.String("path", c.Request().URL.Path), slog.Any("err", err))
+		_ = sse.WriteReconnect(c.Response(), s.cfg.StreamRetry, "unavailable, reconnect")
+		return
+	}
 	var rl *workspace.RateLimitError
 	if errors.As(err, &rl) {
 		c.Response().Header().Set("Retry-After", strconv.FormatInt(max(1, int64(math.Ceil(rl.RetryAfter.Seconds()))), 10))
@@ -158,6 +169,18 @@ func (s *Server) handleError(err error, c echo.Context) {
 		}
 	}
 	writeProblem(c, kind, detail, oldest)
+}
+
+// transientOnStream reports whether a stream request failed for a moment
+// only (Redis restarting or unreachable, the node shutting down, a
+// deadline: what is a 503 elsewhere). A WHATWG EventSource gives up for
+// good on any status but 200, so such a stream is answered 200 with
+// retry: and ended: the browser reconnects with its Last-Event-ID by
+// itself, through the load balancer, to this node or another. Every other
+// error (400, 401, 403, 404, 410, 429…) keeps its status: the client
+// should stop, or do something else.
+func transientOnStream(c echo.Context, kind problemKind) bool {
+	return kind == probUnavailable && c.Path() == streamRoute && c.Request().Method == http.MethodGet
 }
 
 func writeProblem(c echo.Context, kind problemKind, detail string, oldest *string) {

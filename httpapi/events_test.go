@@ -3,11 +3,13 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tandem-dev/tandem/eventlog"
 	"github.com/tandem-dev/tandem/fanout"
@@ -35,10 +37,16 @@ func (f *fakeEvents) Read(_ context.Context, ws, sid string, after eventlog.Curs
 	return out, eventlog.Cursor{Gen: "a", Index: uint64(len(f.evs))}, nil
 }
 
-type fakeStreams struct{ got []fanout.Stream }
+type fakeStreams struct {
+	got []fanout.Stream
+	err error // returned before anything is written, as fanout does
+}
 
 func (f *fakeStreams) Serve(w http.ResponseWriter, r *http.Request, st fanout.Stream) error {
 	f.got = append(f.got, st)
+	if f.err != nil {
+		return f.err
+	}
 	w.WriteHeader(http.StatusOK)
 	return nil
 }
@@ -223,6 +231,67 @@ func FuzzEventRoutes(f *testing.F) {
 			if rec.Code >= 500 {
 				t.Fatalf("%s?%s with Last-Event-ID %q: %d %s", path, query, lastID, rec.Code, rec.Body)
 			}
+		}
+	})
+}
+
+// A stream the node cannot serve for a moment is a 200 that ends with
+// retry: (a WHATWG EventSource gives up on anything else and would never
+// reconnect); errors that are not transient keep their status.
+func TestStreamTransientErrors(t *testing.T) {
+	const stream = "/v1/workspaces/w/sessions/s/events/stream"
+	for _, tc := range []struct {
+		name   string
+		err    error
+		status int
+		typ    string
+	}{
+		{"OK hub closed (node draining)", fanout.ErrClosed, 200, ""},
+		{"OK redis unreachable", fmt.Errorf("exists: %w: dial tcp: connection refused", eventlog.ErrUnavailable), 200, ""},
+		{"OK redis loading", fmt.Errorf("read: %w: LOADING Redis is loading the dataset in memory", eventlog.ErrUnavailable), 200, ""},
+		{"OK deadline", fmt.Errorf("read: %w", context.DeadlineExceeded), 200, ""},
+		{"OK request context ended (shutdown)", fmt.Errorf("read: %w", context.Canceled), 200, ""},
+		{"too many streams stays 429", fanout.ErrTooManyStreams, 429, "rate_limited"},
+		{"cursor expired stays 410", &eventlog.ResetError{Reason: eventlog.ErrCursorExpired, Oldest: eventlog.Cursor{Gen: "a", Index: 4}}, 410, "cursor_expired"},
+		{"unexpected failure stays 500", errors.New("boom"), 500, "internal"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := httpapi.New(httpapi.Deps{Events: &fakeEvents{}, Streams: &fakeStreams{err: tc.err}}, httpapi.Config{})
+			rec, p := do(t, h, "GET", stream, map[string]string{"Last-Event-ID": "7.ab"})
+			if rec.Code != tc.status {
+				t.Fatalf("status %d (%s), want %d", rec.Code, rec.Body, tc.status)
+			}
+			if tc.status != 200 {
+				if p.Type != "urn:tandem:error:"+tc.typ {
+					t.Fatalf("type %s, want %s", p.Type, tc.typ)
+				}
+				return
+			}
+			if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
+				t.Fatalf("Content-Type %q", ct)
+			}
+			if rec.Header().Get("Cache-Control") != "no-cache" {
+				t.Errorf("Cache-Control %q", rec.Header().Get("Cache-Control"))
+			}
+			// retry: and why, and nothing that would move Last-Event-ID.
+			if got, want := rec.Body.String(), "retry: 1000\n\n: unavailable, reconnect\n\n"; got != want {
+				t.Fatalf("body %q, want %q", got, want)
+			}
+		})
+	}
+	t.Run("OK configured retry", func(t *testing.T) {
+		h := httpapi.New(httpapi.Deps{Events: &fakeEvents{}, Streams: &fakeStreams{err: fanout.ErrClosed}}, httpapi.Config{StreamRetry: 250 * time.Millisecond})
+		rec, _ := do(t, h, "GET", stream, nil)
+		if rec.Code != 200 || !strings.HasPrefix(rec.Body.String(), "retry: 250\n\n") {
+			t.Fatalf("%d %q", rec.Code, rec.Body)
+		}
+	})
+	t.Run("JSON routes keep 503", func(t *testing.T) {
+		ev := &fakeEvents{err: fmt.Errorf("read: %w: dial tcp: connection refused", eventlog.ErrUnavailable)}
+		h := httpapi.New(httpapi.Deps{Events: ev, Streams: &fakeStreams{}}, httpapi.Config{})
+		rec, p := do(t, h, "GET", "/v1/workspaces/w/sessions/s/events", nil)
+		if rec.Code != 503 || p.Type != "urn:tandem:error:unavailable" || rec.Header().Get("Retry-After") == "" {
+			t.Fatalf("%d %s %v", rec.Code, rec.Body, rec.Header())
 		}
 	})
 }

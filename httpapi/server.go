@@ -53,6 +53,11 @@ type Config struct {
 	// BodyReadTimeout bounds reading a request body (default 30s). Streams
 	// have no body and are never cut by it.
 	BodyReadTimeout time.Duration
+	// StreamRetry is the retry: sent with the 200 that ends a stream
+	// request the node cannot serve for a moment (default 1s: short, as
+	// the load balancer sends the reconnect to a node that can, and fixed,
+	// as a few reconnects a second per client are cheap).
+	StreamRetry time.Duration
 	// CORSOrigins lists the origins of browser apps allowed to call the
 	// API from other origins; empty (the default) allows none.
 	CORSOrigins []string
@@ -74,6 +79,9 @@ func (c Config) withDefaults() Config {
 	if c.BodyReadTimeout == 0 {
 		c.BodyReadTimeout = 30 * time.Second
 	}
+	if c.StreamRetry == 0 {
+		c.StreamRetry = time.Second
+	}
 	return c
 }
 
@@ -85,6 +93,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBodyBytes < 1024 || c.BodyReadTimeout < 0 {
 		return errors.New("httpapi: body limit below 1 KiB or negative read timeout")
+	}
+	if c.StreamRetry < 0 {
+		return errors.New("httpapi: negative stream retry")
 	}
 	for _, o := range c.CORSOrigins {
 		if o == "*" {
@@ -148,10 +159,10 @@ func New(deps Deps, cfg Config) *Server {
 
 	// Middleware goes on routes, not groups: a group with middleware
 	// answers 404 instead of 405 for a known path with a wrong method.
-	const ws, ses = "/v1/workspaces/:ws", "/v1/workspaces/:ws/sessions/:sid"
+	const ws, ses = routeWorkspace, routeSession
 	viewer, member, admin := s.guard(auth.RoleViewer), s.guard(auth.RoleMember), s.guard(auth.RoleAdmin)
 	e.GET(ses+"/events", s.listEvents, viewer)
-	e.GET(ses+"/events/stream", s.streamEvents, viewer)
+	e.GET(streamRoute, s.streamEvents, viewer)
 	if deps.Workspaces != nil {
 		e.PUT(ws, s.putWorkspace, admin)
 		e.GET(ws, s.getWorkspace, viewer)
@@ -169,6 +180,14 @@ func New(deps Deps, cfg Config) *Server {
 	}
 	return s
 }
+
+// The routes' path patterns. Errors on streamRoute are answered as the
+// stream's client understands them (see transientOnStream).
+const (
+	routeWorkspace = "/v1/workspaces/:ws"
+	routeSession   = routeWorkspace + "/sessions/:sid"
+	streamRoute    = routeSession + "/events/stream"
+)
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.e.ServeHTTP(w, r) }

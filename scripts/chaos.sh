@@ -21,25 +21,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
-  echo "installing nginx (apt-get)" >&2
-  SUDO=""
-  [ "$(id -u)" = 0 ] || SUDO=sudo
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx >/dev/null
-fi
-nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
-# The Debian package may start a system nginx on port 80; the campaign
-# runs its own instance with its own config, prefix and pid file.
+# nginx from Debian's package; the campaign runs its own instance with its
+# own config, prefix and pid file.
+nginx_bin=$(scripts/ensure-nginx.sh)
 scripts/ensure-redis.sh >/dev/null
 sandbox_bin=$(scripts/install-sandbox-agent.sh)
-command -v node >/dev/null || { echo "chaos: Node.js is needed for the EventSource clients" >&2; exit 1; }
-
-# The EventSource client's packages, from its lockfile; node_modules is
-# ignored by git.
-if [ ! -d chaos/node/node_modules/eventsource ]; then
-  (cd chaos/node && npm ci --no-audit --no-fund --silent)
-fi
+# The EventSource client's packages, from its lockfile (npm ci); node_modules
+# is ignored by git.
+scripts/ensure-node-client.sh
 
 out=.cache/chaos/bin
 mkdir -p "$out"

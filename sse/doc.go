@@ -7,6 +7,8 @@
 //	buf = sse.AppendRetry(buf, 2000)
 //	buf = sse.AppendEvent(buf, ev.ID, ev.Type, jsonBody)
 //	buf = sse.AppendComment(buf, "keepalive")
+//	sse.SetHeaders(w.Header())          // text/event-stream, no caching or buffering
+//	sse.WriteReconnect(w, time.Second, "unavailable, reconnect") // 200 that ends at once
 //	pos, from := sse.ResumePosition(r) // Last-Event-ID header, else ?cursor=
 //
 // # Guarantees
@@ -14,7 +16,9 @@
 // Nothing a caller passes can break the framing: CR, LF and NUL are removed
 // from id: and event: values and from comments, and data is split into one
 // data: line per line of input, so a client always parses exactly the event
-// the caller meant. The package depends on the standard library only.
+// the caller meant. WriteReconnect never writes an id: line, so a client
+// that reconnects after it resumes from the Last-Event-ID it already had.
+// The package depends on the standard library only.
 //
 // # Concurrency properties
 //

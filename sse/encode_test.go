@@ -3,8 +3,11 @@ package sse
 import (
 	"bufio"
 	"bytes"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestAppendEvent(t *testing.T) {
@@ -115,5 +118,33 @@ func BenchmarkAppendEvent(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		buf = AppendEvent(buf[:0], "1234.18b7e2c4d5f01", "session.event", data)
+	}
+}
+
+func TestWriteReconnect(t *testing.T) {
+	rec := httptest.NewRecorder()
+	rec.Header().Set("Content-Length", "12")
+	if err := WriteReconnect(rec, 1500*time.Millisecond, "unavailable,\nreconnect"); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Code != http.StatusOK {
+		t.Fatalf("status %d, want 200", rec.Code)
+	}
+	if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
+		t.Fatalf("Content-Type %q", ct)
+	}
+	if rec.Header().Get("Content-Length") != "" || rec.Header().Get("X-Accel-Buffering") != "no" {
+		t.Fatalf("headers %v", rec.Header())
+	}
+	if got, want := rec.Body.String(), "retry: 1500\n\n: unavailable,reconnect\n\n"; got != want {
+		t.Fatalf("body %q, want %q", got, want)
+	}
+	if !rec.Flushed {
+		t.Fatal("not flushed")
+	}
+	for _, ev := range parse(rec.Body.String()) {
+		if _, ok := ev["id"]; ok || ev["data"] != "" {
+			t.Fatalf("sent %v: it must neither dispatch an event nor move Last-Event-ID", ev)
+		}
 	}
 }

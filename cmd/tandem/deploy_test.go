@@ -292,8 +292,11 @@ func TestDockerCompose(t *testing.T) {
 		if cfg.security.Auth != "jwt" {
 			t.Errorf("%s runs with TANDEM_AUTH=%s", name, cfg.security.Auth)
 		}
-		if !bytes.Contains(nginx, []byte("server "+name+":"+portOf(cfg.Addr)+";")) {
-			t.Errorf("nginx.conf has no upstream %s:%s", name, portOf(cfg.Addr))
+		// max_fails=0: a paused or draining node must never take the
+		// last upstream out of rotation (nginx would answer 502 "no live
+		// upstreams", and an EventSource gives up on a 502).
+		if !bytes.Contains(nginx, []byte("server "+name+":"+portOf(cfg.Addr)+" max_fails=0;")) {
+			t.Errorf("nginx.conf has no upstream %s:%s with max_fails=0", name, portOf(cfg.Addr))
 		}
 		grace, err := time.ParseDuration(str(get(s, "stop_grace_period")))
 		if err != nil || grace <= cfg.ShutdownWait+5*time.Second {
@@ -303,7 +306,10 @@ func TestDockerCompose(t *testing.T) {
 			t.Errorf("%s does not wait for a healthy Redis", name)
 		}
 	}
-	for _, want := range []string{"proxy_buffering off", "proxy_read_timeout", "proxy_http_version 1.1"} {
+	for _, want := range []string{"proxy_buffering off", "proxy_read_timeout", "proxy_http_version 1.1",
+		// Streams nobody could serve: 200 retry:, never a 5xx an
+		// EventSource gives up on.
+		"location ~ /events/stream$", "proxy_intercept_errors on", "error_page 502 503 504 = @sse_retry", "location @sse_retry", "return 200 \"retry: "} {
 		if !bytes.Contains(nginx, []byte(want)) {
 			t.Errorf("nginx.conf lacks %q (SSE through the proxy)", want)
 		}
