@@ -7,17 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
-
-// ErrStaleWriter is returned by Append when the caller's epoch is no longer
-// the workspace's fencing epoch: another node became the writer. Nothing of
-// the call was appended. A caller that sees it must stop acting as owner.
-var ErrStaleWriter = errors.New("stale writer: fencing epoch superseded")
 
 // Config configures a Log. The zero value is valid.
 type Config struct {
@@ -76,6 +70,9 @@ func (l *Log) Client() redis.UniversalClient { return l.rdb }
 // from now on with ErrStaleWriter. Call it only while holding the
 // workspace's lock.
 func (l *Log) AcquireEpoch(ctx context.Context, ws string) (uint64, error) {
+	if err := checkIDs(ws); err != nil {
+		return 0, err
+	}
 	// With WaitReplicas the new epoch is replicated before it is used: a
 	// fence lost in a failover would let two owners pass the same check.
 	var n uint64
@@ -101,6 +98,9 @@ func (l *Log) durablyIf(ctx context.Context, key string, fn func(redis.Cmdable) 
 // CurrentEpoch returns the workspace's fencing epoch, 0 when none was ever
 // acquired.
 func (l *Log) CurrentEpoch(ctx context.Context, ws string) (uint64, error) {
+	if err := checkIDs(ws); err != nil {
+		return 0, err
+	}
 	n, err := l.rdb.Get(ctx, FenceKey(ws)).Uint64()
 	if errors.Is(err, redis.Nil) {
 		return 0, nil
@@ -111,7 +111,7 @@ func (l *Log) CurrentEpoch(ctx context.Context, ws string) (uint64, error) {
 	return n, nil
 }
 
-// appendScript is the only writer of session streams. One call appends to
+// appendScript (lua/append.lua) is the only writer of session streams. One call appends to
 // one or more streams (parts) of one workspace.
 //
 // KEYS[1] fence, then per part: stream, stream state.
@@ -139,85 +139,7 @@ func (l *Log) CurrentEpoch(ctx context.Context, ws string) (uint64, error) {
 // WaitReplicas, calls go out on connections of their own; two appends to
 // one session at the same moment, one of them resent, could then append
 // the resent one again.)
-var appendScript = redis.NewScript(`#!lua
-local st1 = redis.call('HMGET', KEYS[3], 'n', 'gen', 'tok', 'rcpt')
-if st1[3] == ARGV[4] and st1[4] then
-  return cjson.decode(st1[4])
-end
-local fence = redis.call('GET', KEYS[1])
-if fence ~= ARGV[1] then
-  return redis.error_reply('TANDEMSTALE epoch ' .. ARGV[1] .. ' fence ' .. tostring(fence))
-end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local maxlen = tonumber(ARGV[3])
-local out = {now}
-local a = 5
-local k = 2
-while a <= #ARGV do
-  local sid = ARGV[a]
-  local nstate = tonumber(ARGV[a + 1])
-  a = a + 2
-  local stream, state = KEYS[k], KEYS[k + 1]
-  k = k + 2
-  local st = st1
-  if k > 4 then
-    st = redis.call('HMGET', state, 'n', 'gen')
-  end
-  local last = tonumber(st[1] or '0')
-  local gen = st[2]
-  if not gen then
-    gen = string.format('%x', tonumber(t[1]) * 1000000 + tonumber(t[2]))
-  end
-  local set = {'n', '', 'gen', gen}
-  for i = 1, nstate do
-    set[#set + 1] = ARGV[a]
-    set[#set + 1] = ARGV[a + 1]
-    a = a + 2
-  end
-  local nrec = tonumber(ARGV[a])
-  a = a + 1
-  local first = last + 1
-  local src = false
-  for i = 1, nrec do
-    last = last + 1
-    local idx = string.format('%d', last)
-    local typ, body, source = ARGV[a], ARGV[a + 1], ARGV[a + 2]
-    a = a + 3
-    local fields = {'t', typ, 'd', body, 'ts', now, 'ep', ARGV[1]}
-    if source ~= '' then
-      fields[#fields + 1] = 'src'
-      fields[#fields + 1] = source
-      src = source
-    end
-    if maxlen > 0 then
-      redis.call('XADD', stream, 'MAXLEN', '~', maxlen, idx .. '-0', unpack(fields))
-    else
-      redis.call('XADD', stream, idx .. '-0', unpack(fields))
-    end
-    redis.call('PUBLISH', ARGV[2], sid .. '\n' .. idx .. '\n' .. gen .. '\n' .. now .. '\n' .. typ .. '\n' .. ARGV[1] .. '\n' .. source .. '\n' .. body)
-  end
-  set[2] = string.format('%d', last)
-  if src then
-    set[#set + 1] = 'src'
-    set[#set + 1] = src
-  end
-  out[#out + 1] = gen
-  out[#out + 1] = first
-  if k == 4 and a > #ARGV then
-    -- One part, the common case: its receipt goes with its state.
-    set[#set + 1] = 'tok'
-    set[#set + 1] = ARGV[4]
-    set[#set + 1] = 'rcpt'
-    set[#set + 1] = cjson.encode(out)
-  end
-  redis.call('HSET', state, unpack(set))
-end
-if k > 4 then
-  redis.call('HSET', KEYS[3], 'tok', ARGV[4], 'rcpt', cjson.encode(out))
-end
-return out
-`)
+// The script itself is lua/append.lua.
 
 // maxBatch bounds the records of one Append: the script's argument list
 // and the time it holds Redis stay small.
@@ -250,13 +172,6 @@ func (l *Log) AppendState(ctx context.Context, ws, sid string, epoch uint64, sta
 	return evs[0], nil
 }
 
-// Part is what one AppendParts call appends to one session stream.
-type Part struct {
-	Session string
-	State   map[string]string
-	Records []Record
-}
-
 // maxParts bounds the streams one call writes.
 const maxParts = 64
 
@@ -285,12 +200,18 @@ func (l *Log) appendParts(ctx context.Context, ws string, epoch uint64, parts []
 	if len(parts) == 0 || len(parts) > maxParts || total > maxBatch {
 		return nil, fmt.Errorf("%w: %d parts of %d records, at most %d parts and %d records", ErrInvalidRecord, len(parts), total, maxParts, maxBatch)
 	}
+	if err := checkIDs(ws); err != nil {
+		return nil, err
+	}
 	keys := make([]string, 0, 1+2*len(parts))
 	keys = append(keys, FenceKey(ws))
 	args := make([]any, 0, 4+4*len(parts)+3*total)
 	args = append(args, strconv.FormatUint(epoch, 10), NotifyChannel(ws), l.cfg.MaxLen, token)
 	bodies := make([][][]byte, len(parts))
 	for pi, p := range parts {
+		if err := checkIDs(ws, p.Session); err != nil {
+			return nil, err
+		}
 		keys = append(keys, StreamKey(ws, p.Session), StateKey(ws, p.Session))
 		args = append(args, p.Session, len(p.State))
 		for k, v := range p.State {
@@ -302,7 +223,7 @@ func (l *Log) appendParts(ctx context.Context, ws string, epoch uint64, parts []
 		args = append(args, len(p.Records))
 		bodies[pi] = make([][]byte, len(p.Records))
 		for i := range p.Records {
-			b, err := p.Records[i].normalize()
+			b, err := p.Records[i].Normalize()
 			if err != nil {
 				return nil, err
 			}
@@ -311,14 +232,10 @@ func (l *Log) appendParts(ctx context.Context, ws string, epoch uint64, parts []
 		}
 	}
 	res, err := l.runAppend(ctx, keys, args)
-	stale := err != nil && strings.HasPrefix(err.Error(), "TANDEMSTALE")
 	if l.obs != nil {
-		l.obs(total, stale, err)
+		l.obs(total, isStale(err), err)
 	}
 	if err != nil {
-		if stale {
-			return nil, fmt.Errorf("append %s: %w (%s)", tag(ws), ErrStaleWriter, err.Error())
-		}
 		return nil, redisErr(fmt.Sprintf("append %s", tag(ws)), err)
 	}
 	if len(res) != 1+2*len(parts) {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/tandem-dev/tandem/eventlog/model"
 	"net"
 	"strconv"
 	"strings"
@@ -319,7 +320,7 @@ func DecodeNotice(p string) (Event, string, error) {
 		f[i], p = p[:j], p[j+1:]
 	}
 	idx, err := strconv.ParseUint(f[1], 10, 64)
-	if err != nil || idx == 0 || !validGen(f[2]) {
+	if err != nil || idx == 0 || !model.ValidGen(f[2]) {
 		return Event{}, "", errors.New("notice: bad position")
 	}
 	ts, err := strconv.ParseInt(f[3], 10, 64)

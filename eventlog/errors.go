@@ -8,18 +8,25 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// ErrUnavailable wraps failures to reach Redis (a refused or broken
-// connection, a timeout): the caller may retry later. Errors that Redis
-// itself replied with are not wrapped in it.
-var ErrUnavailable = errors.New("event log unavailable")
-
-// redisErr wraps err from a Redis call made for op.
+// redisErr wraps err from a Redis call made for op. It is the one place
+// errors of Redis and of the scripts are decoded: a stale-writer reply of
+// the fence check (lua/fence.lua) becomes ErrStaleWriter, an error Redis
+// replied with for good stays itself, and everything else (no connection,
+// a timeout, a server loading or failing over) is ErrUnavailable.
 func redisErr(op string, err error) error {
+	if isStale(err) {
+		return fmt.Errorf("%s: %w (%s)", op, ErrStaleWriter, err.Error())
+	}
 	var re redis.Error
 	if errors.As(err, &re) && !transient(re.Error()) {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	return fmt.Errorf("%s: %w: %w", op, ErrUnavailable, err)
+}
+
+// isStale reports whether err is the fence check's stale-writer reply.
+func isStale(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "TANDEMSTALE")
 }
 
 // transient reports whether a Redis error reply says "not now": a server

@@ -19,6 +19,9 @@ const MaxPage = 1000
 // it were trimmed) or ErrCursorUnknown (it names another generation or a
 // position past the head); the ResetError says where to continue.
 func (l *Log) Read(ctx context.Context, ws, sid string, after Cursor, limit int) ([]Event, Cursor, error) {
+	if err := checkIDs(ws, sid); err != nil {
+		return nil, Cursor{}, err
+	}
 	if limit <= 0 || limit > MaxPage {
 		limit = MaxPage
 	}
@@ -78,6 +81,9 @@ func (l *Log) reset(ctx context.Context, ws, sid string, reason error, head Curs
 // Head returns the cursor of the last event of the session stream; the zero
 // Cursor (with an empty Gen) when nothing was ever appended.
 func (l *Log) Head(ctx context.Context, ws, sid string) (Cursor, error) {
+	if err := checkIDs(ws, sid); err != nil {
+		return Cursor{}, err
+	}
 	v, err := l.rdb.HMGet(ctx, StateKey(ws, sid), "n", "gen").Result()
 	if err != nil {
 		return Cursor{}, redisErr(fmt.Sprintf("head %s", StreamKey(ws, sid)), err)
@@ -88,6 +94,9 @@ func (l *Log) Head(ctx context.Context, ws, sid string) (Cursor, error) {
 // SourcePosition returns the source position stored by the last append that
 // carried one, and "" when none did.
 func (l *Log) SourcePosition(ctx context.Context, ws, sid string) (string, error) {
+	if err := checkIDs(ws, sid); err != nil {
+		return "", err
+	}
 	v, err := l.rdb.HGet(ctx, StateKey(ws, sid), "src").Result()
 	if errors.Is(err, redis.Nil) {
 		return "", nil
@@ -102,6 +111,9 @@ func (l *Log) SourcePosition(ctx context.Context, ws, sid string) (string, error
 // fields writers set with AppendState. It is empty for a stream never
 // written.
 func (l *Log) State(ctx context.Context, ws, sid string) (map[string]string, error) {
+	if err := checkIDs(ws, sid); err != nil {
+		return nil, err
+	}
 	m, err := l.rdb.HGetAll(ctx, StateKey(ws, sid)).Result()
 	if err != nil {
 		return nil, redisErr(fmt.Sprintf("state %s", StreamKey(ws, sid)), err)
@@ -112,6 +124,9 @@ func (l *Log) State(ctx context.Context, ws, sid string) (map[string]string, err
 // Last returns up to n of the newest events, oldest first, and the head,
 // read atomically.
 func (l *Log) Last(ctx context.Context, ws, sid string, n int) ([]Event, Cursor, error) {
+	if err := checkIDs(ws, sid); err != nil {
+		return nil, Cursor{}, err
+	}
 	key := StreamKey(ws, sid)
 	var st *redis.SliceCmd
 	var rng *redis.Cmd
@@ -138,6 +153,9 @@ func (l *Log) Last(ctx context.Context, ws, sid string, n int) ([]Event, Cursor,
 // newest), newest first. An empty page means the stream has nothing older
 // (it starts there, or was trimmed up to there).
 func (l *Log) Before(ctx context.Context, ws, sid string, before uint64, n int) ([]Event, error) {
+	if err := checkIDs(ws, sid); err != nil {
+		return nil, err
+	}
 	key := StreamKey(ws, sid)
 	end := "+"
 	if before > 0 {

@@ -182,7 +182,7 @@ func Run(ctx context.Context, cfg Config, ln net.Listener) error {
 	mux := &bellMux{hub: hub}
 	bell := eventlog.NewBell(rdb, mux)
 	hub.SetDoorbell(bell)
-	mgr := workspace.New(log, bell, sandboxes{local: local}, hub, wcfg)
+	mgr := workspace.New(eventlog.NewStore(log), bell, sandboxes{local: local}, hub, wcfg)
 	mgr.SetObserver(mtr)
 	inboxDepth(mtr, mgr)
 	mux.mgr = mgr

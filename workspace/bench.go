@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tandem-dev/tandem/eventlog"
+	"github.com/tandem-dev/tandem/eventlog/model"
 )
 
 // BenchAppend appends count synthetic agent messages to a session of ws
@@ -34,9 +34,9 @@ func (m *Manager) BenchAppend(ctx context.Context, ws, sid string, count, batch,
 	text := strings.Repeat("x", size)
 	body, _ := json.Marshal(sessionEvent{ConnectionID: "bench", Sender: "agent", Payload: json.RawMessage(fmt.Sprintf(
 		`{"jsonrpc":"2.0","method":"session/update","params":{"sessionId":"bench","update":{"sessionUpdate":"agent_message_chunk","content":{"type":"text","text":%q}}}}`, text))})
-	recs := make([]eventlog.Record, batch)
+	recs := make([]model.Record, batch)
 	for i := range recs {
-		recs[i] = eventlog.Record{Type: TypeSessionEvent, Body: body}
+		recs[i] = model.Record{Type: TypeSessionEvent, Body: body}
 	}
 	start := time.Now()
 	done := 0
@@ -59,21 +59,21 @@ func (m *Manager) BenchAppend(ctx context.Context, ws, sid string, count, batch,
 		}
 		var err error
 		if sessions > 1 {
-			parts := make([]eventlog.Part, 0, sessions)
+			parts := make([]model.Part, 0, sessions)
 			for i := 0; i < k; i++ {
 				j := (done + i) % sessions
 				if len(parts) < sessions {
-					parts = append(parts, eventlog.Part{Session: sid + "-" + strconv.Itoa(j)})
+					parts = append(parts, model.Part{Session: sid + "-" + strconv.Itoa(j)})
 				}
 				p := &parts[i%sessions]
 				p.Records = append(p.Records, recs[0])
 			}
-			_, err = m.log.AppendParts(ctx, ws, o.epoch, parts)
+			_, err = m.store.AppendParts(ctx, ws, o.epoch, parts)
 		} else {
-			_, err = m.log.Append(ctx, ws, sid, o.epoch, recs[:k]...)
+			_, err = m.store.Append(ctx, ws, sid, o.epoch, recs[:k]...)
 		}
 		if err != nil {
-			if errors.Is(err, eventlog.ErrStaleWriter) {
+			if errors.Is(err, model.ErrStaleWriter) {
 				o.loseOwnership(err)
 			}
 			return done, time.Since(start), err

@@ -42,7 +42,7 @@ func (o *owner) healthResult(ctx context.Context, err error) {
 			o.unhealthy = false
 			o.logger.Info("sandbox recovered")
 			o.statusAll(ctx, StatusSandboxRecovered, nil)
-			_ = o.m.rdb.HSet(ctx, ownerKey(o.ws), "health", "ok").Err()
+			_ = o.m.store.SetOwnerHealth(ctx, o.ws, "ok")
 			for _, s := range o.sessions {
 				if s.conn == nil && !s.opening && s.rec.DestroyedAt == nil && (s.turn != nil || len(s.queue) > 0 || s.restore) {
 					o.open(ctx, s)
@@ -59,7 +59,7 @@ func (o *owner) healthResult(ctx context.Context, err error) {
 	o.unhealthy = true
 	o.logger.Warn("sandbox unhealthy", slog.Int("failures", o.healthFails), slog.Any("err", err))
 	o.statusAll(ctx, StatusSandboxUnhealthy, map[string]any{"failures": o.healthFails, "error": err.Error()})
-	_ = o.m.rdb.HSet(ctx, ownerKey(o.ws), "health", "unhealthy").Err()
+	_ = o.m.store.SetOwnerHealth(ctx, o.ws, "unhealthy")
 	if o.m.sandboxes == nil {
 		return
 	}

@@ -8,11 +8,6 @@ import (
 	"net/url"
 	"sync"
 	"time"
-
-	"github.com/go-redsync/redsync/v4"
-	"github.com/go-redsync/redsync/v4/redis/goredis/v9"
-	"github.com/redis/go-redis/v9"
-	"github.com/tandem-dev/tandem/eventlog"
 )
 
 // Doorbell is the node's pub/sub subscription (eventlog.Bell); Subscribe
@@ -173,9 +168,7 @@ func (c Config) Validate() error {
 // Manager is a node's part of every workspace: the API any node serves
 // (store.go), and the owners of the workspaces this node holds.
 type Manager struct {
-	rdb       redis.UniversalClient
-	log       *eventlog.Log
-	rs        *redsync.Redsync
+	store     Store
 	bell      Doorbell
 	sandboxes Sandboxes
 	audience  Audience
@@ -192,15 +185,13 @@ type Manager struct {
 	wg      sync.WaitGroup // owners' goroutines
 }
 
-// New returns a Manager. bell, sandboxes and audience may be nil in tests
-// that only use the store.
-func New(log *eventlog.Log, bell Doorbell, sandboxes Sandboxes, audience Audience, cfg Config) *Manager {
+// New returns a Manager keeping its state in store (eventlog.Store).
+// bell, sandboxes and audience may be nil in tests that only use the
+// store.
+func New(store Store, bell Doorbell, sandboxes Sandboxes, audience Audience, cfg Config) *Manager {
 	cfg = cfg.withDefaults()
-	rdb := log.Client()
 	return &Manager{
-		rdb:         rdb,
-		log:         log,
-		rs:          redsync.New(goredis.NewPool(rdb)),
+		store:       store,
 		bell:        bell,
 		sandboxes:   sandboxes,
 		audience:    audience,
@@ -221,15 +212,11 @@ func (m *Manager) SetObserver(o Observer) { m.obs = o }
 func (m *Manager) InboxDepth(ctx context.Context) (int64, error) {
 	var total int64
 	for _, ws := range m.Owned() {
-		groups, err := m.rdb.XInfoGroups(ctx, inboxKey(ws)).Result()
+		n, err := m.store.InboxDepth(ctx, ws)
 		if err != nil {
-			return 0, unavailable("inbox depth", err)
+			return 0, err
 		}
-		for _, g := range groups {
-			if g.Name == consumerGroup {
-				total += g.Pending + max(g.Lag, 0)
-			}
-		}
+		total += n
 	}
 	return total, nil
 }
@@ -312,7 +299,7 @@ func (m *Manager) Run(ctx context.Context) error {
 // without a lock is taken.
 func (m *Manager) poll(ctx context.Context) {
 	cands := map[string]bool{}
-	active, err := m.rdb.ZRange(ctx, activeKey, 0, 9999).Result()
+	active, err := m.store.Active(ctx, 10000)
 	if err != nil {
 		return // Redis is away; the next poll tries again
 	}
@@ -336,18 +323,12 @@ func (m *Manager) poll(ctx context.Context) {
 	for ws := range cands {
 		list = append(list, ws)
 	}
-	cmds := make([]*redis.IntCmd, len(list))
-	_, err = m.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, ws := range list {
-			cmds[i] = p.Exists(ctx, lockKey(ws))
-		}
-		return nil
-	})
+	locked, err := m.store.Locked(ctx, list)
 	if err != nil {
 		return
 	}
 	for i, ws := range list {
-		if cmds[i].Val() == 0 {
+		if !locked[i] {
 			m.tryTake(ctx, ws)
 		}
 	}
@@ -361,33 +342,33 @@ func (m *Manager) tryTake(ctx context.Context, ws string) {
 		return
 	}
 	m.mu.Unlock()
-	v, err := m.rdb.HGetAll(ctx, metaKey(ws)).Result()
+	v, found, err := m.store.WorkspaceMeta(ctx, ws)
 	if err != nil {
 		return
 	}
-	if len(v) == 0 {
-		m.rdb.ZRem(ctx, activeKey, ws) // never created, or deleted and cleaned up
+	if !found {
+		_ = m.store.UnmarkActive(ctx, ws) // never created, or deleted and cleaned up
 		return
 	}
 	// A workspace marked deleted is still taken, to carry the deletion out.
-	md := parseMeta(v)
-	mu := m.rs.NewMutex(lockKey(ws),
-		redsync.WithExpiry(m.cfg.LockTTL),
-		redsync.WithTries(1),
-		redsync.WithTimeoutFactor(0.05))
-	if err := mu.TryLockContext(ctx); err != nil {
+	md := metaOf(v)
+	mu, err := m.store.NewLock(ws, m.cfg.LockTTL)
+	if err != nil {
+		return
+	}
+	if err := mu.TryLock(ctx); err != nil {
 		return // owned elsewhere, or Redis is away
 	}
 	o, err := newOwner(ctx, m, ws, mu, md)
 	if err != nil {
 		m.logger.Warn("taking workspace failed", slog.String("ws", ws), slog.Any("err", err))
-		_, _ = mu.UnlockContext(context.WithoutCancel(ctx))
+		_ = mu.Unlock(context.WithoutCancel(ctx))
 		return
 	}
 	m.mu.Lock()
 	if m.stopped {
 		m.mu.Unlock()
-		_, _ = mu.UnlockContext(context.WithoutCancel(ctx))
+		_ = mu.Unlock(context.WithoutCancel(ctx))
 		return
 	}
 	m.owners[ws] = o

@@ -11,7 +11,7 @@ import (
 // A Manager works without an observer: metrics are optional.
 func TestManagerWithoutObserver(t *testing.T) {
 	rdb := redistest.Start(t, redistest.Options{}).Client(t)
-	m := New(eventlog.New(rdb, eventlog.Config{}), nil, nil, nil, Config{NodeID: "n", DefaultSandbox: Sandbox{BaseURL: "http://127.0.0.1:9"}})
+	m := New(eventlog.NewStore(eventlog.New(rdb, eventlog.Config{})), nil, nil, nil, Config{NodeID: "n", DefaultSandbox: Sandbox{BaseURL: "http://127.0.0.1:9"}})
 	ctx := context.Background()
 	if _, err := m.PutWorkspace(ctx, "w", Settings{}); err != nil {
 		t.Fatal(err)

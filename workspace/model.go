@@ -1,6 +1,6 @@
 package workspace
 
-import "encoding/json"
+import "github.com/tandem-dev/tandem/eventlog/model"
 
 // Sandbox says where a workspace's Sandbox Agent server is.
 type Sandbox struct {
@@ -35,16 +35,7 @@ type Info struct {
 
 // SessionRecord is a session in the Sandbox Agent SDK's SessionRecord
 // shape.
-type SessionRecord struct {
-	ID               string          `json:"id"`
-	Agent            string          `json:"agent"`
-	AgentSessionID   string          `json:"agentSessionId"`
-	LastConnectionID string          `json:"lastConnectionId"`
-	CreatedAt        int64           `json:"createdAt"`
-	DestroyedAt      *int64          `json:"destroyedAt,omitempty"`
-	SandboxID        string          `json:"sandboxId,omitempty"`
-	SessionInit      json.RawMessage `json:"sessionInit,omitempty"`
-}
+type SessionRecord = model.SessionRecord
 
 // Accepted is the answer to a prompt: the id of its inbox entry, which
 // the prompt's chat.user event carries as promptId once the owner has

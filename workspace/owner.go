@@ -12,10 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/go-redsync/redsync/v4"
-	"github.com/redis/go-redis/v9"
 	"github.com/tandem-dev/tandem/acp"
-	"github.com/tandem-dev/tandem/eventlog"
+	"github.com/tandem-dev/tandem/eventlog/model"
 )
 
 // owner is this node's ownership of one workspace: the single writer of
@@ -30,7 +28,7 @@ type owner struct {
 	m        *Manager
 	ws       string
 	epoch    uint64
-	mutex    *redsync.Mutex
+	mutex    model.Lock
 	consumer string
 	meta     meta
 	client   atomic.Pointer[acp.Client] // read by helpers; replaced when the settings change
@@ -110,12 +108,11 @@ type acpMsg struct {
 	env         acp.Envelope
 }
 
-type inboxEntry struct {
-	id, kind, sid, user, text string
-}
+// inboxEntry is a command waiting in the inbox.
+type inboxEntry = model.InboxEntry
 
-func newOwner(ctx context.Context, m *Manager, ws string, mu *redsync.Mutex, md meta) (*owner, error) {
-	epoch, err := m.log.AcquireEpoch(ctx, ws)
+func newOwner(ctx context.Context, m *Manager, ws string, mu model.Lock, md meta) (*owner, error) {
+	epoch, err := m.store.AcquireEpoch(ctx, ws)
 	if err != nil {
 		return nil, err
 	}
@@ -144,18 +141,12 @@ func newOwner(ctx context.Context, m *Manager, ws string, mu *redsync.Mutex, md 
 		}
 		o.client.Store(c)
 	}
-	now := time.Now().UnixMilli()
-	_, err = m.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, ownerKey(ws), "node", m.cfg.NodeID, "epoch", epoch, "since", now, "health", "ok")
-		p.PExpire(ctx, ownerKey(ws), m.cfg.LockTTL)
-		return nil
-	})
+	err = m.store.SetOwner(ctx, ws, model.OwnerRecord{Node: m.cfg.NodeID, Epoch: epoch, Since: time.Now().UnixMilli(), Health: "ok"}, m.cfg.LockTTL)
 	if err != nil {
-		return nil, unavailable("record owner", err)
+		return nil, err
 	}
-	err = m.rdb.XGroupCreateMkStream(ctx, inboxKey(ws), consumerGroup, "0").Err()
-	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
-		return nil, unavailable("inbox group", err)
+	if err := m.store.EnsureInbox(ctx, ws); err != nil {
+		return nil, err
 	}
 	return o, nil
 }
@@ -205,7 +196,7 @@ func (o *owner) isLost() bool {
 // stale handles an error of a write: a stale-writer rejection means
 // another node owns the workspace now.
 func (o *owner) stale(err error) bool {
-	if errors.Is(err, eventlog.ErrStaleWriter) || errors.Is(err, ErrNotOwner) {
+	if errors.Is(err, model.ErrStaleWriter) || errors.Is(err, ErrNotOwner) {
 		o.loseOwnership(err)
 		return true
 	}
@@ -315,9 +306,9 @@ func (o *owner) serve(node, ctx context.Context) stopMode {
 // connection or a turn in flight are re-attached, and pending inbox entries
 // are claimed and handled in order.
 func (o *owner) takeOver(ctx context.Context) error {
-	sids, err := o.m.rdb.ZRange(ctx, sessionsKey(o.ws), 0, -1).Result()
+	sids, err := o.m.store.SessionIDs(ctx, o.ws)
 	if err != nil {
-		return unavailable("sessions", err)
+		return err
 	}
 	for _, sid := range sids {
 		s, err := o.loadSession(ctx, sid)
@@ -343,17 +334,14 @@ func (o *owner) takeOver(ctx context.Context) error {
 	// does not end the scan: only the cursor says it is complete.
 	start := "0-0"
 	for pages := 0; ; pages++ {
-		msgs, next, err := o.m.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
-			Stream: inboxKey(o.ws), Group: consumerGroup, Consumer: o.consumer, MinIdle: 0, Start: start, Count: 100,
-		}).Result()
+		msgs, next, err := o.m.store.ClaimInbox(ctx, o.ws, o.consumer, start, 100)
 		if err != nil {
-			return unavailable("claim inbox", err)
+			return err
 		}
 		o.receivedUpTo(msgs)
-		for _, msg := range msgs {
-			e := parseEntry(msg)
-			if brokenClaimAck && e.kind == cmdPrompt {
-				o.ack(ctx, e.id) // the fault campaign's broken build: see broken.go
+		for _, e := range msgs {
+			if brokenClaimAck && e.Kind == cmdPrompt {
+				o.ack(ctx, e.ID) // the fault campaign's broken build: see broken.go
 				continue
 			}
 			o.handle(ctx, e)
@@ -362,7 +350,7 @@ func (o *owner) takeOver(ctx context.Context) error {
 			break
 		}
 		if pages > 1_000_000 {
-			return unavailable("claim inbox", errors.New("the claim cursor does not advance"))
+			return errors.New("claim inbox: the claim cursor does not advance")
 		}
 		start = next
 	}
@@ -377,25 +365,25 @@ func (o *owner) takeOver(ctx context.Context) error {
 	return nil
 }
 
-func (o *owner) log() *eventlog.Log { return o.m.log }
+func (o *owner) log() Log { return o.m.store }
 
 // loadSession loads a session's record and its stream's state.
 func (o *owner) loadSession(ctx context.Context, sid string) (*session, error) {
 	if s := o.sessions[sid]; s != nil {
 		return s, nil
 	}
-	v, err := o.m.rdb.HGetAll(ctx, sessionKey(o.ws, sid)).Result()
+	rec, found, err := o.m.store.Session(ctx, o.ws, sid)
 	if err != nil {
-		return nil, unavailable("load session", err)
+		return nil, err
 	}
-	if len(v) == 0 {
+	if !found {
 		return nil, fmt.Errorf("%s/%s: %w", o.ws, sid, ErrSessionNotFound)
 	}
 	st, err := o.log().State(ctx, o.ws, sid)
 	if err != nil {
 		return nil, err
 	}
-	s := &session{id: sid, rec: parseRecord(v), state: st, agentSID: v["agentSessionId"], lastMsg: time.Now(), srcConn: st["conn"]}
+	s := &session{id: sid, rec: rec, state: st, agentSID: rec.AgentSessionID, lastMsg: time.Now(), srcConn: st["conn"]}
 	if t := st["turn"]; t != "" {
 		var tr turn
 		if json.Unmarshal([]byte(t), &tr) == nil && tr.Req != 0 {
@@ -408,11 +396,6 @@ func (o *owner) loadSession(ctx context.Context, sid string) (*session, error) {
 	return s, nil
 }
 
-func parseEntry(m redis.XMessage) inboxEntry {
-	str := func(k string) string { s, _ := m.Values[k].(string); return s }
-	return inboxEntry{id: m.ID, kind: str("k"), sid: str("sid"), user: str("user"), text: str("text")}
-}
-
 // readInbox handles the backlog, then reads new inbox entries and handles
 // them in order.
 func (o *owner) readInbox(ctx context.Context) {
@@ -422,13 +405,11 @@ func (o *owner) readInbox(ctx context.Context) {
 	for {
 		msgs, err := o.readNew(ctx, 100)
 		if err != nil {
-			if !o.stale(err) && strings.Contains(err.Error(), "NOGROUP") {
-				_ = o.m.rdb.XGroupCreateMkStream(ctx, inboxKey(o.ws), consumerGroup, "0").Err()
-			}
+			o.stale(err)
 			return
 		}
-		for _, msg := range msgs {
-			o.handle(ctx, parseEntry(msg))
+		for _, e := range msgs {
+			o.handle(ctx, e)
 		}
 		if len(msgs) < 100 {
 			return
@@ -441,7 +422,7 @@ func (o *owner) ack(ctx context.Context, ids ...string) {
 	if len(ids) == 0 {
 		return
 	}
-	if err := o.m.rdb.XAck(ctx, inboxKey(o.ws), consumerGroup, ids...).Err(); err != nil {
+	if err := o.m.store.AckInbox(ctx, o.ws, ids...); err != nil {
 		o.logger.Warn("inbox ack failed; the entry will be handled again by the next owner, which skips what was done", slog.Any("err", err))
 	}
 }
@@ -472,17 +453,17 @@ func (o *owner) retryBacklog(ctx context.Context) bool {
 // carryOut carries out one inbox entry; false means it could not be
 // decided now (Redis did not answer) and must be tried again.
 func (o *owner) carryOut(ctx context.Context, e inboxEntry) bool {
-	if e.kind == cmdDestroyWS {
+	if e.Kind == cmdDestroyWS {
 		if !o.destroyWorkspace(ctx) {
 			return false
 		}
-		o.ack(ctx, e.id)
+		o.ack(ctx, e.ID)
 		return true
 	}
-	s, err := o.loadSession(ctx, e.sid)
+	s, err := o.loadSession(ctx, e.Session)
 	if err != nil {
 		if errors.Is(err, ErrSessionNotFound) {
-			o.ack(ctx, e.id) // nothing to do it to
+			o.ack(ctx, e.ID) // nothing to do it to
 			return true
 		}
 		if o.stale(err) {
@@ -490,48 +471,48 @@ func (o *owner) carryOut(ctx context.Context, e inboxEntry) bool {
 		}
 		return false
 	}
-	switch e.kind {
+	switch e.Kind {
 	case cmdPrompt:
 		done, err := o.dispatched(ctx, s, e)
 		if err != nil {
 			if o.stale(err) {
 				return true
 			}
-			o.logger.Warn("whether a claimed prompt was dispatched is not known yet", slog.String("sid", s.id), slog.String("prompt", e.id), slog.Any("err", err))
+			o.logger.Warn("whether a claimed prompt was dispatched is not known yet", slog.String("sid", s.id), slog.String("prompt", e.ID), slog.Any("err", err))
 			return false
 		}
 		if done {
 			// Dispatched by an earlier owner: in flight (the turn) or done.
-			if s.turn == nil || s.turn.Inbox != e.id {
-				o.ack(ctx, e.id)
+			if s.turn == nil || s.turn.Inbox != e.ID {
+				o.ack(ctx, e.ID)
 			} else {
-				s.turn.text = e.text
+				s.turn.text = e.Text
 			}
 			return true
 		}
 		if s.rec.DestroyedAt != nil {
-			o.ack(ctx, e.id)
+			o.ack(ctx, e.ID)
 			return true
 		}
 		s.queue = append(s.queue, e)
 		o.dispatch(ctx, s)
 	case cmdCancel:
-		if s.turn != nil && idAfter(e.id, s.turn.Inbox) && s.conn != nil {
+		if s.turn != nil && idAfter(e.ID, s.turn.Inbox) && s.conn != nil {
 			o.sendCancel(ctx, s)
 		}
-		o.ack(ctx, e.id)
+		o.ack(ctx, e.ID)
 	case cmdOpen:
 		if s.rec.DestroyedAt == nil && s.conn == nil && !s.opening {
 			o.open(ctx, s)
 		}
-		o.ack(ctx, e.id)
+		o.ack(ctx, e.ID)
 	case cmdDestroy:
 		if !o.destroySession(ctx, s) {
 			return false
 		}
-		o.ack(ctx, e.id)
+		o.ack(ctx, e.ID)
 	default:
-		o.ack(ctx, e.id)
+		o.ack(ctx, e.ID)
 	}
 	return true
 }
@@ -545,14 +526,14 @@ func (o *owner) carryOut(ctx context.Context, e inboxEntry) bool {
 func (o *owner) dispatched(ctx context.Context, s *session, e inboxEntry) (bool, error) {
 	last := s.state["last_inbox"]
 	switch {
-	case last == "" || idAfter(e.id, last):
+	case last == "" || idAfter(e.ID, last):
 		return false, nil // after everything dispatched
-	case last == e.id:
+	case last == e.ID:
 		return true, nil
-	case s.turn != nil && s.turn.Inbox == e.id:
+	case s.turn != nil && s.turn.Inbox == e.ID:
 		return true, nil
 	}
-	return o.findDispatch(ctx, s.id, e.id)
+	return o.findDispatch(ctx, s.id, e.ID)
 }
 
 // findDispatch looks for prompt id's chat.user in the session stream,
@@ -612,13 +593,13 @@ func idAfter(a, b string) bool {
 	return asq > bsq
 }
 
-func statusRecord(status string, detail map[string]any) eventlog.Record {
+func statusRecord(status string, detail map[string]any) model.Record {
 	body := map[string]any{"status": status}
 	if detail != nil {
 		body["detail"] = detail
 	}
 	b, _ := json.Marshal(body)
-	return eventlog.Record{Type: TypeSessionStatus, Body: b}
+	return model.Record{Type: TypeSessionStatus, Body: b}
 }
 
 // extendLoop keeps the lock: it extends it every third of its TTL and
@@ -635,34 +616,29 @@ func (o *owner) extendLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		ectx, cancel := context.WithTimeout(ctx, o.m.cfg.LockTTL/3)
-		ok, err := o.mutex.ExtendContext(ectx)
+		err := o.mutex.Extend(ectx)
 		cancel()
 		if ctx.Err() != nil {
 			return
 		}
-		if !ok || err != nil {
+		if err != nil {
 			o.loseOwnership(fmt.Errorf("lock extension failed: %v", err))
 			return
 		}
-		_ = o.m.rdb.PExpire(ctx, ownerKey(o.ws), o.m.cfg.LockTTL).Err()
+		_ = o.m.store.ExpireOwner(ctx, o.ws, o.m.cfg.LockTTL)
 	}
 }
 
 // release gives the workspace up: the owner record goes and the lock is
 // unlocked, so that another node can take it at once.
 func (o *owner) release(ctx context.Context) {
-	if err := ownerDelScript.Run(ctx, o.m.rdb, []string{ownerKey(o.ws)}, o.epoch).Err(); err != nil && !errors.Is(err, redis.Nil) {
+	if err := o.m.store.DeleteOwner(ctx, o.ws, o.epoch); err != nil {
 		o.logger.Warn("owner record not removed", slog.Any("err", err))
 	}
-	if _, err := o.mutex.UnlockContext(ctx); err != nil {
+	if err := o.mutex.Unlock(ctx); err != nil {
 		o.logger.Debug("unlock", slog.Any("err", err))
 	}
 }
-
-var ownerDelScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'epoch') == ARGV[1] then redis.call('DEL', KEYS[1]) end
-return 1
-`)
 
 // tick runs the owner's periodic work.
 func (o *owner) tick(ctx context.Context) {
@@ -710,18 +686,18 @@ func (o *owner) idle(ctx context.Context) bool {
 		o.lastBusy = time.Now()
 		return false
 	}
-	if err := o.m.rdb.ZRem(ctx, activeKey, o.ws).Err(); err != nil {
+	if err := o.m.store.UnmarkActive(ctx, o.ws); err != nil {
 		return false
 	}
-	pending, err := o.m.rdb.XPending(ctx, inboxKey(o.ws), consumerGroup).Result()
+	pending, err := o.m.store.InboxPending(ctx, o.ws)
 	unread, err2 := o.readNew(ctx, 100)
 	if o.stale(err2) {
 		return false
 	}
-	if err != nil || err2 != nil || pending.Count > 0 || len(unread) > 0 {
+	if err != nil || err2 != nil || pending > 0 || len(unread) > 0 {
 		o.m.markActive(ctx, o.ws)
-		for _, msg := range unread {
-			o.handle(ctx, parseEntry(msg))
+		for _, e := range unread {
+			o.handle(ctx, e)
 		}
 		o.lastBusy = time.Now()
 		return false
@@ -732,7 +708,7 @@ func (o *owner) idle(ctx context.Context) bool {
 // hasSubscribers reports whether any node has stream clients of the
 // workspace.
 func (o *owner) hasSubscribers(ctx context.Context) bool {
-	v, err := o.m.rdb.HGetAll(ctx, presenceKey(o.ws)).Result()
+	v, err := o.m.store.PresenceReports(ctx, o.ws)
 	if err != nil {
 		return true // unknown: stay
 	}
@@ -781,14 +757,7 @@ func (o *owner) sandbox() *acp.Client { return o.client.Load() }
 // finishDelete removes a deleted workspace's settings (unless it was
 // created again meanwhile) and its active mark.
 func (o *owner) finishDelete(ctx context.Context) {
-	if err := finishDeleteScript.Run(ctx, o.m.rdb, []string{metaKey(o.ws), eventlog.FenceKey(o.ws)}, o.epoch).Err(); err != nil && !errors.Is(err, redis.Nil) {
+	if err := o.m.store.FinishDelete(ctx, o.ws, o.epoch); err != nil {
 		o.logger.Warn("removing the deleted workspace failed", slog.Any("err", err))
 	}
-	o.m.rdb.ZRem(ctx, activeKey, o.ws)
 }
-
-var finishDeleteScript = redis.NewScript(`
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
-if redis.call('HEXISTS', KEYS[1], 'deletedAt') == 1 then redis.call('DEL', KEYS[1]) end
-return 1
-`)

@@ -7,8 +7,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-	"github.com/tandem-dev/tandem/eventlog"
+	"github.com/tandem-dev/tandem/eventlog/model"
 )
 
 // Presence is who is in a workspace now, across all nodes.
@@ -22,12 +21,8 @@ type PresentUser struct {
 	Connections int    `json:"connections"`
 }
 
-// nodePresence is one node's report of its stream clients of a workspace,
-// a field of {ws:ID}:presence named after the node.
-type nodePresence struct {
-	Exp   int64          `json:"exp"` // ms; ignore the report after this
-	Users map[string]int `json:"users"`
-}
+// nodePresence is one node's report of its stream clients of a workspace.
+type nodePresence = model.PresenceReport
 
 const sigPresence = "presence"
 
@@ -40,9 +35,9 @@ func (m *Manager) GetPresence(ctx context.Context, ws string) (Presence, error) 
 }
 
 func (m *Manager) aggregate(ctx context.Context, ws string) (Presence, error) {
-	v, err := m.rdb.HGetAll(ctx, presenceKey(ws)).Result()
+	v, err := m.store.PresenceReports(ctx, ws)
 	if err != nil {
-		return Presence{}, unavailable("presence", err)
+		return Presence{}, err
 	}
 	return aggregate(v, time.Now().UnixMilli()), nil
 }
@@ -89,10 +84,11 @@ func (m *Manager) presenceLoop(ctx context.Context) {
 		case <-ctx.Done():
 			// Leave no report behind: this node's clients are gone.
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			drop := make([]string, 0, len(reported))
 			for ws := range reported {
-				m.rdb.HDel(cctx, presenceKey(ws), m.cfg.NodeID)
-				_ = eventlog.Signal(cctx, m.rdb, ws, sigPresence)
+				drop = append(drop, ws)
 			}
+			_ = m.store.ReportPresence(cctx, m.cfg.NodeID, nil, drop, drop, 10*m.cfg.PresenceInterval, sigPresence)
 			cancel()
 			return
 		case <-m.audience.PresenceChanged():
@@ -128,25 +124,21 @@ func (m *Manager) presenceLoop(ctx context.Context) {
 		}
 		if full || len(changed) > 0 {
 			exp := now.Add(3 * m.cfg.PresenceInterval).UnixMilli()
-			_, err := m.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-				for ws, users := range cur {
-					if !full && maps.Equal(users, reported[ws]) {
-						continue
-					}
-					b, _ := json.Marshal(nodePresence{Exp: exp, Users: users})
-					p.HSet(ctx, presenceKey(ws), m.cfg.NodeID, b)
-					p.PExpire(ctx, presenceKey(ws), 10*m.cfg.PresenceInterval)
+			put := map[string][]byte{}
+			for ws, users := range cur {
+				if !full && maps.Equal(users, reported[ws]) {
+					continue
 				}
-				for ws := range reported {
-					if _, ok := cur[ws]; !ok {
-						p.HDel(ctx, presenceKey(ws), m.cfg.NodeID)
-					}
+				b, _ := json.Marshal(nodePresence{Exp: exp, Users: users})
+				put[ws] = b
+			}
+			var drop []string
+			for ws := range reported {
+				if _, ok := cur[ws]; !ok {
+					drop = append(drop, ws)
 				}
-				for _, ws := range changed {
-					p.Publish(ctx, eventlog.NotifyChannel(ws), eventlog.SignalPrefix+sigPresence)
-				}
-				return nil
-			})
+			}
+			err := m.store.ReportPresence(ctx, m.cfg.NodeID, put, drop, changed, 10*m.cfg.PresenceInterval, sigPresence)
 			if err == nil {
 				reported = cur
 			}

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/tandem-dev/tandem/acp"
-	"github.com/tandem-dev/tandem/eventlog"
+	"github.com/tandem-dev/tandem/eventlog/model"
 )
 
 // sessionEvent is the body of a session.event: the SDK's SessionEvent
@@ -25,9 +25,9 @@ type sessionEvent struct {
 	Payload      json.RawMessage `json:"payload"`
 }
 
-func envelopeRecord(connID, sender string, payload []byte, source string) eventlog.Record {
+func envelopeRecord(connID, sender string, payload []byte, source string) model.Record {
 	b, _ := json.Marshal(sessionEvent{ConnectionID: connID, Sender: sender, Payload: payload})
-	return eventlog.Record{Type: TypeSessionEvent, Body: b, Source: source}
+	return model.Record{Type: TypeSessionEvent, Body: b, Source: source}
 }
 
 // newConnID names a new ACP connection on the sandbox. The epoch and a
@@ -202,15 +202,11 @@ func (o *owner) opened(ctx context.Context, s *session, r openResult) {
 	})
 	if r.agentSID != "" {
 		s.agentSID = r.agentSID
-		if err := recordScript.Run(ctx, o.m.rdb, []string{eventlog.FenceKey(o.ws), sessionKey(o.ws, s.id)}, o.epoch,
-			"agentSessionId", r.agentSID, "lastConnectionId", r.connID, "sessionInit", string(r.init)).Err(); err != nil {
-			if strings.Contains(err.Error(), "TANDEMSTALE") {
-				o.loseOwnership(ErrNotOwner)
-				return
-			}
+		if err := o.m.store.RecordAgentSession(ctx, o.ws, s.id, o.epoch, r.agentSID, r.connID, string(r.init)); o.stale(err) {
+			return
 		}
 		s.rec.AgentSessionID, s.rec.LastConnectionID = r.agentSID, r.connID
-		recs := []eventlog.Record{}
+		recs := []model.Record{}
 		prevTurn := s.turn
 		if r.restored {
 			s.restore = true
@@ -242,10 +238,6 @@ func (o *owner) opened(ctx context.Context, s *session, r openResult) {
 	}
 	o.dispatch(ctx, s)
 }
-
-// recordScript updates a session record when the caller still holds the
-// workspace's fence.
-var recordScript = newFencedHSet()
 
 // connDone handles the end of a session's ACP connection.
 func (o *owner) connDone(ctx context.Context, s *session, connID string, err error) {
@@ -329,7 +321,7 @@ func (o *owner) ingest(ctx context.Context, first acpMsg) {
 // state to append, and what to do once they are appended.
 type ingested struct {
 	s          *session
-	recs       []eventlog.Record
+	recs       []model.Record
 	state      map[string]string
 	ended      *turn
 	stopReason string
@@ -396,7 +388,7 @@ const (
 // ids and state, then answers the agents' requests and ends the turns that
 // ended, for every session whose records all landed.
 func (o *owner) persistIngested(ctx context.Context, work []*ingested) {
-	var parts []eventlog.Part
+	var parts []model.Part
 	var pending []*ingested // sessions whose last part is in parts
 	n := 0
 	failed := false
@@ -426,7 +418,7 @@ func (o *owner) persistIngested(ctx context.Context, work []*ingested) {
 			if k < len(recs) {
 				st = map[string]string{"conn": w.s.connID} // the rest follows
 			}
-			parts = append(parts, eventlog.Part{Session: w.s.id, State: st, Records: recs[:k]})
+			parts = append(parts, model.Part{Session: w.s.id, State: st, Records: recs[:k]})
 			n += k
 			recs = recs[k:]
 			if len(recs) == 0 {
@@ -505,8 +497,8 @@ func (o *owner) dispatch(ctx context.Context, s *session) {
 			blocks = append(blocks, acp.TextBlock(h))
 		}
 	}
-	blocks = append(blocks, acp.TextBlock(e.text))
-	if s.unsure == e.id {
+	blocks = append(blocks, acp.TextBlock(e.Text))
+	if s.unsure == e.ID {
 		// The last try's append failed: it may have landed with its answer
 		// lost, and then the prompt is dispatched but not yet sent.
 		st, err := o.log().State(ctx, o.ws, s.id)
@@ -518,8 +510,8 @@ func (o *owner) dispatch(ctx context.Context, s *session) {
 		// the state says it landed (nothing else ends it, as it was not
 		// sent).
 		var t turn
-		if json.Unmarshal([]byte(st["turn"]), &t) == nil && t.Inbox == e.id {
-			t.text, t.since = e.text, time.Now()
+		if json.Unmarshal([]byte(st["turn"]), &t) == nil && t.Inbox == e.ID {
+			t.text, t.since = e.Text, time.Now()
 			s.queue = s.queue[1:]
 			s.restore = false
 			s.state["last_inbox"] = st["last_inbox"]
@@ -530,27 +522,27 @@ func (o *owner) dispatch(ctx context.Context, s *session) {
 		}
 	}
 	o.reqSeq++
-	t := &turn{Req: o.reqSeq, Inbox: e.id, Started: time.Now().UnixMilli(), Conn: s.connID, text: e.text, since: time.Now()}
+	t := &turn{Req: o.reqSeq, Inbox: e.ID, Started: time.Now().UnixMilli(), Conn: s.connID, text: e.Text, since: time.Now()}
 	env := o.promptEnvelope(s, t.Req, blocks)
-	user, _ := json.Marshal(map[string]any{"userId": e.user, "text": e.text, "promptId": e.id})
+	user, _ := json.Marshal(map[string]any{"userId": e.User, "text": e.Text, "promptId": e.ID})
 	tj, _ := json.Marshal(t)
-	recs := []eventlog.Record{
+	recs := []model.Record{
 		{Type: TypeChatUser, Body: user},
-		statusRecord(StatusTurnStarted, map[string]any{"promptId": e.id, "requestId": t.Req, "userId": e.user}),
+		statusRecord(StatusTurnStarted, map[string]any{"promptId": e.ID, "requestId": t.Req, "userId": e.User}),
 		envelopeRecord(s.connID, "client", env, ""),
 	}
 	// last_inbox is the newest prompt dispatched: it never moves back,
 	// also when a prompt older than it is dispatched late (one an earlier
 	// owner never received), so that every prompt after it is known to be
 	// new.
-	last := e.id
-	if cur := s.state["last_inbox"]; cur != "" && idAfter(cur, e.id) {
+	last := e.ID
+	if cur := s.state["last_inbox"]; cur != "" && idAfter(cur, e.ID) {
 		last = cur
 	}
 	state := map[string]string{"turn": string(tj), "last_inbox": last, "conn": s.connID}
 	if _, err := o.log().AppendState(ctx, o.ws, s.id, o.epoch, state, recs...); err != nil {
 		if !o.stale(err) {
-			s.unsure = e.id
+			s.unsure = e.ID
 			o.logger.Warn("dispatch failed; will retry", slog.String("sid", s.id), slog.Any("err", err))
 		}
 		return
@@ -712,7 +704,7 @@ func (o *owner) destroySession(ctx context.Context, s *session) bool {
 	if s.turn != nil && s.conn != nil {
 		o.sendCancel(ctx, s)
 	}
-	recs := []eventlog.Record{}
+	recs := []model.Record{}
 	if s.turn != nil {
 		if s.turn.cancel != nil {
 			s.turn.cancel()
@@ -722,7 +714,7 @@ func (o *owner) destroySession(ctx context.Context, s *session) bool {
 		s.turn = nil
 	}
 	for _, e := range s.queue {
-		o.ack(ctx, e.id)
+		o.ack(ctx, e.ID)
 	}
 	s.queue = nil
 	recs = append(recs, statusRecord(StatusSessionDestroyed, nil))
@@ -740,7 +732,7 @@ func (o *owner) destroySession(ctx context.Context, s *session) bool {
 // destroyWorkspace destroys every session of the workspace; false means
 // Redis did not answer and it must be tried again.
 func (o *owner) destroyWorkspace(ctx context.Context) bool {
-	sids, err := o.m.rdb.ZRange(ctx, sessionsKey(o.ws), 0, -1).Result()
+	sids, err := o.m.store.SessionIDs(ctx, o.ws)
 	if err != nil {
 		return false
 	}

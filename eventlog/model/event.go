@@ -1,4 +1,4 @@
-package eventlog
+package model
 
 import (
 	"bytes"
@@ -67,8 +67,8 @@ var ErrInvalidRecord = errors.New("invalid record")
 
 var reservedKeys = []string{"id", "eventIndex", "sessionId", "createdAt", "type"}
 
-// normalize validates r and returns its body in compact form.
-func (r *Record) normalize() ([]byte, error) {
+// Normalize validates r and returns its body in compact form.
+func (r *Record) Normalize() ([]byte, error) {
 	if !validType(r.Type) {
 		return nil, fmt.Errorf("%w: type %q", ErrInvalidRecord, r.Type)
 	}

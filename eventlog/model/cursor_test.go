@@ -1,4 +1,4 @@
-package eventlog
+package model
 
 import (
 	"bytes"
@@ -71,21 +71,6 @@ func FuzzParseCursor(f *testing.F) {
 	})
 }
 
-func FuzzDecodeNotice(f *testing.F) {
-	f.Add("s\n1\na\n1700000000000\nchat.user\n3\n\n{}")
-	f.Add("s\n1\na\n1\nt\n1\n7\n{\"x\":\"\\n\"}")
-	f.Add("\n\n\n\n\n\n\n")
-	f.Fuzz(func(t *testing.T, p string) {
-		ev, gen, err := DecodeNotice(p)
-		if err != nil {
-			return
-		}
-		if ev.Index == 0 || !validGen(gen) {
-			t.Fatalf("accepted %q as %+v", p, ev)
-		}
-	})
-}
-
 // FuzzNormalize: the scanner-based body check agrees with decoding the
 // body into a map.
 func FuzzNormalize(f *testing.F) {
@@ -97,7 +82,7 @@ func FuzzNormalize(f *testing.F) {
 	f.Add(`"str"`)
 	f.Fuzz(func(t *testing.T, body string) {
 		r := Record{Type: "t", Body: json.RawMessage(body)}
-		got, err := r.normalize()
+		got, err := r.Normalize()
 		var obj map[string]json.RawMessage
 		decErr := json.Unmarshal([]byte(body), &obj)
 		wantOK := body == "" || (decErr == nil && obj != nil)

@@ -1,4 +1,4 @@
-package eventlog
+package model
 
 import (
 	"errors"
@@ -72,13 +72,15 @@ func ParseCursor(s string) (Cursor, error) {
 		return Cursor{}, ErrCursorMalformed
 	}
 	gen := s[dot+1:]
-	if !validGen(gen) {
+	if !ValidGen(gen) {
 		return Cursor{}, ErrCursorMalformed
 	}
 	return Cursor{Gen: gen, Index: idx}, nil
 }
 
-func validGen(g string) bool {
+// ValidGen reports whether g is a stream generation as the append script
+// writes it: 1-16 lowercase hex digits.
+func ValidGen(g string) bool {
 	if len(g) == 0 || len(g) > maxGenLen {
 		return false
 	}

@@ -1,0 +1,36 @@
+package model
+
+import "errors"
+
+// ErrUnavailable wraps failures to reach Redis (a refused or broken
+// connection, a timeout): the caller may retry later. Errors that Redis
+// itself replied with are not wrapped in it.
+var ErrUnavailable = errors.New("event log unavailable")
+
+// ErrStaleWriter is returned by Append when the caller's epoch is no longer
+// the workspace's fencing epoch: another node became the writer. Nothing of
+// the call was appended. A caller that sees it must stop acting as owner.
+var ErrStaleWriter = errors.New("stale writer: fencing epoch superseded")
+
+// ErrInvalidID is returned for a workspace or session id that is not 1-128
+// characters of [A-Za-z0-9._-]: keys are built from ids, and any other
+// character (":", "{", "}") could make one key collide with another.
+var ErrInvalidID = errors.New("invalid id")
+
+// MaxIDLen bounds workspace and session ids.
+const MaxIDLen = 128
+
+// ValidID reports whether id is 1-128 characters of [A-Za-z0-9._-], the
+// ids the API accepts and the only ones keys are built from.
+func ValidID(id string) bool {
+	if id == "" || len(id) > MaxIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,57 @@
+package eventlog
+
+import (
+	"embed"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Every Lua script Tandem runs is a file of lua/, embedded (as
+// centrifugal/centrifuge keeps its internal/redis_lua). Scripts that write
+// for a workspace's owner get lua/fence.lua, the one fence check, in front
+// of their body; they call stale() where they check it.
+
+//go:embed lua/*.lua
+var luaFiles embed.FS
+
+// loadScript returns the script lua/name.lua, with the fence check in
+// front when fenced.
+func loadScript(name string, fenced bool) *redis.Script {
+	body := mustRead(name)
+	if fenced {
+		fence := mustRead("fence")
+		// A "#!lua" shebang (flags for Redis 7) must stay the first line.
+		if rest, ok := strings.CutPrefix(body, "#!lua\n"); ok {
+			body = "#!lua\n" + fence + rest
+		} else {
+			body = fence + body
+		}
+	}
+	return redis.NewScript(body)
+}
+
+func mustRead(name string) string {
+	b, err := luaFiles.ReadFile("lua/" + name + ".lua")
+	if err != nil {
+		panic("eventlog: script " + name + ": " + err.Error())
+	}
+	return string(b)
+}
+
+var (
+	// appendScript is the only writer of session streams (append.go).
+	appendScript = loadScript("append", true)
+	// inboxReadScript reads the inbox for the owner (inbox.go).
+	inboxReadScript = loadScript("inbox_read", true)
+	// fencedHSetScript updates a session record for the owner (store.go).
+	fencedHSetScript = loadScript("fenced_hset", true)
+	// finishDeleteScript removes a deleted workspace's settings (store.go).
+	finishDeleteScript = loadScript("finish_delete", true)
+	// ownerDelScript removes the owner record of an epoch (store.go).
+	ownerDelScript = loadScript("owner_del", false)
+	// enqueueScript accepts a command for the owner (store.go).
+	enqueueScript = loadScript("enqueue", false)
+	// deleteWorkspaceScript marks a workspace deleted (store.go).
+	deleteWorkspaceScript = loadScript("delete_workspace", false)
+)

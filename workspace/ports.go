@@ -1,0 +1,89 @@
+package workspace
+
+import (
+	"context"
+	"time"
+
+	"github.com/tandem-dev/tandem/eventlog/model"
+)
+
+// What the workspace package needs from outside, as narrow interfaces
+// (eventlog.Store implements all of them on Redis; the owner's tests use
+// in-memory fakes). The workspace package imports no Redis client.
+
+// Log is the session event streams.
+type Log interface {
+	// AcquireEpoch makes the caller the workspace's writer: every append
+	// with an older epoch fails from now on with model.ErrStaleWriter.
+	AcquireEpoch(ctx context.Context, ws string) (uint64, error)
+	CurrentEpoch(ctx context.Context, ws string) (uint64, error)
+	Append(ctx context.Context, ws, sid string, epoch uint64, recs ...model.Record) ([]model.Event, error)
+	AppendState(ctx context.Context, ws, sid string, epoch uint64, state map[string]string, recs ...model.Record) ([]model.Event, error)
+	AppendParts(ctx context.Context, ws string, epoch uint64, parts []model.Part) ([][]model.Event, error)
+	// State is the stream's state hash (n, gen, src and the fields
+	// AppendState sets).
+	State(ctx context.Context, ws, sid string) (map[string]string, error)
+	Last(ctx context.Context, ws, sid string, n int) ([]model.Event, model.Cursor, error)
+	// Before returns up to n events older than eventIndex before (0: the
+	// newest), newest first.
+	Before(ctx context.Context, ws, sid string, before uint64, n int) ([]model.Event, error)
+}
+
+// Inbox is the commands waiting for a workspace's owner.
+type Inbox interface {
+	Enqueue(ctx context.Context, ws string, e model.Enqueue) (model.Enqueued, error)
+	EnsureInbox(ctx context.Context, ws string) error
+	// ReadInbox reads entries consumer has not received (those after
+	// after already pending for it first), while epoch is the fence.
+	ReadInbox(ctx context.Context, ws string, epoch uint64, consumer string, count int, after string) ([]model.InboxEntry, error)
+	ClaimInbox(ctx context.Context, ws, consumer, start string, count int) ([]model.InboxEntry, string, error)
+	AckInbox(ctx context.Context, ws string, ids ...string) error
+	InboxPending(ctx context.Context, ws string) (int64, error)
+	InboxDepth(ctx context.Context, ws string) (int64, error)
+}
+
+// Records is workspace settings, session records, owner records, the set
+// of workspaces that may need an owner, and presence reports.
+type Records interface {
+	PutWorkspace(ctx context.Context, ws string, m model.WorkspaceMeta, now int64) (bool, error)
+	WorkspaceMeta(ctx context.Context, ws string) (model.WorkspaceMeta, bool, error)
+	WorkspaceExists(ctx context.Context, ws string) (bool, error)
+	Workspace(ctx context.Context, ws string) (model.WorkspaceView, error)
+	DeleteWorkspace(ctx context.Context, ws string) (bool, error)
+	FinishDelete(ctx context.Context, ws string, epoch uint64) error
+
+	MarkActive(ctx context.Context, ws string) error
+	UnmarkActive(ctx context.Context, ws string) error
+	Active(ctx context.Context, n int) ([]string, error)
+	Locked(ctx context.Context, wss []string) ([]bool, error)
+
+	SetOwner(ctx context.Context, ws string, o model.OwnerRecord, ttl time.Duration) error
+	ExpireOwner(ctx context.Context, ws string, ttl time.Duration) error
+	SetOwnerHealth(ctx context.Context, ws, health string) error
+	DeleteOwner(ctx context.Context, ws string, epoch uint64) error
+
+	Session(ctx context.Context, ws, sid string) (model.SessionRecord, bool, error)
+	SessionOf(ctx context.Context, ws, sid string) (rec model.SessionRecord, wsFound, found bool, err error)
+	SessionIDs(ctx context.Context, ws string) ([]string, error)
+	MarkSessionDestroyed(ctx context.Context, ws, sid string, now int64) error
+	RecordAgentSession(ctx context.Context, ws, sid string, epoch uint64, agentSessionID, connID, init string) error
+	ListSessions(ctx context.Context, ws string, afterScore int64, afterID string, limit int) ([]model.SessionRecord, int64, string, error)
+
+	ReportPresence(ctx context.Context, node string, put map[string][]byte, drop, changed []string, ttl time.Duration, sig string) error
+	PresenceReports(ctx context.Context, ws string) (map[string]string, error)
+	// Signal rings the workspace's doorbell with a signal.
+	Signal(ctx context.Context, ws, msg string) error
+}
+
+// Locks makes the workspaces' locks.
+type Locks interface {
+	NewLock(ws string, ttl time.Duration) (model.Lock, error)
+}
+
+// Store is everything a Manager keeps outside the process.
+type Store interface {
+	Log
+	Inbox
+	Records
+	Locks
+}
