@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"sync"
 	"time"
+
+	"github.com/tandem-dev/tandem/acp"
 )
 
 // Doorbell is the node's pub/sub subscription (eventlog.Bell); Subscribe
@@ -104,7 +107,10 @@ type Config struct {
 	// SandboxAllowed, when set, decides which sandbox URLs workspaces may
 	// use.
 	SandboxAllowed func(*url.URL) bool
-	Logger         *slog.Logger
+	// SandboxHTTPClient, when set, makes the requests to Sandbox Agent
+	// servers (tests give an in-memory transport); nil: the default.
+	SandboxHTTPClient *http.Client
+	Logger            *slog.Logger
 }
 
 func (c Config) withDefaults() Config {
@@ -202,6 +208,11 @@ func New(store Store, bell Doorbell, sandboxes Sandboxes, audience Audience, cfg
 		presenceSig: make(chan string, 1024),
 		owners:      make(map[string]*owner),
 	}
+}
+
+// sandboxClient returns a client of the sandbox's Sandbox Agent server.
+func (m *Manager) sandboxClient(sb Sandbox) (*acp.Client, error) {
+	return acp.New(acp.Config{BaseURL: sb.BaseURL, Token: sb.Token, HTTPClient: m.cfg.SandboxHTTPClient})
 }
 
 // SetObserver sets the hooks metrics use. Call it before Run.

@@ -135,7 +135,7 @@ func newOwner(ctx context.Context, m *Manager, ws string, mu model.Lock, md meta
 		lastBusy:  time.Now(),
 	}
 	if md.Sandbox.BaseURL != "" {
-		c, err := acp.New(acp.Config{BaseURL: md.Sandbox.BaseURL, Token: md.Sandbox.Token})
+		c, err := m.sandboxClient(md.Sandbox)
 		if err != nil {
 			return nil, err
 		}
@@ -732,7 +732,7 @@ func (o *owner) reloadMeta(ctx context.Context) {
 		return
 	}
 	if md.Sandbox != o.meta.Sandbox {
-		c, err := acp.New(acp.Config{BaseURL: md.Sandbox.BaseURL, Token: md.Sandbox.Token})
+		c, err := o.m.sandboxClient(md.Sandbox)
 		if err != nil {
 			return
 		}
