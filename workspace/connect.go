@@ -1,0 +1,306 @@
+package workspace
+
+// Connecting a session to its agent: opening (or re-attaching to) its ACP
+// connection on the sandbox, and what happens when a connection ends.
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/tandem-dev/tandem/acp"
+	"github.com/tandem-dev/tandem/eventlog/model"
+)
+
+// newConnID names a new ACP connection on the sandbox. The epoch and a
+// random suffix make it unique across owners and restarts.
+func (o *owner) newConnID(sid string) string {
+	sum := sha256.Sum256([]byte(o.ws + "/" + sid))
+	var r [4]byte
+	_, _ = rand.Read(r[:])
+	return fmt.Sprintf("tandem-%s-%d-%s", hex.EncodeToString(sum[:6]), o.epoch, hex.EncodeToString(r[:]))
+}
+
+// open connects a session to its agent on a helper goroutine: it
+// re-attaches to the ACP connection the stream's state names, resuming
+// after the last event ingested, or, when the server no longer knows it,
+// creates a new connection and agent session (a restore).
+func (o *owner) open(ctx context.Context, s *session) {
+	if o.sandbox() == nil || s.opening {
+		return
+	}
+	s.opening = true
+	prev := s.state["conn"]
+	if prev == "" {
+		prev = s.rec.LastConnectionID
+	}
+	src := s.state["src"]
+	if s.connID != "" && s.connID != prev {
+		src = "" // a connection of ours that was never recorded
+	}
+	agent := s.rec.Agent
+	if agent == "" {
+		agent = o.meta.Agent
+	}
+	newID := o.newConnID(s.id)
+	s.closed = make(chan struct{})
+	closed := s.closed
+	// Messages are accepted from the connection being opened, whichever it
+	// turns out to be.
+	s.connID = prev
+	if prev == "" {
+		s.connID = newID
+	}
+	client := o.sandbox()
+	sid := s.id
+	// A session that had an agent session before gets a new one only when
+	// the old is lost: that is a restore, and the next prompt carries the
+	// history.
+	hadAgent := s.rec.AgentSessionID != ""
+	cwd := o.m.cfg.AgentCwd
+	firstID := int64(o.epoch)*1_000_000 + 1
+	o.spawn(func() {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		res := openResult{}
+		if prev != "" {
+			// Resume after the last message the stream holds: its state is
+			// written with every append, while what this owner loaded
+			// when it took over is behind by everything it ingested since,
+			// and an append whose answer was lost may have landed.
+			st, err := o.log().State(ctx, o.ws, sid)
+			if err != nil {
+				res.err = err
+				o.report(func(ctx context.Context) { o.opened(ctx, s, res) })
+				return
+			}
+			if st["conn"] == prev {
+				src = st["src"]
+			}
+			conn, err := client.Dial(ctx, acp.ConnConfig{
+				ServerID: prev, LastEventID: src, FirstID: firstID,
+				OnMessage: o.onMessage(sid, prev, closed), OnSend: o.onSend(sid, prev),
+			})
+			if err == nil {
+				stTurn := st["turn"]
+				res.conn, res.connID, res.stateTurn = conn, prev, &stTurn
+				o.report(func(ctx context.Context) { o.opened(ctx, s, res) })
+				return
+			}
+			if !errors.Is(err, acp.ErrUnknownConnection) {
+				res.err = err
+				o.report(func(ctx context.Context) { o.opened(ctx, s, res) })
+				return
+			}
+			o.report(func(context.Context) { s.connID = newID })
+		}
+		res.restored = hadAgent
+		// A server that does not answer gets no initialize: the stream
+		// records attempts that reached the agent, not retries into the void.
+		if err := client.Health(ctx); err != nil {
+			res.err = fmt.Errorf("sandbox not healthy: %w", err)
+			o.report(func(ctx context.Context) { o.opened(ctx, s, res) })
+			return
+		}
+		conn, err := client.Dial(ctx, acp.ConnConfig{
+			ServerID: newID, Agent: agent, FirstID: firstID,
+			OnMessage: o.onMessage(sid, newID, closed), OnSend: o.onSend(sid, newID),
+		})
+		if err == nil {
+			_, err = conn.Call(ctx, acp.MethodInitialize, acp.InitializeParams{ProtocolVersion: acp.ProtocolVersion})
+		}
+		var result json.RawMessage
+		init := acp.NewSessionParams{Cwd: cwd}
+		if err == nil {
+			result, err = conn.Call(ctx, acp.MethodSessionNew, init)
+		}
+		if err == nil {
+			var nr acp.NewSessionResult
+			if err = json.Unmarshal(result, &nr); err == nil && nr.SessionID == "" {
+				err = errors.New("session/new returned no sessionId")
+			}
+			res.agentSID = nr.SessionID
+		}
+		if err != nil && conn != nil {
+			conn.Close()
+			dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = client.Delete(dctx, newID)
+			dcancel()
+			conn = nil
+		}
+		res.conn, res.connID, res.err = conn, newID, err
+		res.init, _ = json.Marshal(init)
+		o.report(func(ctx context.Context) { o.opened(ctx, s, res) })
+	})
+}
+
+type openResult struct {
+	conn     *acp.Conn
+	connID   string
+	agentSID string // set when a new agent session was made
+	init     json.RawMessage
+	restored bool
+	// stateTurn is the turn the stream's state held when a connection was
+	// re-attached (nil otherwise).
+	stateTurn *string
+	err       error
+}
+
+// opened takes the result of open on the owner's goroutine.
+func (o *owner) opened(ctx context.Context, s *session, r openResult) {
+	s.opening = false
+	if r.err != nil {
+		s.failures++
+		s.retryAt = time.Now().Add(min(time.Duration(s.failures)*time.Second, 10*time.Second))
+		o.logger.Warn("opening session failed", slog.String("sid", s.id), slog.Any("err", r.err))
+		if s.turn != nil && s.turn.Conn != "" && s.turn.Conn != s.connID {
+			o.endTurn(ctx, s, "error", "the agent connection was lost")
+		}
+		return
+	}
+	s.failures = 0
+	if s.rec.DestroyedAt != nil || o.deleted {
+		o.dropConn(s, r.conn, r.connID, true)
+		return
+	}
+	s.conn, s.connID = r.conn, r.connID
+	if t := s.turn; t != nil && r.stateTurn != nil && !sameTurn(*r.stateTurn, t.Req) {
+		// The turn's end is in the stream, but the answer to that append
+		// was lost (the connection was dropped for it, and is resumed
+		// after the agent's response): the turn is over.
+		if t.cancel != nil {
+			t.cancel()
+		}
+		s.turn = nil
+		o.ack(ctx, t.Inbox)
+	}
+	o.spawn(func() {
+		select {
+		case <-r.conn.Done():
+			err := r.conn.Err()
+			o.report(func(ctx context.Context) { o.connDone(ctx, s, r.connID, err) })
+		case <-o.stopping:
+		}
+	})
+	if r.agentSID != "" {
+		s.agentSID = r.agentSID
+		if err := o.m.store.RecordAgentSession(ctx, o.ws, s.id, o.epoch, r.agentSID, r.connID, string(r.init)); o.stale(err) {
+			return
+		}
+		s.rec.AgentSessionID, s.rec.LastConnectionID = r.agentSID, r.connID
+		recs := []model.Record{}
+		prevTurn := s.turn
+		if r.restored {
+			s.restore = true
+			recs = append(recs, statusRecord(StatusSessionRestored, map[string]any{"connectionId": r.connID, "agentSessionId": r.agentSID}))
+		}
+		if prevTurn != nil && prevTurn.Conn != r.connID {
+			// The turn's connection is gone with its agent: it ends here.
+			recs = append(recs, statusRecord(StatusTurnEnded, map[string]any{"stopReason": "error", "requestId": prevTurn.Req, "promptId": prevTurn.Inbox, "reason": "the agent connection was lost"}))
+			s.turn = nil
+			o.ack(ctx, prevTurn.Inbox)
+		}
+		state := map[string]string{"conn": r.connID}
+		if s.srcConn != r.connID {
+			// No message of the new connection is stored yet: the stored
+			// resume position is the old connection's and must not be used
+			// to re-attach to this one.
+			state["src"] = ""
+		}
+		if prevTurn != nil && s.turn == nil {
+			state["turn"] = ""
+		}
+		if _, err := o.log().AppendState(ctx, o.ws, s.id, o.epoch, state, recs...); err != nil {
+			if o.stale(err) {
+				return
+			}
+			o.logger.Warn("recording the connection failed", slog.Any("err", err))
+		}
+		s.state["conn"] = r.connID
+	}
+	o.dispatch(ctx, s)
+}
+
+// connDone handles the end of a session's ACP connection.
+func (o *owner) connDone(ctx context.Context, s *session, connID string, err error) {
+	if s.connID != connID || s.conn == nil {
+		return
+	}
+	if errors.Is(err, acp.ErrClosed) {
+		return
+	}
+	o.logger.Warn("ACP connection ended", slog.String("sid", s.id), slog.String("conn", connID), slog.Any("err", err))
+	s.conn = nil
+	close(s.closed)
+	// Open again (a restore when the server lost it); a turn in flight
+	// ends then, since its agent is gone.
+	s.restore = true
+	if !o.unhealthy {
+		o.open(ctx, s)
+	}
+}
+
+// onMessage is a connection's OnMessage: every message goes to the owner's
+// goroutine, which persists it.
+func (o *owner) onMessage(sid, connID string, closed <-chan struct{}) func(acp.Event, acp.Envelope) error {
+	return func(ev acp.Event, env acp.Envelope) error {
+		select {
+		case o.msgs <- acpMsg{sid: sid, connID: connID, closed: closed, ev: ev, env: env}:
+			return nil
+		case <-closed:
+			return acp.ErrClosed
+		case <-o.stopping:
+			return acp.ErrClosed
+		}
+	}
+}
+
+// onSend persists what the owner sends to the agent (initialize,
+// session/new, replies, cancels) before it is sent. Prompts are persisted
+// by dispatch, together with their chat.user entry, and posted directly.
+func (o *owner) onSend(sid, connID string) func(context.Context, []byte) error {
+	return func(ctx context.Context, msg []byte) error {
+		_, err := o.log().Append(ctx, o.ws, sid, o.epoch, envelopeRecord(connID, "client", msg, ""))
+		if o.stale(err) {
+			return ErrNotOwner
+		}
+		return err
+	}
+}
+
+// isClosed reports whether ch is closed.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// dropConn closes a connection on a helper goroutine; with remove, it is
+// also deleted on the server (bounded to 2 s: the server's DELETE can
+// hang).
+func (o *owner) dropConn(s *session, conn *acp.Conn, connID string, remove bool) {
+	if s.conn == conn && conn != nil {
+		s.conn = nil
+		close(s.closed)
+	}
+	client := o.sandbox()
+	o.spawn(func() {
+		if conn != nil {
+			conn.Close()
+		}
+		if remove && client != nil && connID != "" {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = client.Delete(ctx, connID)
+		}
+	})
+}

@@ -1,0 +1,221 @@
+package workspace
+
+// Ingest: every ACP message of every session is persisted, with its SSE
+// id, before the owner acts on it (guarantee 4).
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/tandem-dev/tandem/acp"
+	"github.com/tandem-dev/tandem/eventlog/model"
+)
+
+// sessionEvent is the body of a session.event: the SDK's SessionEvent
+// without the fields every event has.
+type sessionEvent struct {
+	ConnectionID string          `json:"connectionId"`
+	Sender       string          `json:"sender"` // client or agent
+	Payload      json.RawMessage `json:"payload"`
+}
+
+func envelopeRecord(connID, sender string, payload []byte, source string) model.Record {
+	b, _ := json.Marshal(sessionEvent{ConnectionID: connID, Sender: sender, Payload: payload})
+	return model.Record{Type: TypeSessionEvent, Body: b, Source: source}
+}
+
+// ingest persists ACP messages: the one given and whatever else is waiting,
+// one append per session, each with its SSE id so that the next owner
+// resumes right after it.
+func (o *owner) ingest(ctx context.Context, first acpMsg) {
+	batch := []acpMsg{first}
+	for len(batch) < 256 {
+		select {
+		case m := <-o.msgs:
+			batch = append(batch, m)
+			continue
+		default:
+		}
+		break
+	}
+	order := []string{}
+	per := map[string][]acpMsg{}
+	for _, m := range batch {
+		if _, ok := per[m.sid]; !ok {
+			order = append(order, m.sid)
+		}
+		per[m.sid] = append(per[m.sid], m)
+	}
+	var work []*ingested
+	for _, sid := range order {
+		if w := o.prepareIngest(sid, per[sid]); w != nil {
+			work = append(work, w)
+		}
+	}
+	o.persistIngested(ctx, work)
+}
+
+// ingested is what one session's messages of a batch make: the records and
+// state to append, and what to do once they are appended.
+type ingested struct {
+	s          *session
+	recs       []model.Record
+	state      map[string]string
+	ended      *turn
+	stopReason string
+	requests   []acp.Envelope
+	persisted  bool // every record of it landed
+}
+
+func (o *owner) prepareIngest(sid string, msgs []acpMsg) *ingested {
+	s := o.sessions[sid]
+	if s == nil {
+		return nil
+	}
+	w := &ingested{s: s, state: map[string]string{}}
+	for _, m := range msgs {
+		if m.connID != s.connID || m.closed != s.closed || isClosed(m.closed) {
+			// A connection this owner dropped: another one, or this one
+			// before a re-attach, which resumes after the last message
+			// persisted and must not find later ones already appended.
+			continue
+		}
+		s.lastMsg = time.Now()
+		o.lastBusy = s.lastMsg
+		w.recs = append(w.recs, envelopeRecord(m.connID, "agent", m.ev.Data, m.ev.ID))
+		w.state["conn"] = m.connID
+		switch m.env.Kind() {
+		case acp.KindResponse:
+			if t := s.turn; t != nil && w.ended == nil && string(m.env.ID) == fmt.Sprint(t.Req) {
+				w.ended = t
+				w.stopReason = "error"
+				if m.env.Error == nil {
+					var pr acp.PromptResult
+					_ = json.Unmarshal(m.env.Result, &pr)
+					w.stopReason = pr.StopReason
+				}
+				detail := map[string]any{"stopReason": w.stopReason, "requestId": t.Req, "promptId": t.Inbox}
+				if m.env.Error != nil {
+					detail["error"] = m.env.Error.Message
+				}
+				w.recs = append(w.recs, statusRecord(StatusTurnEnded, detail))
+				w.state["turn"] = ""
+			}
+		case acp.KindRequest:
+			w.requests = append(w.requests, m.env)
+		case acp.KindNotification:
+			if m.env.Method == acp.MethodSessionUpdate && s.turn != nil {
+				s.turn.written = true // the agent is working: it has the prompt
+			}
+		}
+	}
+	if len(w.recs) == 0 {
+		return nil
+	}
+	return w
+}
+
+// Limits of one ingest append: the append script's.
+const (
+	ingestRecords = 512
+	ingestParts   = 64
+)
+
+// persistIngested appends the sessions' records, several sessions per
+// script call (one round trip for a busy room), each with its ACP event
+// ids and state, then answers the agents' requests and ends the turns that
+// ended, for every session whose records all landed.
+func (o *owner) persistIngested(ctx context.Context, work []*ingested) {
+	var parts []model.Part
+	var pending []*ingested // sessions whose last part is in parts
+	n := 0
+	failed := false
+	flush := func() {
+		if len(parts) == 0 || failed {
+			return
+		}
+		if _, err := o.log().AppendParts(ctx, o.ws, o.epoch, parts); err != nil {
+			failed = true
+			if o.stale(err) {
+				return
+			}
+			o.logger.Warn("persisting agent messages failed; re-attaching", slog.Any("err", err))
+			return
+		}
+		for _, w := range pending {
+			w.persisted = true
+			w.s.srcConn = w.s.connID
+		}
+		parts, pending, n = parts[:0], pending[:0], 0
+	}
+	for _, w := range work {
+		recs := w.recs
+		for len(recs) > 0 && !failed {
+			k := min(len(recs), ingestRecords-n)
+			st := w.state
+			if k < len(recs) {
+				st = map[string]string{"conn": w.s.connID} // the rest follows
+			}
+			parts = append(parts, model.Part{Session: w.s.id, State: st, Records: recs[:k]})
+			n += k
+			recs = recs[k:]
+			if len(recs) == 0 {
+				pending = append(pending, w)
+			}
+			if n == ingestRecords || len(parts) == ingestParts {
+				flush()
+			}
+		}
+	}
+	flush()
+	for _, w := range work {
+		if !w.persisted {
+			if failed && !o.isLost() {
+				// Redis is away: what of this session was not persisted is
+				// read again: its connection is dropped and opened again
+				// from the last persisted event.
+				o.dropConn(w.s, w.s.conn, w.s.connID, false)
+				w.s.retryAt = time.Now().Add(500 * time.Millisecond)
+			}
+			continue
+		}
+		for _, r := range w.requests {
+			o.answerAgent(ctx, w.s, r)
+		}
+		if w.ended != nil {
+			o.m.obs.TurnEnded(w.stopReason)
+			if w.ended.cancel != nil {
+				w.ended.cancel()
+			}
+			w.s.turn = nil
+			o.ack(ctx, w.ended.Inbox)
+			o.dispatch(ctx, w.s)
+		}
+	}
+}
+
+// answerAgent replies to a request of the agent. Tandem has no one to ask
+// for permissions or files: permission requests are answered "cancelled"
+// and anything else "method not found", so that the agent never waits.
+func (o *owner) answerAgent(ctx context.Context, s *session, env acp.Envelope) {
+	conn := s.conn
+	if conn == nil {
+		return
+	}
+	var result any
+	var rpcErr *acp.RPCError
+	if env.Method == "session/request_permission" {
+		result = map[string]any{"outcome": map[string]any{"outcome": "cancelled"}}
+	} else {
+		rpcErr = &acp.RPCError{Code: -32601, Message: "method not supported by Tandem: " + env.Method}
+	}
+	id := env.ID
+	o.spawn(func() {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		_ = conn.Reply(ctx, id, result, rpcErr)
+	})
+}

@@ -1,0 +1,211 @@
+package workspace
+
+// Turns: dispatching a session's next prompt (its chat.user, turn start
+// and request appended together, then sent), and ending it.
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http/httptrace"
+	"time"
+
+	"github.com/tandem-dev/tandem/acp"
+	"github.com/tandem-dev/tandem/eventlog/model"
+)
+
+// dispatch sends the session's next queued prompt when no turn runs.
+func (o *owner) dispatch(ctx context.Context, s *session) {
+	if s.turn != nil || len(s.queue) == 0 || s.rec.DestroyedAt != nil {
+		return
+	}
+	if s.conn == nil {
+		if !s.opening && time.Now().After(s.retryAt) && !o.unhealthy {
+			o.open(ctx, s)
+		}
+		return
+	}
+	e := s.queue[0]
+	blocks := []acp.ContentBlock{}
+	if s.restore {
+		if h := o.history(ctx, s.id); h != "" {
+			blocks = append(blocks, acp.TextBlock(h))
+		}
+	}
+	blocks = append(blocks, acp.TextBlock(e.Text))
+	if s.unsure == e.ID {
+		// The last try's append failed: it may have landed with its answer
+		// lost, and then the prompt is dispatched but not yet sent.
+		st, err := o.log().State(ctx, o.ws, s.id)
+		if err != nil {
+			return // tried again on the next inbox poll
+		}
+		s.unsure = ""
+		// The dispatch's append writes the turn: a turn of this prompt in
+		// the state says it landed (nothing else ends it, as it was not
+		// sent).
+		var t turn
+		if json.Unmarshal([]byte(st["turn"]), &t) == nil && t.Inbox == e.ID {
+			t.text, t.since = e.Text, time.Now()
+			s.queue = s.queue[1:]
+			s.restore = false
+			s.state["last_inbox"] = st["last_inbox"]
+			s.turn = &t
+			o.lastBusy = time.Now()
+			o.send(ctx, s, &t, o.promptEnvelope(s, t.Req, blocks))
+			return
+		}
+	}
+	o.reqSeq++
+	t := &turn{Req: o.reqSeq, Inbox: e.ID, Started: time.Now().UnixMilli(), Conn: s.connID, text: e.Text, since: time.Now()}
+	env := o.promptEnvelope(s, t.Req, blocks)
+	user, _ := json.Marshal(map[string]any{"userId": e.User, "text": e.Text, "promptId": e.ID})
+	tj, _ := json.Marshal(t)
+	recs := []model.Record{
+		{Type: TypeChatUser, Body: user},
+		statusRecord(StatusTurnStarted, map[string]any{"promptId": e.ID, "requestId": t.Req, "userId": e.User}),
+		envelopeRecord(s.connID, "client", env, ""),
+	}
+	// last_inbox is the newest prompt dispatched: it never moves back,
+	// also when a prompt older than it is dispatched late (one an earlier
+	// owner never received), so that every prompt after it is known to be
+	// new.
+	last := e.ID
+	if cur := s.state["last_inbox"]; cur != "" && idAfter(cur, e.ID) {
+		last = cur
+	}
+	state := map[string]string{"turn": string(tj), "last_inbox": last, "conn": s.connID}
+	if _, err := o.log().AppendState(ctx, o.ws, s.id, o.epoch, state, recs...); err != nil {
+		if !o.stale(err) {
+			s.unsure = e.ID
+			o.logger.Warn("dispatch failed; will retry", slog.String("sid", s.id), slog.Any("err", err))
+		}
+		return
+	}
+	s.queue = s.queue[1:]
+	s.restore = false
+	s.state["last_inbox"] = last
+	s.turn = t
+	o.lastBusy = time.Now()
+	o.send(ctx, s, t, env)
+}
+
+// sameTurn reports whether the turn state js (a stream state's "turn")
+// is the turn of request req.
+func sameTurn(js string, req int64) bool {
+	var t turn
+	return js != "" && json.Unmarshal([]byte(js), &t) == nil && t.Req == req
+}
+
+// send posts a dispatched prompt, unless the owner lost the workspace.
+func (o *owner) send(ctx context.Context, s *session, t *turn, env []byte) {
+	// A last check right before the request goes out: an owner that was
+	// paused between the append and here must not send.
+	ep, err := o.log().CurrentEpoch(ctx, o.ws)
+	if err != nil {
+		// Not known now (Redis is away): the next tick tries again. The
+		// prompt was not sent, so it is never sent twice.
+		t.unsent = env
+		return
+	}
+	if ep != o.epoch {
+		o.loseOwnership(ErrNotOwner)
+		return
+	}
+	t.unsent = nil
+	o.post(ctx, s, t, env)
+}
+
+func (o *owner) promptEnvelope(s *session, req int64, blocks []acp.ContentBlock) []byte {
+	env, _ := acp.NewRequest(req, acp.MethodSessionPrompt, acp.PromptParams{SessionID: s.agentSID, Prompt: blocks})
+	return env
+}
+
+// post sends a prompt on a helper goroutine. The server answers the POST
+// only when the turn ends (or never), so the response is taken from the
+// stream; the POST is cancelled when the turn ends. Once the request is
+// written, its inbox entry is acknowledged: it reached the sandbox.
+func (o *owner) post(ctx context.Context, s *session, t *turn, env []byte) {
+	client, connID := o.sandbox(), s.connID
+	ctx, cancel := context.WithCancel(ctx)
+	t.cancel = cancel
+	inbox := t.Inbox
+	o.spawn(func() {
+		defer cancel()
+		written := false
+		tctx := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+			WroteRequest: func(i httptrace.WroteRequestInfo) {
+				if i.Err == nil && !written {
+					written = true
+					o.report(func(ctx context.Context) {
+						if s.turn == t {
+							t.written = true
+						}
+						o.ack(ctx, inbox)
+					})
+				}
+			},
+		})
+		for attempt := 0; ; attempt++ {
+			_, _, err := client.Post(tctx, connID, "", env)
+			if err == nil || ctx.Err() != nil || written {
+				return
+			}
+			if attempt == 3 {
+				o.report(func(ctx context.Context) {
+					if s.turn == t {
+						o.logger.Warn("prompt could not be sent", slog.String("sid", s.id), slog.Any("err", err))
+						o.endTurn(ctx, s, "error", "the prompt could not be sent to the agent")
+					}
+				})
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
+			}
+		}
+	})
+}
+
+// endTurn ends the running turn without an answer from the agent.
+func (o *owner) endTurn(ctx context.Context, s *session, stopReason, reason string) {
+	t := s.turn
+	if t == nil {
+		return
+	}
+	if t.cancel != nil {
+		t.cancel()
+	}
+	_, err := o.log().AppendState(ctx, o.ws, s.id, o.epoch, map[string]string{"turn": ""},
+		statusRecord(StatusTurnEnded, map[string]any{"stopReason": stopReason, "requestId": t.Req, "promptId": t.Inbox, "reason": reason}))
+	if o.stale(err) {
+		return
+	}
+	o.m.obs.TurnEnded(stopReason)
+	s.turn = nil
+	o.ack(ctx, t.Inbox)
+	o.dispatch(ctx, s)
+}
+
+// sendCancel sends session/cancel for the running turn.
+func (o *owner) sendCancel(ctx context.Context, s *session) {
+	conn, agentSID := s.conn, s.agentSID
+	o.spawn(func() {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := conn.Notify(ctx, acp.MethodSessionCancel, acp.CancelParams{SessionID: agentSID}); err != nil {
+			o.logger.Warn("cancel failed", slog.String("sid", s.id), slog.Any("err", err))
+		}
+	})
+}
+
+func statusRecord(status string, detail map[string]any) model.Record {
+	body := map[string]any{"status": status}
+	if detail != nil {
+		body["detail"] = detail
+	}
+	b, _ := json.Marshal(body)
+	return model.Record{Type: TypeSessionStatus, Body: b}
+}
