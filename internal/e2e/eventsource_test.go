@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tandem-dev/tandem/chaos"
+	"github.com/tandem-dev/tandem/internal/chaos"
 	"github.com/tandem-dev/tandem/internal/redistest"
 )
 
@@ -108,14 +108,14 @@ func tail(s string, n int) string {
 	return s
 }
 
-// esLine is one line of chaos/node/client.mjs: the WHATWG EventSource
+// esLine is one line of internal/chaos/node/client.mjs: the WHATWG EventSource
 // (npm eventsource@4) as a browser runs it.
 type esLine struct {
 	C, K, ID, T, D, Msg string
 	Code                int
 }
 
-// esClients runs chaos/node/client.mjs and keeps what its EventSources
+// esClients runs internal/chaos/node/client.mjs and keeps what its EventSources
 // report.
 type esClients struct {
 	cmd   *exec.Cmd
@@ -135,9 +135,9 @@ func startESClients(t *testing.T) *esClients {
 	if err != nil {
 		t.Fatal("node is missing: this test needs Node.js 20+ and npm")
 	}
-	dir := filepath.Join(repoRoot(), "chaos", "node")
+	dir := filepath.Join(repoRoot(), "internal", "chaos", "node")
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "eventsource", "package.json")); err != nil {
-		t.Fatal("chaos/node/node_modules/eventsource is missing: run `make test` (scripts/ensure-node-client.sh: npm ci in chaos/node)")
+		t.Fatal("internal/chaos/node/node_modules/eventsource is missing: run `make test` (scripts/ensure-node-client.sh: npm ci in internal/chaos/node)")
 	}
 	c := &esClients{events: map[string][]esLine{}, errs: map[string]int{}, opens: map[string]int{}, done: make(chan struct{})}
 	c.cmd = exec.Command(nodeBin, filepath.Join(dir, "client.mjs"))
@@ -226,7 +226,7 @@ func (c *esClients) indexes(id string) []uint64 {
 }
 
 // TestEventSourceRidesThroughFaults is guarantee 7 end to end: WHATWG
-// EventSources (npm eventsource@4, chaos/node/client.mjs) follow a session
+// EventSources (npm eventsource@4, internal/chaos/node/client.mjs) follow a session
 // through nginx (the fault campaign's configuration) over three nodes
 // while prompts keep the agent talking, and ride through (a) Redis killed,
 // down for 4 s with their connections dropped meanwhile (so that they

@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-// nodeClients is one Node.js process (chaos/node/client.mjs) running every
+// nodeClients is one Node.js process (internal/chaos/node/client.mjs) running every
 // WHATWG EventSource subscriber; the driver opens and drops them with JSON
 // lines on its stdin and reads what they receive from its stdout.
 type nodeClients struct {
