@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tandem-dev/tandem/acp"
+	"github.com/tandem-dev/tandem/internal/proc"
 )
 
 // LocalConfig configures a Local provider.
@@ -85,7 +86,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 		return nil, err
 	}
 	if cfg.Port == 0 {
-		port, err := FreePort()
+		port, err := proc.FreePort()
 		if err != nil {
 			return nil, fmt.Errorf("sandbox: local: %w", err)
 		}

@@ -8,13 +8,15 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tandem-dev/tandem/internal/proc"
 )
 
-// proc is one child process of the campaign (redis-server, a node, nginx,
-// the Node.js clients), the leader of its own process group so that a
-// signal reaches everything it started. It can be started again after it
-// exited, with the same command line.
-type proc struct {
+// service is one restartable child process of the campaign (a node, nginx),
+// started with internal/proc (its own process group; nothing outlives a
+// driver that dies). It can be started again after it exited, with the
+// same command line.
+type service struct {
 	name string
 	path string
 	args []string
@@ -22,103 +24,67 @@ type proc struct {
 	dir  string
 	log  string // file that receives stdout and stderr (appended)
 
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has been reaped
+	mu sync.Mutex
+	p  *proc.Proc // the last one started
 }
 
 // start runs the process; it fails when it is already running.
-func (p *proc) start() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cmd != nil && !closed(p.done) {
-		return fmt.Errorf("%s: already running", p.name)
+func (s *service) start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.p != nil && !s.p.Exited() {
+		return fmt.Errorf("%s: already running", s.name)
 	}
-	f, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(s.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(p.path, p.args...)
-	cmd.Dir = p.dir
-	cmd.Env = append(os.Environ(), p.env...)
+	cmd := exec.Command(s.path, s.args...)
+	cmd.Dir = s.dir
+	cmd.Env = append(os.Environ(), s.env...)
 	cmd.Stdout, cmd.Stderr = f, f
-	// Pdeathsig: nothing outlives a driver that dies.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return fmt.Errorf("%s: %w", p.name, err)
+	p, err := proc.Start(cmd)
+	f.Close() // the child has its own copy
+	if err != nil {
+		return fmt.Errorf("%s: %w", s.name, err)
 	}
-	done := make(chan struct{})
-	p.cmd, p.done = cmd, done
-	go func() { // reaps the process; kill and term wait for done
-		_ = cmd.Wait()
-		f.Close()
-		close(done)
-	}()
+	s.p = p
 	return nil
 }
 
-func closed(ch chan struct{}) bool {
-	if ch == nil {
-		return true
-	}
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
+func (s *service) current() *proc.Proc {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.p
 }
 
 // running reports whether the process has been started and not reaped.
-func (p *proc) running() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.cmd != nil && !closed(p.done)
+func (s *service) running() bool {
+	p := s.current()
+	return p != nil && !p.Exited()
 }
 
 // signal sends sig to the process group; it does nothing once the process
 // was reaped (its pid may be someone else's by then).
-func (p *proc) signal(sig syscall.Signal) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cmd == nil || closed(p.done) {
-		return errors.New(p.name + ": not running")
+func (s *service) signal(sig syscall.Signal) error {
+	p := s.current()
+	if p == nil || p.Signal(sig) != nil {
+		return errors.New(s.name + ": not running")
 	}
-	return syscall.Kill(-p.cmd.Process.Pid, sig)
-}
-
-func (p *proc) doneCh() chan struct{} {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.done
+	return nil
 }
 
 // kill sends SIGKILL (and SIGCONT, for a stopped process) and waits until it
 // was reaped.
-func (p *proc) kill() {
-	if p.signal(syscall.SIGKILL) == nil {
-		_ = p.signal(syscall.SIGCONT)
-	}
-	if d := p.doneCh(); d != nil {
-		<-d
+func (s *service) kill() {
+	if p := s.current(); p != nil {
+		p.Kill()
 	}
 }
 
 // term sends SIGTERM and waits for the exit; after grace it kills. It
 // reports whether the process exited by itself.
-func (p *proc) term(grace time.Duration) bool {
-	if p.signal(syscall.SIGTERM) != nil {
-		return true
-	}
-	d := p.doneCh()
-	t := time.NewTimer(grace)
-	defer t.Stop()
-	select {
-	case <-d:
-		return true
-	case <-t.C:
-		p.kill()
-		return false
-	}
+func (s *service) term(grace time.Duration) bool {
+	p := s.current()
+	return p == nil || p.Stop(grace)
 }
