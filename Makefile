@@ -27,13 +27,13 @@ run: deps build
 	@scripts/run.sh
 
 ## browser-deps: what the web client's browser tests need: Debian's
-## Chromium (apt) and e2e/browser's npm packages (npm ci)
+## Chromium (apt) and internal/e2e/browser's npm packages (npm ci)
 browser-deps:
 	@scripts/ensure-browser.sh
 .PHONY: browser-deps
 
 ## lb-deps: what the end-to-end EventSource test through nginx needs
-## (e2e/eventsource_test.go): Debian's nginx (apt) and chaos/node's npm
+## (internal/e2e/eventsource_test.go): Debian's nginx (apt) and internal/chaos/node's npm
 ## packages (npm ci)
 lb-deps:
 	@scripts/ensure-nginx.sh >/dev/null
@@ -41,8 +41,8 @@ lb-deps:
 .PHONY: lb-deps
 
 ## test: vet, then every test with the race detector against real peers
-## (the browser tests too: e2e/browser_test.go drives headless Chromium;
-## e2e/eventsource_test.go runs nginx and Node.js EventSources)
+## (the browser tests too: internal/e2e/browser_test.go drives headless Chromium;
+## internal/e2e/eventsource_test.go runs nginx and Node.js EventSources)
 test: deps browser-deps lb-deps vet
 	$(GO) test -race -count=1 -timeout 20m ./...
 

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tandem-dev/tandem/internal/retry"
 )
 
 // Reconnection delays of a Conn's stream reader.
@@ -317,7 +319,7 @@ func (c *Conn) fail(err error) {
 // and after a broken stream opens it again after the last message handled.
 func (c *Conn) run(ctx context.Context, resp *http.Response) {
 	defer close(c.done)
-	wait := minReconnect
+	wait := retry.Exponential(minReconnect, maxReconnect)
 	lostAt := "-" // the resume point of the last ErrEventsLost
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -328,7 +330,7 @@ func (c *Conn) run(ctx context.Context, resp *http.Response) {
 			resp, err = c.client.openStream(ctx, c.cfg.ServerID, last)
 		}
 		if err == nil {
-			wait = minReconnect
+			wait.Reset()
 			err = c.client.readStream(ctx, c.cfg.ServerID, last, resp, c.handle)
 			resp = nil
 		}
@@ -350,13 +352,12 @@ func (c *Conn) run(ctx context.Context, resp *http.Response) {
 			return
 		}
 		// A broken stream, or a server that does not answer: try again.
-		timer.Reset(wait)
+		timer.Reset(wait.NextBackOff())
 		select {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
 		}
-		wait = min(2*wait, maxReconnect)
 	}
 }
 

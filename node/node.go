@@ -21,7 +21,6 @@ import (
 	"os"
 	"path"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/tandem-dev/tandem/eventlog"
@@ -30,6 +29,7 @@ import (
 	"github.com/tandem-dev/tandem/metrics"
 	"github.com/tandem-dev/tandem/sandbox"
 	"github.com/tandem-dev/tandem/workspace"
+	"golang.org/x/sync/errgroup"
 )
 
 // Config configures a node. Zero values are the defaults given.
@@ -214,30 +214,31 @@ func Run(ctx context.Context, cfg Config, ln net.Listener) error {
 
 	runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelRun()
-	var wg sync.WaitGroup
-	errs := make(chan error, 7)
+	// The components run on runCtx, not on the group's context: a failing
+	// component does not stop the others by itself, the shutdown below
+	// does, in its order. The group's context only says that one failed,
+	// and its cause is the first error.
+	components, failed := errgroup.WithContext(runCtx)
 	start := func(name string, fn func() error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		components.Go(func() error {
 			if err := fn(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, http.ErrServerClosed) {
-				errs <- fmt.Errorf("%s: %w", name, err)
+				return fmt.Errorf("%s: %w", name, err)
 			}
-		}()
+			return nil
+		})
 	}
 	// The local sandbox outlives the owners: they hand their workspaces
-	// over before it stops.
+	// over before it stops, so it is a group of its own, stopped last.
 	sbCtx, cancelSandbox := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSandbox()
-	var sbWG sync.WaitGroup
+	sandboxes, sandboxFailed := errgroup.WithContext(sbCtx)
 	if local != nil {
-		sbWG.Add(1)
-		go func() {
-			defer sbWG.Done()
+		sandboxes.Go(func() error {
 			if err := local.Run(sbCtx); err != nil && !errors.Is(err, context.Canceled) {
-				errs <- fmt.Errorf("sandbox: %w", err)
+				return fmt.Errorf("sandbox: %w", err)
 			}
-		}()
+			return nil
+		})
 	}
 	start("doorbell", func() error { return bell.Run(runCtx) })
 	start("append pipeline", func() error { return log.RunPipeline(runCtx) })
@@ -253,7 +254,12 @@ func Run(ctx context.Context, cfg Config, ln net.Listener) error {
 	select {
 	case <-ctx.Done():
 		logger.Info("shutting down")
-	case runErr = <-errs:
+	case <-failed.Done():
+		runErr = context.Cause(failed)
+	case <-sandboxFailed.Done():
+		runErr = context.Cause(sandboxFailed)
+	}
+	if runErr != nil {
 		logger.Error("component failed, shutting down", slog.Any("err", runErr))
 	}
 	cancelRun()  // the hub closes every stream it holds
@@ -264,9 +270,11 @@ func Run(ctx context.Context, cfg Config, ln net.Listener) error {
 		logger.Warn("shutdown: requests still in flight were cut", slog.Any("err", err))
 		srv.Close()
 	}
-	wg.Wait()
+	// What fails while shutting down is not why the node stopped: the
+	// first error (runErr) is.
+	_ = components.Wait()
 	cancelSandbox()
-	sbWG.Wait()
+	_ = sandboxes.Wait()
 	return runErr
 }
 

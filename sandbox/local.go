@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/tandem-dev/tandem/acp"
+	"github.com/tandem-dev/tandem/internal/proc"
+	"github.com/tandem-dev/tandem/internal/retry"
 )
 
 // LocalConfig configures a Local provider.
@@ -85,7 +87,7 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 		return nil, err
 	}
 	if cfg.Port == 0 {
-		port, err := FreePort()
+		port, err := proc.FreePort()
 		if err != nil {
 			return nil, fmt.Errorf("sandbox: local: %w", err)
 		}
@@ -151,11 +153,11 @@ func (l *Local) Run(ctx context.Context) error {
 		startedAt time.Time
 		waiters   []chan error // EnsureServer calls waiting for the next start
 		startNow  = true
-		backoff   = l.minBackoff
-		retry     = time.NewTimer(time.Hour)
-		retryC    <-chan time.Time
+		backoff   = retry.Exponential(l.minBackoff, l.maxBackoff)
+		again     = time.NewTimer(time.Hour)
+		againC    <-chan time.Time
 	)
-	retry.Stop()
+	again.Stop()
 	answer := func(err error) {
 		for _, w := range waiters {
 			w <- err
@@ -168,10 +170,13 @@ func (l *Local) Run(ctx context.Context) error {
 		l.mu.Unlock()
 		proc = p
 	}
-	later := func() {
-		retry.Reset(backoff)
-		retryC = retry.C
-		backoff = min(2*backoff, l.maxBackoff)
+	// later schedules the next start after the next backoff, and returns
+	// it for the log.
+	later := func() time.Duration {
+		d := backoff.NextBackOff()
+		again.Reset(d)
+		againC = again.C
+		return d
 	}
 	defer func() {
 		if proc != nil {
@@ -197,9 +202,8 @@ func (l *Local) Run(ctx context.Context) error {
 				answer(err)
 				return err
 			default:
-				l.log.Warn("sandbox agent server failed to start", "err", err, "retry_in", backoff)
 				answer(err)
-				later()
+				l.log.Warn("sandbox agent server failed to start", "err", err, "retry_in", later())
 			}
 		}
 		var exited <-chan struct{}
@@ -210,14 +214,14 @@ func (l *Local) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-exited:
-			l.log.Warn("sandbox agent server exited", "pid", proc.Pid(), "err", proc.ExitErr(), "restart_in", backoff)
+			pid, exitErr := proc.Pid(), proc.ExitErr()
 			setProc(nil)
 			if time.Since(startedAt) > 10*l.maxBackoff {
-				backoff = l.minBackoff // it had been running fine
+				backoff.Reset() // it had been running fine
 			}
-			later()
-		case <-retryC:
-			retryC = nil
+			l.log.Warn("sandbox agent server exited", "pid", pid, "err", exitErr, "restart_in", later())
+		case <-againC:
+			againC = nil
 			startNow = true
 		case w := <-l.requests:
 			if proc != nil {
@@ -234,8 +238,8 @@ func (l *Local) Run(ctx context.Context) error {
 			}
 			// Someone waits: start now rather than after the backoff.
 			waiters = append(waiters, w)
-			retry.Stop()
-			retryC = nil
+			again.Stop()
+			againC = nil
 			startNow = true
 		}
 	}

@@ -4,16 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/tandem-dev/tandem/acp"
+	"github.com/tandem-dev/tandem/internal/proc"
 )
 
 // MockAgent is the Sandbox Agent agent whose launcher AgentLauncher replaces.
@@ -29,7 +28,7 @@ type ProcessConfig struct {
 	// missing. Reusing it keeps the installed agents.
 	DataDir string
 
-	// Port the server listens on, on 127.0.0.1. Required (see FreePort).
+	// Port the server listens on, on 127.0.0.1. Required (LocalConfig picks a free one).
 	Port int
 
 	// Token, when set, is required by the server from its clients.
@@ -64,13 +63,11 @@ func (c ProcessConfig) validate() error {
 }
 
 // Process is one running Sandbox Agent server, the leader of its own process
-// group. A goroutine waits for it to exit; Kill and Stop wait for that
-// goroutine.
+// group (so that killing it also kills the agent processes it started). A
+// goroutine waits for it to exit; Kill and Stop wait for that goroutine.
 type Process struct {
-	cmd  *exec.Cmd
-	url  string
-	done chan struct{}
-	err  error // how the process exited; set before done is closed
+	p   *proc.Proc
+	url string
 }
 
 // StartProcess starts the server and returns once it is healthy and, when
@@ -97,15 +94,14 @@ func StartProcess(ctx context.Context, cfg ProcessConfig) (*Process, error) {
 	cmd := exec.Command(cfg.Bin, args...)
 	cmd.Dir = dataDir
 	cmd.Env = childEnv(dataDir)
-	cmd.SysProcAttr = sysProcAttr()
 	if cfg.Output != nil {
 		cmd.Stdout, cmd.Stderr = cfg.Output, cfg.Output
 	}
-	if err := cmd.Start(); err != nil {
+	child, err := proc.Start(cmd)
+	if err != nil {
 		return nil, fmt.Errorf("sandbox: start %s: %w", cfg.Bin, err)
 	}
-	p := &Process{cmd: cmd, url: fmt.Sprintf("http://127.0.0.1:%d", cfg.Port), done: make(chan struct{})}
-	go p.wait()
+	p := &Process{p: child, url: fmt.Sprintf("http://127.0.0.1:%d", cfg.Port)}
 
 	if err := p.ready(ctx, cfg); err != nil {
 		p.Kill()
@@ -136,14 +132,6 @@ func childEnv(dataDir string) []string {
 	return env
 }
 
-func (p *Process) wait() {
-	p.err = p.cmd.Wait()
-	// The agents the server ran share its group; do not leave them orphaned
-	// when it dies on its own.
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	close(p.done)
-}
-
 // ready waits for health and sets up the mock agent.
 func (p *Process) ready(ctx context.Context, cfg ProcessConfig) error {
 	timeout := cfg.StartTimeout
@@ -166,8 +154,8 @@ func (p *Process) ready(ctx context.Context, cfg ProcessConfig) error {
 			break
 		}
 		select {
-		case <-p.done:
-			return fmt.Errorf("sandbox: server exited while starting: %v", p.err)
+		case <-p.p.Done():
+			return fmt.Errorf("sandbox: server exited while starting: %v", p.p.Err())
 		case <-ctx.Done():
 			return fmt.Errorf("sandbox: server not healthy: %w (last error: %v)", ctx.Err(), err)
 		case <-tick.C:
@@ -213,58 +201,18 @@ func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''
 func (p *Process) BaseURL() string { return p.url }
 
 // Pid is the server's process id, which is also its process group id.
-func (p *Process) Pid() int { return p.cmd.Process.Pid }
+func (p *Process) Pid() int { return p.p.Pid() }
 
 // Done is closed once the process has exited and its group been killed.
-func (p *Process) Done() <-chan struct{} { return p.done }
+func (p *Process) Done() <-chan struct{} { return p.p.Done() }
 
 // ExitErr is how the process exited (as exec.Cmd.Wait says), valid once Done
 // is closed.
-func (p *Process) ExitErr() error {
-	<-p.done
-	return p.err
-}
-
-func (p *Process) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
+func (p *Process) ExitErr() error { return p.p.Err() }
 
 // Kill sends SIGKILL to the process group and waits for the process.
-func (p *Process) Kill() {
-	if p.exited() {
-		return // its pid may belong to someone else by now
-	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	<-p.done
-}
+func (p *Process) Kill() { p.p.Kill() }
 
 // Stop sends SIGTERM to the process group, then SIGKILL when the process has
 // not exited within grace, and waits for it.
-func (p *Process) Stop(grace time.Duration) {
-	if p.exited() {
-		return
-	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
-	t := time.NewTimer(grace)
-	defer t.Stop()
-	select {
-	case <-p.done:
-	case <-t.C:
-		p.Kill()
-	}
-}
-
-// FreePort returns a loopback TCP port that was free a moment ago.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+func (p *Process) Stop(grace time.Duration) { p.p.Stop(grace) }

@@ -58,7 +58,7 @@ status=0
 # shellcheck disable=SC2086
 "$out/tandem-chaos" "${args[@]}" -dir "$dir" \
   -tandem "$out/tandem" -mockagent "$out/tandem-mockagent" -sandbox-agent "$sandbox_bin" \
-  -nginx "$nginx_bin" -node-client chaos/node/client.mjs ${CHAOS_ARGS:-} || status=$?
+  -nginx "$nginx_bin" -node-client internal/chaos/node/client.mjs ${CHAOS_ARGS:-} || status=$?
 # The logs and Redis's append-only file are kept for a failed campaign.
 if [ "$status" = 0 ]; then rm -rf "$dir"; else echo "chaos: logs and data kept in $dir" >&2; fi
 exit "$status"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs nginx from Debian's package when it is missing, and prints its
 # path. The load balancer of the fault campaign (make chaos) and of the
-# end-to-end EventSource test (e2e/eventsource_test.go) runs as our own
+# end-to-end EventSource test (internal/e2e/eventsource_test.go) runs as our own
 # instance with its own config, prefix and pid file; the system nginx the
 # package may start on port 80 is never used. Idempotent.
 set -euo pipefail

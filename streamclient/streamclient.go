@@ -134,6 +134,9 @@ func Follow(ctx context.Context, cfg Config, fn func(Event) error) error {
 		if stop != nil || ctx.Err() != nil {
 			break
 		}
+		// A constant delay on purpose, not internal/retry's backoff: it
+		// is the EventSource retry: a browser uses, and the nodes answer
+		// a transient fault with a clean end that should be retried at once.
 		select {
 		case <-ctx.Done():
 		case <-time.After(cfg.Retry):

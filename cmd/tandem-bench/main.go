@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tandem-dev/tandem/bench"
+	"github.com/tandem-dev/tandem/internal/bench"
 )
 
 func main() {

@@ -7,7 +7,7 @@
 //
 //	tandem-chaos -duration 3m -seed 42 -dir /tmp/chaos \
 //	  -tandem bin/tandem -mockagent bin/tandem-mockagent \
-//	  -sandbox-agent .cache/sandbox-agent/0.4.2/sandbox-agent -node-client chaos/node/client.mjs
+//	  -sandbox-agent .cache/sandbox-agent/0.4.2/sandbox-agent -node-client internal/chaos/node/client.mjs
 //
 // scripts/chaos.sh (make chaos) builds and installs all of that.
 package main
@@ -24,7 +24,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tandem-dev/tandem/chaos"
+	"github.com/tandem-dev/tandem/internal/chaos"
 )
 
 func main() {
@@ -50,7 +50,7 @@ func run() int {
 	flag.StringVar(&cfg.NginxBin, "nginx", "nginx", "the nginx binary")
 	flag.StringVar(&cfg.RedisBin, "redis-server", "redis-server", "the redis-server binary")
 	flag.StringVar(&cfg.NodeBin, "node", "node", "the Node.js binary")
-	flag.StringVar(&cfg.NodeClient, "node-client", "chaos/node/client.mjs", "the EventSource client script (its node_modules installed)")
+	flag.StringVar(&cfg.NodeClient, "node-client", "internal/chaos/node/client.mjs", "the EventSource client script (its node_modules installed)")
 	kinds := flag.String("kinds", "", "comma-separated fault kinds to inject (default all: "+strings.Join(chaos.FaultKinds, ",")+")")
 	flag.StringVar(&cfg.Break, "break", os.Getenv("CHAOS_BREAK"), "deliberately break a guarantee to see the checker fail: client-gap ($CHAOS_BREAK)")
 	flag.Parse()

@@ -337,7 +337,7 @@ func (c *Cluster) byAddr(addr string) *Server {
 func (s *Server) alive() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.cmd != nil
+	return s.p != nil
 }
 
 func (s *Server) role(ctx context.Context) (string, error) {

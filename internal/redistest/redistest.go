@@ -10,6 +10,10 @@
 // from tb.TempDir and is killed by a tb.Cleanup, so a test never leaves one
 // behind and never touches a Redis it did not start.
 //
+// The load tool and the fault campaign, which have no testing.TB, start
+// theirs with Launch (and Relaunch after a Kill) and stop them themselves:
+// one way to run redis-server for every harness.
+//
 // # Concurrency properties
 //
 // A Server's methods may be called from any goroutine, but Restart, Kill and
@@ -19,7 +23,9 @@ package redistest
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -32,6 +38,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/tandem-dev/tandem/internal/proc"
 )
 
 // Options configure a test server. The zero value is a plain in-memory server.
@@ -46,6 +53,17 @@ type Options struct {
 	// Config, when set, is written to a configuration file the server
 	// starts with (a sentinel needs one it can rewrite).
 	Config string
+
+	// Dir is the server's working directory (Launch only; Start uses
+	// tb.TempDir). Required by Launch.
+	Dir string
+	// Bin is the redis-server binary; empty: redis-server from PATH.
+	Bin string
+	// Output also receives the server's output (nil: only the last 64 KiB
+	// are kept, for the error of a server that does not answer).
+	Output io.Writer
+	// StartTimeout bounds the wait for the first PING (zero: 10 s).
+	StartTimeout time.Duration
 }
 
 // Server is one redis-server child process.
@@ -54,10 +72,9 @@ type Server struct {
 	dir  string
 	port int
 
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has been reaped
-	out  *logBuffer
+	mu  sync.Mutex
+	p   *proc.Proc // nil while not running
+	out *logBuffer
 }
 
 // Binary returns the path of redis-server. It fails the test, never skips it,
@@ -74,30 +91,54 @@ func Binary(tb testing.TB) string {
 // Start starts a server and registers its cleanup.
 func Start(tb testing.TB, opts Options) *Server {
 	tb.Helper()
-	s := &Server{opts: opts, dir: tb.TempDir(), port: opts.Port}
-	if s.port == 0 {
-		s.port = FreePort(tb)
+	opts.Dir = tb.TempDir()
+	if opts.Port == 0 {
+		opts.Port = FreePort(tb)
 	}
-	if err := s.start(); err != nil {
+	s, err := Launch(opts)
+	if err != nil {
 		tb.Fatalf("start redis-server: %v", err)
 	}
 	tb.Cleanup(s.Kill)
 	return s
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// Launch starts a server in opts.Dir, on opts.Port or a free port, and
+// returns once it answers PING. The caller stops it (Kill or Stop).
+func Launch(opts Options) (*Server, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("redistest: Launch needs a directory")
+	}
+	s := &Server{opts: opts, dir: opts.Dir, port: opts.Port}
+	if s.port == 0 {
+		port, err := proc.FreePort()
+		if err != nil {
+			return nil, err
+		}
+		s.port = port
+	}
+	if err := s.start(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// FreePort is proc.FreePort for tests: a TCP port on 127.0.0.1 that was
+// free a moment ago.
 func FreePort(tb testing.TB) int {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := proc.FreePort()
 	if err != nil {
 		tb.Fatalf("free port: %v", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // Addr is host:port of the server.
 func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
+
+// Port is the server's port on 127.0.0.1.
+func (s *Server) Port() int { return s.port }
 
 // URL is a redis:// URL for the server's database 0.
 func (s *Server) URL() string { return "redis://" + s.Addr() + "/0" }
@@ -142,37 +183,42 @@ func (s *Server) start() error {
 		}
 		args = append([]string{conf}, args...)
 	}
-	cmd := exec.Command("redis-server", args...)
+	bin := s.opts.Bin
+	if bin == "" {
+		bin = "redis-server"
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Dir = s.dir
 	s.out = &logBuffer{}
-	cmd.Stdout = s.out
-	cmd.Stderr = s.out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	var out io.Writer = s.out
+	if s.opts.Output != nil {
+		out = io.MultiWriter(s.out, s.opts.Output)
+	}
+	cmd.Stdout = out
+	cmd.Stderr = out
+	p, err := proc.Start(cmd)
+	if err != nil {
 		return err
 	}
-	s.cmd = cmd
-	s.done = make(chan struct{})
-	go func(done chan struct{}) { // owned by Kill, which waits for done
-		cmd.Wait() //nolint:errcheck // the exit status of a killed server says nothing
-		close(done)
-	}(s.done)
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	timeout := s.opts.StartTimeout
+	if timeout == 0 {
+		timeout = 10 * time.Second
+	}
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) && !p.Exited() {
 		c, err := net.DialTimeout("tcp", s.Addr(), 200*time.Millisecond)
 		if err == nil {
 			ok := ping(c)
 			c.Close()
 			if ok {
+				s.p = p
 				return nil
 			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	<-s.done
-	s.cmd = nil
-	return fmt.Errorf("redis-server on %s did not answer PING within 10s: %s", s.Addr(), s.out.String())
+	p.Kill()
+	return fmt.Errorf("redis-server on %s did not answer PING within %v: %s", s.Addr(), timeout, s.out.String())
 }
 
 func ping(c net.Conn) bool {
@@ -188,21 +234,56 @@ func ping(c net.Conn) bool {
 func (s *Server) Kill() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd == nil {
+	if s.p == nil {
 		return
 	}
-	syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-	<-s.done
-	s.cmd = nil
+	s.p.Kill()
+	s.p = nil
+}
+
+// Stop stops the server with SIGTERM, and SIGKILL after grace, and waits
+// for it.
+func (s *Server) Stop(grace time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.p == nil {
+		return
+	}
+	s.p.Stop(grace)
+	s.p = nil
+}
+
+// Running reports whether the server was started and has not exited (a
+// paused server is running).
+func (s *Server) Running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.p != nil && !s.p.Exited()
 }
 
 // Restart kills the server and starts it again on the same port with the same
 // directory, so an appendonly server comes back with its data.
 func (s *Server) Restart(tb testing.TB) {
 	tb.Helper()
-	s.Kill()
-	if err := s.start(); err != nil {
+	if err := s.Relaunch(); err != nil {
 		tb.Fatalf("restart redis-server: %v", err)
+	}
+}
+
+// Relaunch is Restart for callers without a testing.TB: it kills the
+// server if it still runs and starts it again on the same port and
+// directory.
+func (s *Server) Relaunch() error {
+	s.Kill()
+	return s.start()
+}
+
+// signal sends sig to the server's process group, if it runs.
+func (s *Server) signal(sig syscall.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.p != nil {
+		_ = s.p.Signal(sig)
 	}
 }
 

@@ -81,14 +81,6 @@ func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
 // Resume continues a paused server (SIGCONT).
 func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
 
-func (s *Server) signal(sig syscall.Signal) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd != nil {
-		syscall.Kill(-s.cmd.Process.Pid, sig)
-	}
-}
-
 // Sentinel is a redis-server in sentinel mode watching one master.
 type Sentinel struct {
 	*Server

@@ -31,6 +31,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tandem-dev/tandem/internal/proc"
 	"github.com/tandem-dev/tandem/sandbox"
 )
 
@@ -141,7 +142,7 @@ type Server struct {
 // XDG_DATA_HOME under tb.TempDir(), returning once it is healthy.
 func Start(tb testing.TB, opts Options) *Server {
 	tb.Helper()
-	port, err := sandbox.FreePort()
+	port, err := proc.FreePort()
 	if err != nil {
 		tb.Fatalf("sandboxtest: %v", err)
 	}

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,7 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tandem-dev/tandem/chaos"
+	"github.com/tandem-dev/tandem/internal/chaos"
+	"github.com/tandem-dev/tandem/internal/proc"
 	"github.com/tandem-dev/tandem/internal/redistest"
 )
 
@@ -39,8 +39,7 @@ func nginxBinary(t testing.TB) string {
 // (chaos.NginxConfig).
 type lb struct {
 	url, dir string
-	cmd      *exec.Cmd
-	done     chan struct{}
+	p        *proc.Proc
 }
 
 func startLB(t *testing.T, nodes []*node) *lb {
@@ -60,18 +59,16 @@ func startLB(t *testing.T, nodes []*node) *lb {
 	if err := os.WriteFile(conf, []byte(chaos.NginxConfig(dir, port, addrs)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	l := &lb{url: "http://127.0.0.1:" + strconv.Itoa(port), dir: dir, done: make(chan struct{})}
+	l := &lb{url: "http://127.0.0.1:" + strconv.Itoa(port), dir: dir}
 	out := &lockedBuffer{}
-	l.cmd = exec.Command(bin, "-p", dir, "-c", conf, "-e", filepath.Join(dir, "error.log"), "-g", "daemon off;")
-	l.cmd.Stdout, l.cmd.Stderr = out, out
-	l.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := l.cmd.Start(); err != nil {
+	cmd := exec.Command(bin, "-p", dir, "-c", conf, "-e", filepath.Join(dir, "error.log"), "-g", "daemon off;")
+	cmd.Stdout, cmd.Stderr = out, out
+	var err error
+	if l.p, err = proc.Start(cmd); err != nil {
 		t.Fatalf("start nginx: %v", err)
 	}
-	go func() { l.cmd.Wait(); close(l.done) }()
 	t.Cleanup(func() {
-		syscall.Kill(-l.cmd.Process.Pid, syscall.SIGKILL)
-		<-l.done
+		l.p.Kill()
 		if t.Failed() {
 			b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
 			t.Logf("nginx error.log (tail):\n%s%s", out, tail(string(b), 4000))
@@ -86,7 +83,7 @@ func startLB(t *testing.T, nodes []*node) *lb {
 			}
 		}
 		select {
-		case <-l.done:
+		case <-l.p.Done():
 			t.Fatalf("nginx exited: %s", out)
 		case <-time.After(50 * time.Millisecond):
 		}
@@ -108,19 +105,18 @@ func tail(s string, n int) string {
 	return s
 }
 
-// esLine is one line of chaos/node/client.mjs: the WHATWG EventSource
+// esLine is one line of internal/chaos/node/client.mjs: the WHATWG EventSource
 // (npm eventsource@4) as a browser runs it.
 type esLine struct {
 	C, K, ID, T, D, Msg string
 	Code                int
 }
 
-// esClients runs chaos/node/client.mjs and keeps what its EventSources
+// esClients runs internal/chaos/node/client.mjs and keeps what its EventSources
 // report.
 type esClients struct {
-	cmd   *exec.Cmd
+	p     *proc.Proc
 	stdin io.WriteCloser
-	done  chan struct{}
 
 	mu     sync.Mutex
 	events map[string][]esLine // per client, events in arrival order
@@ -135,57 +131,45 @@ func startESClients(t *testing.T) *esClients {
 	if err != nil {
 		t.Fatal("node is missing: this test needs Node.js 20+ and npm")
 	}
-	dir := filepath.Join(repoRoot(), "chaos", "node")
+	dir := filepath.Join(repoRoot(), "internal", "chaos", "node")
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "eventsource", "package.json")); err != nil {
-		t.Fatal("chaos/node/node_modules/eventsource is missing: run `make test` (scripts/ensure-node-client.sh: npm ci in chaos/node)")
+		t.Fatal("internal/chaos/node/node_modules/eventsource is missing: run `make test` (scripts/ensure-node-client.sh: npm ci in internal/chaos/node)")
 	}
-	c := &esClients{events: map[string][]esLine{}, errs: map[string]int{}, opens: map[string]int{}, done: make(chan struct{})}
-	c.cmd = exec.Command(nodeBin, filepath.Join(dir, "client.mjs"))
-	c.cmd.Dir = dir
-	c.cmd.Stderr = os.Stderr
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if c.stdin, err = c.cmd.StdinPipe(); err != nil {
+	c := &esClients{events: map[string][]esLine{}, errs: map[string]int{}, opens: map[string]int{}}
+	cmd := exec.Command(nodeBin, filepath.Join(dir, "client.mjs"))
+	cmd.Dir = dir
+	cmd.Stderr = os.Stderr
+	if c.stdin, err = cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
 	}
-	stdout, err := c.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		defer close(c.done)
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			var l esLine
-			if json.Unmarshal(sc.Bytes(), &l) != nil {
-				continue
-			}
-			c.mu.Lock()
-			switch l.K {
-			case "ev":
-				c.events[l.C] = append(c.events[l.C], l)
-			case "err":
-				c.errs[l.C]++
-			case "open":
-				c.opens[l.C]++
-			case "fatal":
-				c.fatal = append(c.fatal, l)
-			}
-			c.mu.Unlock()
+	cmd.Stdout = proc.Lines(func(b []byte) {
+		var l esLine
+		if json.Unmarshal(b, &l) != nil {
+			return
 		}
-		c.cmd.Wait()
-	}()
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		switch l.K {
+		case "ev":
+			c.events[l.C] = append(c.events[l.C], l)
+		case "err":
+			c.errs[l.C]++
+		case "open":
+			c.opens[l.C]++
+		case "fatal":
+			c.fatal = append(c.fatal, l)
+		}
+	})
+	if c.p, err = proc.Start(cmd); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		c.send(map[string]string{"op": "close"})
 		c.stdin.Close()
 		select {
-		case <-c.done:
+		case <-c.p.Done():
 		case <-time.After(5 * time.Second):
-			c.cmd.Process.Kill()
-			<-c.done
+			c.p.Kill()
 		}
 	})
 	return c
@@ -226,7 +210,7 @@ func (c *esClients) indexes(id string) []uint64 {
 }
 
 // TestEventSourceRidesThroughFaults is guarantee 7 end to end: WHATWG
-// EventSources (npm eventsource@4, chaos/node/client.mjs) follow a session
+// EventSources (npm eventsource@4, internal/chaos/node/client.mjs) follow a session
 // through nginx (the fault campaign's configuration) over three nodes
 // while prompts keep the agent talking, and ride through (a) Redis killed,
 // down for 4 s with their connections dropped meanwhile (so that they

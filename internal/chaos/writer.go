@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/tandem-dev/tandem/internal/retry"
 )
 
 // prompt is one prompt a writer sent, with what the server said.
@@ -78,7 +80,7 @@ func (w *writer) send(ctx context.Context, p *prompt) {
 	body, _ := json.Marshal(map[string]string{"text": p.text})
 	url := w.lb + "/v1/workspaces/" + w.ws + "/sessions/default/prompt"
 	p.sent = time.Now()
-	backoff := 100 * time.Millisecond
+	backoff := retry.Exponential(100*time.Millisecond, 2*time.Second)
 	for p.attempts < promptAttempts && time.Since(p.sent) < promptRetryFor && ctx.Err() == nil {
 		p.attempts++
 		req, _ := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(body))
@@ -111,11 +113,13 @@ func (w *writer) send(ctx context.Context, p *prompt) {
 		w.retries++
 		w.retryAt = append(w.retryAt, time.Now())
 		w.mu.Unlock()
+		// Jitter of up to the wait again, drawn from the writer's seeded
+		// source: a seed replays the campaign's draws.
+		wait := backoff.NextBackOff()
 		select {
 		case <-ctx.Done():
-		case <-time.After(backoff + time.Duration(w.rng.Int63n(int64(backoff)))):
+		case <-time.After(wait + time.Duration(w.rng.Int63n(int64(wait)))):
 		}
-		backoff = min(2*backoff, 2*time.Second)
 	}
 }
 

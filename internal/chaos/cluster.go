@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/tandem-dev/tandem/internal/proc"
+	"github.com/tandem-dev/tandem/internal/redistest"
 	"github.com/tandem-dev/tandem/sandbox"
 )
 
@@ -26,7 +28,8 @@ const NodeCount = 3
 type cluster struct {
 	cfg Config
 
-	redis     *proc
+	redis     *redistest.Server
+	redisLog  *os.File
 	redisPort int
 	rdb       *redis.Client
 
@@ -39,17 +42,17 @@ type cluster struct {
 
 	nodes []*tandemNode
 
-	nginx  *proc
+	nginx  *service
 	lbPort int
 }
 
 type tandemNode struct {
-	*proc
+	*service
 	id   string
 	addr string
 }
 
-func freePort() (int, error) { return sandbox.FreePort() }
+func freePort() (int, error) { return proc.FreePort() }
 
 // startCluster starts every process and waits until each is ready. On
 // failure it stops what it started.
@@ -78,7 +81,7 @@ func startCluster(ctx context.Context, cfg Config) (c *cluster, err error) {
 			return nil, err
 		}
 		n := &tandemNode{id: "n" + strconv.Itoa(i), addr: "127.0.0.1:" + strconv.Itoa(port)}
-		n.proc = &proc{
+		n.service = &service{
 			name: "node " + n.id,
 			path: cfg.TandemBin,
 			args: []string{"serve"},
@@ -111,37 +114,31 @@ func startCluster(ctx context.Context, cfg Config) (c *cluster, err error) {
 func (c *cluster) LB() string { return "http://127.0.0.1:" + strconv.Itoa(c.lbPort) }
 
 func (c *cluster) startRedis(ctx context.Context) error {
-	port, err := freePort()
+	log, err := os.OpenFile(filepath.Join(c.cfg.Dir, "logs", "redis.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
-	c.redisPort = port
-	dir := filepath.Join(c.cfg.Dir, "redis")
-	c.redis = &proc{
-		name: "redis-server",
-		path: c.cfg.RedisBin,
-		args: []string{
-			"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
-			"--save", "", "--appendonly", "yes", "--appendfsync", "always",
-			"--daemonize", "no", "--protected-mode", "yes", "--loglevel", "warning", "--logfile", "",
-		},
-		dir: dir,
-		log: filepath.Join(c.cfg.Dir, "logs", "redis.log"),
-	}
-	c.rdb = redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(port), MaxRetries: -1, DialTimeout: time.Second, ReadTimeout: 2 * time.Second})
-	return c.restartRedis(ctx)
-}
-
-// restartRedis starts redis-server (again) on its port and waits for PING.
-func (c *cluster) restartRedis(ctx context.Context) error {
-	if err := c.redis.start(); err != nil {
+	c.redisLog = log
+	// appendonly with fsync always: a SIGKILL loses no acknowledged write.
+	c.redis, err = redistest.Launch(redistest.Options{
+		AppendOnly: true, Dir: filepath.Join(c.cfg.Dir, "redis"), Bin: c.cfg.RedisBin,
+		Output: log, StartTimeout: 15 * time.Second,
+	})
+	if err != nil {
 		return err
 	}
-	return waitUntil(ctx, 15*time.Second, "redis-server to answer", func() bool {
-		pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-		defer cancel()
-		return c.rdb.Ping(pctx).Err() == nil
-	})
+	c.redisPort = c.redis.Port()
+	c.rdb = redis.NewClient(&redis.Options{Addr: c.redis.Addr(), MaxRetries: -1, DialTimeout: time.Second, ReadTimeout: 2 * time.Second})
+	return nil
+}
+
+// restartRedis starts redis-server again on its port and data directory,
+// and waits for PING.
+func (c *cluster) restartRedis(ctx context.Context) error {
+	if err := c.redis.Relaunch(); err != nil {
+		return fmt.Errorf("redis-server: %w", err)
+	}
+	return ctx.Err()
 }
 
 func (c *cluster) startSandbox(ctx context.Context) error {
@@ -228,7 +225,7 @@ func (c *cluster) startNginx(ctx context.Context) error {
 	if err := os.WriteFile(file, []byte(conf), 0o644); err != nil {
 		return err
 	}
-	c.nginx = &proc{
+	c.nginx = &service{
 		name: "nginx",
 		path: c.cfg.NginxBin,
 		args: []string{"-p", dir, "-c", file, "-e", filepath.Join(dir, "error.log"), "-g", "daemon off;"},
@@ -251,7 +248,7 @@ func (c *cluster) startNginx(ctx context.Context) error {
 
 // ensureUp brings back whatever a fault left down or stopped.
 func (c *cluster) ensureUp(ctx context.Context) error {
-	if !c.redis.running() {
+	if !c.redis.Running() {
 		if err := c.restartRedis(ctx); err != nil {
 			return err
 		}
@@ -295,7 +292,10 @@ func (c *cluster) stop() {
 		c.sbCfg.Output.Close()
 	}
 	if c.redis != nil {
-		c.redis.term(5 * time.Second)
+		c.redis.Stop(5 * time.Second)
+	}
+	if c.redisLog != nil {
+		c.redisLog.Close()
 	}
 	if c.rdb != nil {
 		c.rdb.Close()

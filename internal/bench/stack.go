@@ -13,9 +13,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/tandem-dev/tandem/internal/proc"
+	"github.com/tandem-dev/tandem/internal/redistest"
 	"github.com/tandem-dev/tandem/sandbox"
 )
 
@@ -45,7 +46,8 @@ type Stack struct {
 	NodePid    int
 	Redis      string
 	SandboxURL string
-	procs      []*exec.Cmd
+	redis      *redistest.Server
+	node       *proc.Proc
 	sandbox    *sandbox.Process
 	dir        string
 	ownDir     bool
@@ -66,15 +68,6 @@ func checkLoopback(hostport string) error {
 		return fmt.Errorf("%s is not a loopback address; the load tool only targets loopback", hostport)
 	}
 	return nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // Start brings the stack up: with opts.URL, only checks it; otherwise
@@ -104,21 +97,12 @@ func Start(ctx context.Context, opts Options, withSandbox bool) (*Stack, error) 
 		s.dir, s.ownDir = d, true
 	}
 	fail := func(err error) (*Stack, error) { s.Close(); return nil, err }
-	rport, err := freePort()
+	redis, err := redistest.Launch(redistest.Options{Dir: s.dir, Args: []string{"--maxclients", "20000"}})
 	if err != nil {
-		return fail(err)
-	}
-	s.Redis = "127.0.0.1:" + strconv.Itoa(rport)
-	redis := exec.Command("redis-server", "--port", strconv.Itoa(rport), "--bind", "127.0.0.1", "--save", "",
-		"--appendonly", "no", "--dir", s.dir, "--loglevel", "warning", "--maxclients", "20000")
-	redis.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := redis.Start(); err != nil {
 		return fail(fmt.Errorf("redis-server: %w", err))
 	}
-	s.procs = append(s.procs, redis)
-	if err := waitTCP(ctx, s.Redis); err != nil {
-		return fail(err)
-	}
+	s.redis = redis
+	s.Redis = redis.Addr()
 	env := []string{
 		"TANDEM_REDIS_URL=redis://" + s.Redis + "/0",
 		"TANDEM_NODE_ID=bench-node",
@@ -129,7 +113,7 @@ func Start(ctx context.Context, opts Options, withSandbox bool) (*Stack, error) 
 		"TANDEM_IDLE_TIMEOUT=10m",
 	}
 	if withSandbox {
-		sport, err := freePort()
+		sport, err := proc.FreePort()
 		if err != nil {
 			return fail(err)
 		}
@@ -149,7 +133,7 @@ func Start(ctx context.Context, opts Options, withSandbox bool) (*Stack, error) 
 	} else {
 		env = append(env, "TANDEM_SANDBOX_URL=http://127.0.0.1:9")
 	}
-	nport, err := freePort()
+	nport, err := proc.FreePort()
 	if err != nil {
 		return fail(err)
 	}
@@ -162,12 +146,13 @@ func Start(ctx context.Context, opts Options, withSandbox bool) (*Stack, error) 
 		return fail(err)
 	}
 	node.Stdout, node.Stderr = logf, logf
-	node.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := node.Start(); err != nil {
+	p, err := proc.Start(node)
+	logf.Close() // the node has its own copy
+	if err != nil {
 		return fail(fmt.Errorf("tandem: %w", err))
 	}
-	s.procs = append(s.procs, node)
-	s.NodePid = node.Process.Pid
+	s.node = p
+	s.NodePid = p.Pid()
 	s.URL = "http://127.0.0.1:" + strconv.Itoa(nport)
 	if err := waitReady(ctx, s.URL); err != nil {
 		b, _ := os.ReadFile(logf.Name())
@@ -181,23 +166,6 @@ func or(v, def string) string {
 		return v
 	}
 	return def
-}
-
-func waitTCP(ctx context.Context, addr string) error {
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	return fmt.Errorf("%s did not accept connections in 10s", addr)
 }
 
 func waitReady(ctx context.Context, base string) error {
@@ -221,17 +189,12 @@ func waitReady(ctx context.Context, base string) error {
 
 // Close stops what Start started.
 func (s *Stack) Close() {
-	for i := len(s.procs) - 1; i >= 0; i-- {
-		p := s.procs[i]
-		syscall.Kill(-p.Process.Pid, syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { p.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			syscall.Kill(-p.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
+	// The node first, then its Redis.
+	if s.node != nil {
+		s.node.Stop(10 * time.Second)
+	}
+	if s.redis != nil {
+		s.redis.Stop(10 * time.Second)
 	}
 	if s.sandbox != nil {
 		s.sandbox.Stop(2 * time.Second)

@@ -204,7 +204,7 @@ func (in *injector) inject(ctx context.Context, kind string) fault {
 	case FaultRedis:
 		pause := in.between(200*time.Millisecond, 1500*time.Millisecond)
 		f.target, f.at = "redis", time.Now()
-		in.c.redis.kill()
+		in.c.redis.Kill()
 		in.sleep(ctx, pause)
 		f.err = in.c.restartRedis(ctx)
 	case FaultSandbox:

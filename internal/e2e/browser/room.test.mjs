@@ -1,5 +1,5 @@
 // Browser tests of the web client: playwright-core driving Debian's
-// Chromium (headless) against the stack that e2e/browser_test.go starts;
+// Chromium (headless) against the stack that internal/e2e/browser_test.go starts;
 // run them with `go test -run TestBrowserRoom ./e2e`. The tests run in
 // order and share the pages of ann and bob.
 //

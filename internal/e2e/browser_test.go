@@ -21,7 +21,7 @@ import (
 const chromiumPath = "/usr/bin/chromium"
 
 // TestBrowserRoom drives the web client in headless Chromium
-// (e2e/browser/room.test.mjs, playwright-core) against a real stack:
+// (internal/e2e/browser/room.test.mjs, playwright-core) against a real stack:
 // redis-server, the Sandbox Agent server with the scripted agent, and
 // nodes b1 and a2 in none mode, plus node j with JWTs. Ann's page talks to
 // a2; Bob's goes through a switchable proxy to b1, which also owns the
@@ -29,7 +29,7 @@ const chromiumPath = "/usr/bin/chromium"
 // stream and the agent's owner at once. The script asks for the kill and
 // the switch over a small control endpoint served here.
 //
-// It needs Chromium and the npm packages of e2e/browser (`make deps`
+// It needs Chromium and the npm packages of internal/e2e/browser (`make deps`
 // installs both); without them it fails, it never skips.
 func TestBrowserRoom(t *testing.T) {
 	if _, err := os.Stat(chromiumPath); err != nil {
@@ -39,11 +39,11 @@ func TestBrowserRoom(t *testing.T) {
 	if err != nil {
 		t.Fatal("node is missing: the browser tests need Node.js 20+ and npm")
 	}
-	dir := filepath.Join(repoRoot(), "e2e", "browser")
+	dir := filepath.Join(repoRoot(), "internal", "e2e", "browser")
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core", "package.json")); err != nil {
-		t.Fatal("e2e/browser/node_modules/playwright-core is missing: run `make deps` (npm ci in e2e/browser)")
+		t.Fatal("internal/e2e/browser/node_modules/playwright-core is missing: run `make deps` (npm ci in internal/e2e/browser)")
 	}
-	artifacts := filepath.Join(repoRoot(), "e2e", "artifacts")
+	artifacts := filepath.Join(repoRoot(), "internal", "e2e", "artifacts")
 	if err := os.MkdirAll(artifacts, 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,7 @@
 // default session through nginx: Go clients on r3labs/sse (streamclient:
 // unlimited reconnects, a clean close means reconnect, Last-Event-ID) and
 // WHATWG EventSource clients (the eventsource package in Node.js,
-// chaos/node/client.mjs), and one writer that sends prompts with an
+// internal/chaos/node/client.mjs), and one writer that sends prompts with an
 // Idempotency-Key, retrying with the same key on errors, 5xx and timeouts.
 //
 // # Faults

@@ -1,7 +1,6 @@
 package chaos
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,18 +9,18 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/tandem-dev/tandem/internal/proc"
 )
 
-// nodeClients is one Node.js process (chaos/node/client.mjs) running every
+// nodeClients is one Node.js process (internal/chaos/node/client.mjs) running every
 // WHATWG EventSource subscriber; the driver opens and drops them with JSON
 // lines on its stdin and reads what they receive from its stdout.
 type nodeClients struct {
-	cmd  *exec.Cmd
+	p    *proc.Proc
 	in   io.WriteCloser
 	inMu sync.Mutex
-	done chan struct{} // closed when stdout ended
 
 	mu   sync.Mutex
 	recs map[string]*recording
@@ -32,58 +31,47 @@ type nodeClients struct {
 func startNodeClients(cfg Config) (*nodeClients, error) {
 	cmd := exec.Command(cfg.NodeBin, filepath.Base(cfg.NodeClient))
 	cmd.Dir = filepath.Dir(cfg.NodeClient)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	errLog, err := os.Create(filepath.Join(cfg.Dir, "logs", "node-clients.log"))
 	if err != nil {
 		return nil, err
 	}
+	defer errLog.Close() // the child has its own copy
 	cmd.Stderr = errLog
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
 	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
+	n := &nodeClients{in: in, recs: make(map[string]*recording)}
+	cmd.Stdout = proc.Lines(n.line)
+	if n.p, err = proc.Start(cmd); err != nil {
 		return nil, fmt.Errorf("node clients: %w", err)
 	}
-	n := &nodeClients{cmd: cmd, in: in, done: make(chan struct{}), recs: make(map[string]*recording)}
-	go n.read(out, errLog)
 	return n, nil
 }
 
-// read dispatches the process's lines to the recordings until stdout ends.
-func (n *nodeClients) read(out io.Reader, errLog *os.File) {
-	defer close(n.done)
-	defer errLog.Close()
-	sc := bufio.NewScanner(out)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	for sc.Scan() {
-		var m struct {
-			C, K, ID, T, D, Msg string
-			Code                int
-		}
-		if json.Unmarshal(sc.Bytes(), &m) != nil {
-			continue
-		}
-		n.mu.Lock()
-		r := n.recs[m.C]
-		n.mu.Unlock()
-		if r == nil {
-			continue
-		}
-		switch m.K {
-		case "open":
-			r.connected()
-		case "ev":
-			r.add(m.T, []byte(m.D))
-		case "fatal":
-			r.gaveUp(fmt.Sprintf("EventSource gave up: %d %s", m.Code, m.Msg))
-		}
+// line dispatches one line of the process's stdout to its recording.
+func (n *nodeClients) line(b []byte) {
+	var m struct {
+		C, K, ID, T, D, Msg string
+		Code                int
 	}
-	_ = n.cmd.Wait()
+	if json.Unmarshal(b, &m) != nil {
+		return
+	}
+	n.mu.Lock()
+	r := n.recs[m.C]
+	n.mu.Unlock()
+	if r == nil {
+		return
+	}
+	switch m.K {
+	case "open":
+		r.connected()
+	case "ev":
+		r.add(m.T, []byte(m.D))
+	case "fatal":
+		r.gaveUp(fmt.Sprintf("EventSource gave up: %d %s", m.Code, m.Msg))
+	}
 }
 
 func (n *nodeClients) send(v any) error {
@@ -119,12 +107,10 @@ func (n *nodeClients) closeNow(ctx context.Context) {
 	t := time.NewTimer(5 * time.Second)
 	defer t.Stop()
 	select {
-	case <-n.done:
+	case <-n.p.Done():
 	case <-t.C:
-		_ = syscall.Kill(-n.cmd.Process.Pid, syscall.SIGKILL)
-		<-n.done
+		n.p.Kill()
 	case <-ctx.Done():
-		_ = syscall.Kill(-n.cmd.Process.Pid, syscall.SIGKILL)
-		<-n.done
+		n.p.Kill()
 	}
 }

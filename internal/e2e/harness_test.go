@@ -21,6 +21,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/tandem-dev/tandem/eventlog"
+	"github.com/tandem-dev/tandem/internal/proc"
 	"github.com/tandem-dev/tandem/internal/redistest"
 	"github.com/tandem-dev/tandem/internal/sandboxtest"
 	"github.com/tandem-dev/tandem/internal/ssetest"
@@ -34,7 +35,7 @@ var (
 
 func repoRoot() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Dir(filepath.Dir(file))
+	return filepath.Dir(filepath.Dir(filepath.Dir(file)))
 }
 
 // tandemBinary builds cmd/tandem once per test binary.
@@ -72,8 +73,7 @@ type node struct {
 	id   string
 	addr string
 	env  []string
-	cmd  *exec.Cmd
-	done chan struct{}
+	p    *proc.Proc
 	log  *lockedBuffer
 }
 
@@ -120,16 +120,15 @@ func startNode(t testing.TB, id string, o nodeOpts) *node {
 
 func (n *node) start() {
 	n.t.Helper()
-	n.cmd = exec.Command(tandemBinary(n.t), "serve")
-	n.cmd.Env = append(os.Environ(), n.env...)
-	n.cmd.Stdout = n.log
-	n.cmd.Stderr = n.log
-	n.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := n.cmd.Start(); err != nil {
+	cmd := exec.Command(tandemBinary(n.t), "serve")
+	cmd.Env = append(os.Environ(), n.env...)
+	cmd.Stdout = n.log
+	cmd.Stderr = n.log
+	p, err := proc.Start(cmd)
+	if err != nil {
 		n.t.Fatalf("start node %s: %v", n.id, err)
 	}
-	n.done = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) { cmd.Wait(); close(done) }(n.cmd, n.done)
+	n.p = p
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		resp, err := http.Get(n.URL() + "/readyz")
@@ -140,7 +139,7 @@ func (n *node) start() {
 			}
 		}
 		select {
-		case <-n.done:
+		case <-n.p.Done():
 			n.t.Fatalf("node %s exited:\n%s", n.id, n.log.tail(4000))
 		case <-time.After(50 * time.Millisecond):
 		}
@@ -148,26 +147,20 @@ func (n *node) start() {
 	n.t.Fatalf("node %s not ready in 20s:\n%s", n.id, n.log.tail(4000))
 }
 
-func (n *node) signal(sig syscall.Signal) { syscall.Kill(-n.cmd.Process.Pid, sig) }
+func (n *node) signal(sig syscall.Signal) { n.p.Signal(sig) }
 
 // kill sends SIGKILL and waits for the process.
 func (n *node) kill() {
-	if n.cmd == nil {
+	if n.p == nil {
 		return
 	}
-	n.signal(syscall.SIGKILL)
-	n.signal(syscall.SIGCONT)
-	<-n.done
+	n.p.Kill()
 }
 
 // term shuts the node down gracefully and waits.
 func (n *node) term() {
-	n.signal(syscall.SIGTERM)
-	select {
-	case <-n.done:
-	case <-time.After(20 * time.Second):
+	if !n.p.Stop(20 * time.Second) {
 		n.t.Errorf("node %s did not stop within 20s of SIGTERM", n.id)
-		n.kill()
 	}
 }
 

@@ -37,7 +37,7 @@ type Config struct {
 	NginxBin     string // default "nginx"
 	RedisBin     string // default "redis-server"
 	NodeBin      string // default "node"
-	NodeClient   string // chaos/node/client.mjs, with its node_modules
+	NodeClient   string // internal/chaos/node/client.mjs, with its node_modules
 	// Kinds restricts the faults to these kinds (default: all of
 	// FaultKinds), to replay or study one kind.
 	Kinds []string

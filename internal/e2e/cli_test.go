@@ -1,11 +1,9 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -16,48 +14,36 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/tandem-dev/tandem/eventlog"
+	"github.com/tandem-dev/tandem/internal/proc"
 	"github.com/tandem-dev/tandem/internal/sandboxtest/mockagent"
 )
 
 // cli runs the tandem binary as a client command and collects its output
 // lines.
 type cli struct {
-	cmd    *exec.Cmd
+	p      *proc.Proc
 	mu     sync.Mutex
 	lines  []string
 	stderr lockedBuffer
-	done   chan error
 }
 
 func startCLI(t *testing.T, args ...string) *cli {
 	t.Helper()
-	c := &cli{cmd: exec.Command(tandemBinary(t), args...), done: make(chan error, 1)}
-	c.cmd.Env = append(os.Environ(), "GORACE=halt_on_error=1")
-	c.cmd.Stderr = &c.stderr
-	out, err := c.cmd.StdoutPipe()
-	if err != nil {
+	c := &cli{}
+	cmd := exec.Command(tandemBinary(t), args...)
+	cmd.Env = append(os.Environ(), "GORACE=halt_on_error=1")
+	cmd.Stderr = &c.stderr
+	cmd.Stdout = proc.Lines(func(l []byte) {
+		c.mu.Lock()
+		c.lines = append(c.lines, string(l))
+		c.mu.Unlock()
+	})
+	var err error
+	if c.p, err = proc.Start(cmd); err != nil {
 		t.Fatal(err)
 	}
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := c.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	read := make(chan struct{})
-	go func() {
-		defer close(read)
-		sc := bufio.NewScanner(out)
-		sc.Buffer(nil, 4<<20)
-		for sc.Scan() {
-			c.mu.Lock()
-			c.lines = append(c.lines, sc.Text())
-			c.mu.Unlock()
-		}
-		io.Copy(io.Discard, out)
-	}()
-	go func() { <-read; c.done <- c.cmd.Wait() }()
 	t.Cleanup(func() {
-		c.cmd.Process.Kill()
-		<-c.done
+		c.p.Kill()
 		if t.Failed() {
 			t.Logf("stderr of tandem %s:\n%s", args[0], c.stderr.tail(4000))
 		}
@@ -88,11 +74,10 @@ func (c *cli) waitLines(t *testing.T, what string, within time.Duration, cond fu
 // stop interrupts the command as Ctrl-C would and wants exit status 0.
 func (c *cli) stop(t *testing.T) {
 	t.Helper()
-	c.cmd.Process.Signal(os.Interrupt)
+	c.p.Signal(syscall.SIGINT)
 	select {
-	case err := <-c.done:
-		c.done <- err // for the cleanup
-		if err != nil {
+	case <-c.p.Done():
+		if err := c.p.Err(); err != nil {
 			t.Fatalf("tandem exited with %v after an interrupt; stderr:\n%s", err, c.stderr.String())
 		}
 	case <-time.After(10 * time.Second):
