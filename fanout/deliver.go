@@ -3,9 +3,13 @@ package fanout
 import (
 	"context"
 	"time"
+
+	"github.com/tandem-dev/tandem/sse"
 )
 
-var keepaliveFrame = []byte(": keepalive\n\n")
+// keepaliveFrame is written to every idle client; its bytes are never
+// modified.
+var keepaliveFrame = sse.AppendKeepalive(nil)
 
 // schedule queues f for delivery to its attached clients.
 func (h *Hub) schedule(f *feed) {

@@ -1,8 +1,6 @@
 package fanout
 
 import (
-	"bytes"
-	"strings"
 	"sync"
 	"time"
 
@@ -24,24 +22,10 @@ func encodeFrame(ev *eventlog.Event) frame {
 }
 
 // appendFrame appends ev as an SSE event to b. The event's JSON is written
-// straight after "data: ": it is one line (compact JSON, strings quoted),
-// which is checked, falling back to the general encoder if it ever is not.
+// straight after "data: " by its own encoder (one line: compact JSON,
+// strings quoted); sse checks that and re-encodes if it ever is not.
 func appendFrame(b []byte, ev *eventlog.Event) []byte {
-	start := len(b)
-	b = append(b, "id: "...)
-	b = append(b, ev.ID...)
-	b = append(b, "\nevent: "...)
-	b = append(b, ev.Type...)
-	b = append(b, "\ndata: "...)
-	dataAt := len(b)
-	b = ev.AppendJSON(b)
-	data := b[dataAt:]
-	if ev.ID == "" || ev.Type == "" || bytes.IndexByte(data, '\n') >= 0 || bytes.IndexByte(data, '\r') >= 0 ||
-		strings.ContainsAny(ev.ID, "\r\n\x00") || strings.ContainsAny(ev.Type, "\r\n\x00") {
-		safe := sse.AppendEvent(nil, ev.ID, ev.Type, append([]byte(nil), data...))
-		return append(b[:start], safe...)
-	}
-	return append(b, '\n', '\n')
+	return sse.AppendEventFunc(b, ev.ID, ev.Type, ev.AppendJSON)
 }
 
 // feed is the node's buffer of one session stream: the most recent frames

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/tandem-dev/tandem/eventlog"
@@ -339,11 +338,9 @@ func (h *Hub) Broadcast(ws, event string, data []byte) {
 	}
 }
 
-// resetFrame is the reset event: no id:, so the client keeps its
-// Last-Event-ID until the next event moves it.
+// resetFrame is the reset event of a cursor that cannot be resumed.
 func resetFrame(re *eventlog.ResetError) []byte {
-	data := []byte(`{"reason":"` + re.ReasonCode() + `","oldest":` + strconv.Quote(re.OldestID()) + `}`)
-	return sse.AppendEvent(nil, "", "reset", data)
+	return sse.AppendReset(nil, re.ReasonCode(), re.OldestID())
 }
 
 // reserve counts one more stream of user, unless the user has the most

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tandem-dev/tandem/eventlog"
+	"github.com/tandem-dev/tandem/sse"
 )
 
 // Source is the event log as the hub reads it.
@@ -34,7 +35,8 @@ type Config struct {
 	RingSize int
 	// RingBytes bounds the memory of one session's buffer (default 1 MiB).
 	RingBytes int
-	// Retry is the reconnection delay sent to clients (default 2s).
+	// Retry is the reconnection delay sent to clients (default
+	// sse.DefaultRetry, 2s).
 	Retry time.Duration
 	// Keepalive is the idle time after which a stream carries a keepalive
 	// comment (default sse.KeepaliveInterval, 15s).
@@ -73,10 +75,10 @@ func (c Config) withDefaults() Config {
 		c.RingBytes = 1 << 20
 	}
 	if c.Retry == 0 {
-		c.Retry = 2 * time.Second
+		c.Retry = sse.DefaultRetry
 	}
 	if c.Keepalive == 0 {
-		c.Keepalive = 15 * time.Second
+		c.Keepalive = sse.KeepaliveInterval
 	}
 	if c.Linger == 0 {
 		c.Linger = 30 * time.Second

@@ -1,7 +1,6 @@
 package fanout
 
 import (
-	"bytes"
 	"errors"
 	"net"
 	"net/http"
@@ -144,7 +143,7 @@ func (s *responseSink) write(p []byte) error {
 // and writes the response head and the retry: preamble.
 func openSink(w http.ResponseWriter, retry, timeout time.Duration) (sink, error) {
 	sse.SetHeaders(w.Header())
-	preamble := sse.AppendRetry(nil, int(retry.Milliseconds()))
+	preamble := sse.AppendRetry(nil, retry)
 	rc := http.NewResponseController(w)
 	conn, brw, err := rc.Hijack()
 	if err != nil {
@@ -160,14 +159,8 @@ func openSink(w http.ResponseWriter, retry, timeout time.Duration) (sink, error)
 	}
 	// The body is delimited by the connection's close: no chunked
 	// encoding, so every client's bytes are the shared frames themselves.
-	var head bytes.Buffer
-	head.WriteString("HTTP/1.1 200 OK\r\n")
-	hdr := w.Header().Clone()
-	hdr.Set("Connection", "close")
-	hdr.Set("Date", time.Now().UTC().Format(http.TimeFormat))
-	_ = hdr.Write(&head)
-	head.WriteString("\r\n")
-	head.Write(preamble)
+	head := sse.AppendResponseHead(nil, w.Header(), time.Now())
+	head = append(head, preamble...)
 	if brw != nil && brw.Writer.Buffered() > 0 {
 		_ = brw.Flush()
 	}
@@ -182,7 +175,7 @@ func openSink(w http.ResponseWriter, retry, timeout time.Duration) (sink, error)
 	} else {
 		s = &connSink{conn: conn, timeout: timeout}
 	}
-	if err := s.write(head.Bytes()); err != nil {
+	if err := s.write(head); err != nil {
 		s.close()
 		return nil, err
 	}

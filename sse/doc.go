@@ -4,12 +4,15 @@
 //
 // # Usage
 //
-//	buf = sse.AppendRetry(buf, 2000)
+//	sse.SetHeaders(w.Header())                // text/event-stream, no caching or buffering
+//	buf = sse.AppendRetry(buf, sse.DefaultRetry) // the preamble: retry: 2000
 //	buf = sse.AppendEvent(buf, ev.ID, ev.Type, jsonBody)
-//	buf = sse.AppendComment(buf, "keepalive")
-//	sse.SetHeaders(w.Header())          // text/event-stream, no caching or buffering
+//	buf = sse.AppendEventFunc(buf, ev.ID, ev.Type, ev.AppendJSON) // the same, encoded in place
+//	buf = sse.AppendReset(buf, "cursor_expired", oldestID)
+//	buf = sse.AppendKeepalive(buf)            // every KeepaliveInterval of silence
+//	head := sse.AppendResponseHead(nil, w.Header(), time.Now()) // a hijacked connection's head
 //	sse.WriteReconnect(w, time.Second, "unavailable, reconnect") // 200 that ends at once
-//	pos, from := sse.ResumePosition(r) // Last-Event-ID header, else ?cursor=
+//	pos, from, ok := sse.ResumePosition(r)    // Last-Event-ID header, else ?cursor=
 //
 // # Guarantees
 //
@@ -24,8 +27,3 @@
 //
 // The functions are pure; they append to the caller's buffer.
 package sse
-
-import "time"
-
-// KeepaliveInterval is how often an idle stream carries a keepalive comment.
-const KeepaliveInterval = 15 * time.Second
