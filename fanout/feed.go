@@ -112,6 +112,15 @@ func (f *feed) wakeLocked() {
 	f.wake = make(chan struct{})
 }
 
+// changedLocked tells the feed's clients that it changed: the ones in
+// their follow loop wake up, and a delivery is queued for attached ones.
+func (f *feed) changedLocked() {
+	f.wakeLocked()
+	if len(f.attached) > 0 {
+		f.h.schedule(f)
+	}
+}
+
 // offer adds events of generation gen, in index order, as far as they
 // continue the ring without a gap. It returns whether they all did; a gap
 // or a new generation asks for a sync from Redis.
@@ -158,10 +167,7 @@ func (f *feed) offer(gen string, evs []eventlog.Event) bool {
 		}
 	}
 	if added > 0 {
-		f.wakeLocked()
-		if len(f.attached) > 0 {
-			f.h.scheduleLocked(f)
-		}
+		f.changedLocked()
 	}
 	if gap {
 		f.h.requestSync(f)
@@ -204,8 +210,5 @@ func (f *feed) fill(evs []eventlog.Event, head eventlog.Cursor) (uint64, string)
 func (f *feed) resetLocked() {
 	f.ready = false
 	f.clear()
-	f.wakeLocked()
-	if len(f.attached) > 0 {
-		f.h.scheduleLocked(f)
-	}
+	f.changedLocked()
 }

@@ -330,10 +330,7 @@ func (h *Hub) Broadcast(ws, event string, data []byte) {
 		f.mu.Lock()
 		f.eph = frame
 		f.ephVer++
-		f.wakeLocked()
-		if len(f.attached) > 0 {
-			h.scheduleLocked(f)
-		}
+		f.changedLocked()
 		f.mu.Unlock()
 	}
 }

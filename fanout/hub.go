@@ -124,16 +124,8 @@ type Hub struct {
 	closing    bool
 	quit       chan struct{} // closed when Run starts shutting down
 
-	// Delivery queue: feeds with something to write. A feed is in it at
-	// most once (feed.queued).
-	qmu   sync.Mutex
-	qcond *sync.Cond
-	queue []*feed
-
-	// Feeds that must catch up from Redis; feed.syncQueued dedupes.
-	smu    sync.Mutex
-	scond  *sync.Cond
-	squeue []*feed
+	deliveries workQueue // feeds with something to write to attached clients
+	syncs      workQueue // feeds that must catch up from Redis
 
 	// Workspaces whose doorbell subscription must be reconciled.
 	subReq chan struct{}
@@ -162,8 +154,8 @@ func New(src Source, cfg Config) *Hub {
 		quit:       make(chan struct{}),
 		subReq:     make(chan struct{}, 1),
 	}
-	h.qcond = sync.NewCond(&h.qmu)
-	h.scond = sync.NewCond(&h.smu)
+	h.deliveries.init(func(f *feed) *bool { return &f.queued })
+	h.syncs.init(func(f *feed) *bool { return &f.syncQueued })
 	return h
 }
 
@@ -209,12 +201,8 @@ func (h *Hub) Run(ctx context.Context) error {
 	for _, c := range clients {
 		c.close()
 	}
-	h.qmu.Lock()
-	h.qcond.Broadcast()
-	h.qmu.Unlock()
-	h.smu.Lock()
-	h.scond.Broadcast()
-	h.smu.Unlock()
+	h.deliveries.wakeAll()
+	h.syncs.wakeAll()
 	wg.Wait()
 	h.wg.Wait()
 	return nil
