@@ -30,17 +30,24 @@ func appendFrame(b []byte, ev *eventlog.Event) []byte {
 
 // feed is the node's buffer of one session stream: the most recent frames
 // (the ring) and the clients attached to it.
-//
-// Everything below mu is guarded by it. refs and idleSince are guarded by
-// the hub's mu.
 type feed struct {
-	h       *Hub
+	h       *Hub // h, ws and sid never change
 	ws, sid string
 
-	refs      int
-	idleSince time.Time
+	// Guarded by the hub's mu.
+	refs      int       // clients of the feed (acquire, release)
+	idleSince time.Time // when refs last fell to 0
 
-	mu    sync.Mutex
+	// Guarded by the mu of the hub's queue they say the feed is in
+	// (workQueue), not by the feed's mu.
+	queued     bool // in h.deliveries
+	syncQueued bool // in h.syncs
+
+	mu sync.Mutex
+	// Everything below is guarded by mu (the ring's elements too; the
+	// frames' bytes never change once pushed, so they are read outside
+	// it). eph and ephVer of a feed acquire has just made are set before
+	// anyone else can see the feed.
 	ready bool   // synced with Redis since the doorbell was subscribed
 	gen   string // generation of the stream the ring holds
 	hi    uint64 // index of the newest frame known (valid when ready)
@@ -56,12 +63,10 @@ type feed struct {
 	// without id that replaces the one before; ephVer counts broadcasts.
 	eph        []byte
 	ephVer     uint64
-	queued     bool // in the hub's delivery queue
 	delivering bool // a worker is writing to attached clients
 	again      bool // something changed while delivering
-	syncQueued bool
+	syncing    bool // a syncer is catching the feed up (syncFeed)
 	resync     bool // a sync was asked for while one ran
-	syncing    bool
 }
 
 func newFeed(h *Hub, ws, sid string) *feed {

@@ -109,30 +109,56 @@ var (
 // Hub is a node's fan-out: feeds per active session, the clients attached
 // to them, and the goroutines that serve them.
 type Hub struct {
+	// Lock order. The hub has four kinds of lock; one that is held may only
+	// be followed by one further down this list, never by one above it:
+	//
+	//  1. client.closeOnce: client.close runs under it and takes feed.mu,
+	//     then Hub.mu, one after the other. Never call close with any lock
+	//     held.
+	//  2. feed.mu: detachLocked takes Hub.mu (spawn) under it, and
+	//     changedLocked and offer push to the work queues.
+	//  3. Hub.mu: acquire pushes to the sync queue under it. Nothing takes
+	//     a feed's mu while holding it (Broadcast, sweep and Subscribed copy
+	//     the feeds out first).
+	//  4. workQueue.mu of deliveries and of syncs: leaves; neither is held
+	//     with the other.
+	//
+	// Observer methods are called with feed.mu held (Fallback, Resumed) and
+	// must not call back into the hub.
+
+	// Set by New and the setters before Run; read-only afterwards.
 	src  Source
 	cfg  Config
 	bell Doorbell
 	obs  Observer
 
-	mu         sync.Mutex
+	mu sync.Mutex
+	// Guarded by mu, as are each workspace's fields and each feed's refs
+	// and idleSince.
 	workspaces map[string]*workspace
 	clients    map[*client]struct{}
 	perUser    map[string]int            // open streams per user
 	present    map[string]map[string]int // workspace → user → open streams, kept as clients come and go
 	lastEph    map[string][]byte         // latest broadcast per workspace, for new feeds
-	presence   chan struct{}             // signalled when the set of local clients changes
 	closing    bool
-	quit       chan struct{} // closed when Run starts shutting down
+	quit       chan struct{} // closed, under mu, when Run starts shutting down
+
+	presence chan struct{} // signalled (buffer of one) when the set of local clients changes
 
 	deliveries workQueue // feeds with something to write to attached clients
 	syncs      workQueue // feeds that must catch up from Redis
 
-	// Workspaces whose doorbell subscription must be reconciled.
+	// Signalled (buffer of one) when the set of workspaces changed and the
+	// doorbell's subscriptions must follow.
 	subReq chan struct{}
 
-	wg sync.WaitGroup // detached clients' goroutines
+	// Detached clients' goroutines. Add is called under mu while not
+	// closing (spawn), so none is added once Run waits.
+	wg sync.WaitGroup
 }
 
+// workspace is a workspace with feeds on this node. Guarded by the hub's
+// mu.
 type workspace struct {
 	id        string
 	feeds     map[string]*feed

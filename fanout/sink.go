@@ -11,7 +11,8 @@ import (
 )
 
 // sink is where a client's bytes go. Only one goroutine writes to a sink
-// at a time (the client's owner); close may be called from any goroutine.
+// at a time (the client's owner); gone and close may be called from any
+// goroutine, also during a write.
 type sink interface {
 	// nonBlocking reports whether tryWrite can write without blocking;
 	// clients of sinks that cannot stay in their follow loop.
