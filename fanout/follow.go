@@ -41,7 +41,7 @@ func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, st Stream) error {
 		h.unreserve(st.User)
 		return err
 	}
-	s, err := openSink(w, h.cfg.Retry, h.cfg.WriteTimeout)
+	s, err := h.open(w, h.cfg.Retry, h.cfg.WriteTimeout)
 	if err != nil {
 		h.release(f)
 		h.unreserve(st.User)

@@ -131,6 +131,7 @@ type Hub struct {
 	cfg  Config
 	bell Doorbell
 	obs  Observer
+	open opener // how Serve takes over a response: openSink, a fake in tests
 
 	mu sync.Mutex
 	// Guarded by mu, as are each workspace's fields and each feed's refs
@@ -171,6 +172,7 @@ func New(src Source, cfg Config) *Hub {
 		src:        src,
 		cfg:        cfg.withDefaults(),
 		obs:        nopObserver{},
+		open:       openSink,
 		workspaces: make(map[string]*workspace),
 		clients:    make(map[*client]struct{}),
 		perUser:    make(map[string]int),

@@ -140,6 +140,13 @@ func (s *responseSink) write(p []byte) error {
 	return s.rc.Flush()
 }
 
+// opener takes over the response of a stream: it writes the response head
+// and the retry: preamble and returns where the client's bytes go from
+// then on. The hub works only against the sink it returns.
+type opener func(w http.ResponseWriter, retry, timeout time.Duration) (sink, error)
+
+var _ opener = openSink
+
 // openSink takes over the response: it hijacks the connection when it can
 // and writes the response head and the retry: preamble.
 func openSink(w http.ResponseWriter, retry, timeout time.Duration) (sink, error) {
