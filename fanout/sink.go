@@ -35,6 +35,19 @@ const writeChunk = 16 << 10
 
 // tcpSink is a hijacked TCP connection, written with raw non-blocking
 // writes on the fast path.
+//
+// It is written by hand on purpose. net.Conn's Write parks its goroutine
+// until the socket drains, so writing to a slow client that way needs a
+// goroutine per client, each with its stack and buffers; a raw write that
+// never waits (syscall.RawConn.Write whose callback always returns true)
+// lets one worker write each event to every caught-up client and hand only
+// the ones whose socket is full to a goroutine of their own. That is why a
+// caught-up connection has no goroutine and no buffer and an idle one costs
+// about 5 KiB (BENCHMARKS.md). gone peeks at the socket the same way,
+// because nothing else notices an attached client that left until the
+// next write. tryWrite's partial writes and EAGAIN are what the hub's
+// detach is built on (deliver.go); TestHijackedTCPConnection and node's
+// TestStreamSlowClientDoesNotSlowFastOne exercise them on real sockets.
 type tcpSink struct {
 	conn    *net.TCPConn
 	raw     syscall.RawConn

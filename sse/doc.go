@@ -1,6 +1,9 @@
 // Package sse owns the Server-Sent Events wire format as Tandem speaks it:
-// the retry: preamble, events with id:, event: and data: lines, keepalive
-// comments, and where a resuming client's position comes from.
+// every byte a stream sends (the response headers and, on a hijacked
+// connection, the response head; the retry: preamble; events with id:,
+// event: and data: lines; reset events; keepalive and reconnect comments),
+// the default keepalive interval and retry delay, and where a resuming
+// client's position comes from.
 //
 // # Usage
 //
@@ -19,9 +22,31 @@
 // Nothing a caller passes can break the framing: CR, LF and NUL are removed
 // from id: and event: values and from comments, and data is split into one
 // data: line per line of input, so a client always parses exactly the event
-// the caller meant. WriteReconnect never writes an id: line, so a client
-// that reconnects after it resumes from the Last-Event-ID it already had.
-// The package depends on the standard library only.
+// the caller meant (FuzzAppendEvent; FuzzAppendEventFunc for the in-place
+// encoder). Reset and reconnect answers never carry an id: line, so a
+// client resumes from the Last-Event-ID it already had.
+//
+// Where the contract's guarantees live in this package (architecture.md,
+// "Guarantees"):
+//
+//   - 1, order and completeness: the id: of every event is its cursor,
+//     written by AppendEvent and AppendEventFunc and read back by
+//     ResumePosition (Last-Event-ID over ?cursor=, as a reconnecting
+//     EventSource needs); a reset event (AppendReset) moves no cursor.
+//     Order itself is fanout's (see its doc). Tested by TestAppendEvent,
+//     TestAppendReset and the fuzzers; ResumePosition by httpapi's
+//     TestStreamStartPosition.
+//   - 7, a transient fault never ends a native EventSource: WriteReconnect
+//     (response.go) is the 200 with the stream headers, retry: and a
+//     comment that httpapi's handleError sends instead of a 503 on the
+//     stream route. Tested by TestWriteReconnect, httpapi's
+//     TestStreamTransientErrors and node's TestStreamWhileRedisDownGetsRetry
+//     and TestStreamWhileDrainingGetsRetry.
+//
+// The stream contract's other bytes: SetHeaders (Cache-Control: no-cache,
+// X-Accel-Buffering: no), AppendRetry (the stream starts with retry:),
+// AppendKeepalive every KeepaliveInterval (fanout's TestKeepaliveOfIdleStreams
+// checks the timing). The package depends on the standard library only.
 //
 // # Concurrency properties
 //
