@@ -7,28 +7,29 @@ import (
 )
 
 // client is one SSE stream.
-//
-// Its position (gen, cursor) and pending bytes are owned by whoever writes
-// to it: its follow loop while it is detached, the feed's delivering worker
-// while it is attached. Attaching and detaching happen under the feed's mu,
-// which hands the ownership over.
 type client struct {
+	// Set by Serve; never change.
 	h       *Hub
 	f       *feed
 	sink    sink
 	user    string
 	expires time.Time // zero: never
 
-	gen     string
-	cursor  uint64
-	ephVer  uint64 // the last broadcast it was sent
-	pending []byte // bytes of a frame a non-blocking write left unwritten
+	// Owned, not locked: by whoever writes to the client, which is its
+	// follow loop (Serve's goroutine, then followDetached's) while it is
+	// not in f.attached, and the one worker delivering f while it is.
+	// Attaching and detaching happen under f.mu, which hands the
+	// ownership over. snapshotLocked reads them under f.mu, which the
+	// delivering worker holds then.
+	gen            string
+	cursor         uint64
+	ephVer         uint64 // the last broadcast it was sent
+	pending        []byte // bytes of a frame a non-blocking write left unwritten
+	resumeReported bool   // the Resumed observation was made
 
-	resumeReported bool // the Resumed observation was made
+	lastWrite atomic.Int64 // unix nanoseconds of the last write; read by the sweeper and the workers
 
-	lastWrite atomic.Int64 // unix nanoseconds of the last write
-
-	closeOnce sync.Once
+	closeOnce sync.Once     // close's work runs once, under it (see the Hub's lock order)
 	done      chan struct{} // closed by close
 }
 

@@ -3,48 +3,25 @@ package fanout
 import (
 	"context"
 	"time"
+
+	"github.com/tandem-dev/tandem/sse"
 )
 
-var keepaliveFrame = []byte(": keepalive\n\n")
+// keepaliveFrame is written to every idle client; its bytes are never
+// modified.
+var keepaliveFrame = sse.AppendKeepalive(nil)
 
 // schedule queues f for delivery to its attached clients.
-func (h *Hub) schedule(f *feed) {
-	f.mu.Lock()
-	h.scheduleLocked(f)
-	f.mu.Unlock()
-}
-
-// scheduleLocked is schedule with f.mu held.
-func (h *Hub) scheduleLocked(f *feed) {
-	h.qmu.Lock()
-	if !f.queued {
-		f.queued = true
-		h.queue = append(h.queue, f)
-		h.qcond.Signal()
-	}
-	h.qmu.Unlock()
-}
+func (h *Hub) schedule(f *feed) { h.deliveries.push(f) }
 
 // deliverLoop is one delivery worker.
 func (h *Hub) deliverLoop(ctx context.Context) {
 	w := &worker{h: h}
 	for {
-		h.qmu.Lock()
-		for len(h.queue) == 0 && ctx.Err() == nil {
-			h.qcond.Wait()
-		}
-		if ctx.Err() != nil {
-			h.qmu.Unlock()
+		f := h.deliveries.pop(ctx)
+		if f == nil {
 			return
 		}
-		f := h.queue[0]
-		h.queue[0] = nil
-		h.queue = h.queue[1:]
-		if len(h.queue) == 0 {
-			h.queue = nil // let the backing array go
-		}
-		f.queued = false
-		h.qmu.Unlock()
 		w.deliver(f)
 	}
 }

@@ -10,6 +10,10 @@
 //	go bell.Run(ctx); go hub.Run(ctx)
 //	hub.Serve(w, r, fanout.Stream{Workspace: ws, Session: sid, After: cursor})
 //
+// The hub reads the event log through Source and drives the doorbell
+// through Doorbell, two narrow interfaces; every byte it writes comes from
+// package sse.
+//
 // # How a client is served
 //
 // A stream starts in the "follow" loop on the request's goroutine: it writes
@@ -27,6 +31,11 @@
 // Connections that cannot be hijacked (HTTP/2, TLS) stay in the follow loop
 // for their whole life: correct, one goroutine each.
 //
+// Where the client's bytes go is a sink (sink.go): a hijacked TCP
+// connection written with raw non-blocking writes, another hijacked
+// connection, or the ResponseWriter. The hub works only against that
+// interface; tests give it a fake one (fakes_test.go).
+//
 // # Guarantees
 //
 // Each client receives the events after its cursor in eventIndex order,
@@ -36,6 +45,34 @@
 // follows the last one it holds; a gap, a (re)subscription of the doorbell,
 // or the periodic audit makes it catch up from Redis.
 //
+// Where the contract's guarantees live in this package (architecture.md,
+// "Guarantees"):
+//
+//   - 1, order and completeness. A feed's ring holds a run of events with
+//     no gap: feed.offer accepts only the event after its head and asks
+//     for a sync otherwise (feed.go, sync.go); the audit in sweep catches a
+//     doorbell that never rang (hub.go). A client moves only from its own
+//     cursor: follow (follow.go) writes from the ring or the Source after
+//     it, worker.write (deliver.go) writes the frames after it and detaches
+//     a client it could not finish, which then resumes from its pending
+//     bytes and cursor; an unresumable cursor gets sse.AppendReset and
+//     goes on from the oldest event. Tested here by
+//     TestFeedDeliversInOrderToEveryClient, TestSlowClientCatchesUpInOrder,
+//     TestMissedDoorbellIsFilledFromSource, TestResetOnCursorThatCannotResume
+//     and TestSourceDownThenBack; end to end on Redis by node's
+//     TestStreamClientsAtCursorsThroughBurstsAndReconnects,
+//     TestStreamSlowClientDoesNotSlowFastOne and TestStreamResets.
+//   - 7, a transient fault never ends a native EventSource. Serve fails
+//     with ErrClosed before writing anything when the hub is shutting down,
+//     which httpapi answers with sse.WriteReconnect (200, retry:); a stream
+//     already started when Run ends is closed after its retry: preamble, an
+//     end the EventSource reconnects from with its Last-Event-ID; a Source
+//     that fails is retried with backoff, the stream kept open with
+//     keepalives. Tested here by TestCloseEndsStreams and
+//     TestSourceDownThenBack; end to end by node's
+//     TestStreamWhileDrainingGetsRetry, TestStreamWhileRedisDownGetsRetry
+//     and TestShutdownEndsStreamsPromptly.
+//
 // # Concurrency properties
 //
 // Serve may be called from any number of goroutines. Run owns the workers,
@@ -43,5 +80,7 @@
 // it returns only after all of them have exited and every client connection
 // it holds has been closed. Callers may NOT assume that Serve returns when
 // the client goes away: an attached client is noticed at the next write,
-// at the latest at the next keepalive.
+// at the latest at the next keepalive. Observer methods run on the hub's
+// goroutines, some with a feed's lock held. The lock order of the hub's
+// locks is stated on the Hub type.
 package fanout

@@ -1,8 +1,6 @@
 package fanout
 
 import (
-	"bytes"
-	"strings"
 	"sync"
 	"time"
 
@@ -24,39 +22,32 @@ func encodeFrame(ev *eventlog.Event) frame {
 }
 
 // appendFrame appends ev as an SSE event to b. The event's JSON is written
-// straight after "data: ": it is one line (compact JSON, strings quoted),
-// which is checked, falling back to the general encoder if it ever is not.
+// straight after "data: " by its own encoder (one line: compact JSON,
+// strings quoted); sse checks that and re-encodes if it ever is not.
 func appendFrame(b []byte, ev *eventlog.Event) []byte {
-	start := len(b)
-	b = append(b, "id: "...)
-	b = append(b, ev.ID...)
-	b = append(b, "\nevent: "...)
-	b = append(b, ev.Type...)
-	b = append(b, "\ndata: "...)
-	dataAt := len(b)
-	b = ev.AppendJSON(b)
-	data := b[dataAt:]
-	if ev.ID == "" || ev.Type == "" || bytes.IndexByte(data, '\n') >= 0 || bytes.IndexByte(data, '\r') >= 0 ||
-		strings.ContainsAny(ev.ID, "\r\n\x00") || strings.ContainsAny(ev.Type, "\r\n\x00") {
-		safe := sse.AppendEvent(nil, ev.ID, ev.Type, append([]byte(nil), data...))
-		return append(b[:start], safe...)
-	}
-	return append(b, '\n', '\n')
+	return sse.AppendEventFunc(b, ev.ID, ev.Type, ev.AppendJSON)
 }
 
 // feed is the node's buffer of one session stream: the most recent frames
 // (the ring) and the clients attached to it.
-//
-// Everything below mu is guarded by it. refs and idleSince are guarded by
-// the hub's mu.
 type feed struct {
-	h       *Hub
+	h       *Hub // h, ws and sid never change
 	ws, sid string
 
-	refs      int
-	idleSince time.Time
+	// Guarded by the hub's mu.
+	refs      int       // clients of the feed (acquire, release)
+	idleSince time.Time // when refs last fell to 0
 
-	mu    sync.Mutex
+	// Guarded by the mu of the hub's queue they say the feed is in
+	// (workQueue), not by the feed's mu.
+	queued     bool // in h.deliveries
+	syncQueued bool // in h.syncs
+
+	mu sync.Mutex
+	// Everything below is guarded by mu (the ring's elements too; the
+	// frames' bytes never change once pushed, so they are read outside
+	// it). eph and ephVer of a feed acquire has just made are set before
+	// anyone else can see the feed.
 	ready bool   // synced with Redis since the doorbell was subscribed
 	gen   string // generation of the stream the ring holds
 	hi    uint64 // index of the newest frame known (valid when ready)
@@ -72,12 +63,10 @@ type feed struct {
 	// without id that replaces the one before; ephVer counts broadcasts.
 	eph        []byte
 	ephVer     uint64
-	queued     bool // in the hub's delivery queue
 	delivering bool // a worker is writing to attached clients
 	again      bool // something changed while delivering
-	syncQueued bool
+	syncing    bool // a syncer is catching the feed up (syncFeed)
 	resync     bool // a sync was asked for while one ran
-	syncing    bool
 }
 
 func newFeed(h *Hub, ws, sid string) *feed {
@@ -128,6 +117,15 @@ func (f *feed) wakeLocked() {
 	f.wake = make(chan struct{})
 }
 
+// changedLocked tells the feed's clients that it changed: the ones in
+// their follow loop wake up, and a delivery is queued for attached ones.
+func (f *feed) changedLocked() {
+	f.wakeLocked()
+	if len(f.attached) > 0 {
+		f.h.schedule(f)
+	}
+}
+
 // offer adds events of generation gen, in index order, as far as they
 // continue the ring without a gap. It returns whether they all did; a gap
 // or a new generation asks for a sync from Redis.
@@ -174,10 +172,7 @@ func (f *feed) offer(gen string, evs []eventlog.Event) bool {
 		}
 	}
 	if added > 0 {
-		f.wakeLocked()
-		if len(f.attached) > 0 {
-			f.h.scheduleLocked(f)
-		}
+		f.changedLocked()
 	}
 	if gap {
 		f.h.requestSync(f)
@@ -220,8 +215,5 @@ func (f *feed) fill(evs []eventlog.Event, head eventlog.Cursor) (uint64, string)
 func (f *feed) resetLocked() {
 	f.ready = false
 	f.clear()
-	f.wakeLocked()
-	if len(f.attached) > 0 {
-		f.h.scheduleLocked(f)
-	}
+	f.changedLocked()
 }

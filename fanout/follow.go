@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/tandem-dev/tandem/eventlog"
@@ -42,7 +41,7 @@ func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, st Stream) error {
 		h.unreserve(st.User)
 		return err
 	}
-	s, err := openSink(w, h.cfg.Retry, h.cfg.WriteTimeout)
+	s, err := h.open(w, h.cfg.Retry, h.cfg.WriteTimeout)
 	if err != nil {
 		h.release(f)
 		h.unreserve(st.User)
@@ -331,19 +330,14 @@ func (h *Hub) Broadcast(ws, event string, data []byte) {
 		f.mu.Lock()
 		f.eph = frame
 		f.ephVer++
-		f.wakeLocked()
-		if len(f.attached) > 0 {
-			h.scheduleLocked(f)
-		}
+		f.changedLocked()
 		f.mu.Unlock()
 	}
 }
 
-// resetFrame is the reset event: no id:, so the client keeps its
-// Last-Event-ID until the next event moves it.
+// resetFrame is the reset event of a cursor that cannot be resumed.
 func resetFrame(re *eventlog.ResetError) []byte {
-	data := []byte(`{"reason":"` + re.ReasonCode() + `","oldest":` + strconv.Quote(re.OldestID()) + `}`)
-	return sse.AppendEvent(nil, "", "reset", data)
+	return sse.AppendReset(nil, re.ReasonCode(), re.OldestID())
 }
 
 // reserve counts one more stream of user, unless the user has the most

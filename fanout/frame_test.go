@@ -26,3 +26,15 @@ func FuzzAppendFrame(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkAppendFrame: encoding an event for the wire appends to the
+// buffer and allocates nothing.
+func BenchmarkAppendFrame(b *testing.B) {
+	ev := eventlog.Event{ID: "1234.18b7e2c4d5f01", Index: 1234, SessionID: "default", CreatedAt: 1700000000000, Type: "session.event",
+		Body: json.RawMessage(`{"connectionId":"c1","sender":"agent","payload":{"jsonrpc":"2.0","method":"session/update","params":{"sessionId":"s","update":{"sessionUpdate":"agent_message_chunk","content":{"type":"text","text":"Hello there, here is a chunk of the answer"}}}}}`)}
+	buf := make([]byte, 0, 1024)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = appendFrame(buf[:0], &ev)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tandem-dev/tandem/eventlog"
+	"github.com/tandem-dev/tandem/sse"
 )
 
 // Source is the event log as the hub reads it.
@@ -34,7 +35,8 @@ type Config struct {
 	RingSize int
 	// RingBytes bounds the memory of one session's buffer (default 1 MiB).
 	RingBytes int
-	// Retry is the reconnection delay sent to clients (default 2s).
+	// Retry is the reconnection delay sent to clients (default
+	// sse.DefaultRetry, 2s).
 	Retry time.Duration
 	// Keepalive is the idle time after which a stream carries a keepalive
 	// comment (default sse.KeepaliveInterval, 15s).
@@ -73,10 +75,10 @@ func (c Config) withDefaults() Config {
 		c.RingBytes = 1 << 20
 	}
 	if c.Retry == 0 {
-		c.Retry = 2 * time.Second
+		c.Retry = sse.DefaultRetry
 	}
 	if c.Keepalive == 0 {
-		c.Keepalive = 15 * time.Second
+		c.Keepalive = sse.KeepaliveInterval
 	}
 	if c.Linger == 0 {
 		c.Linger = 30 * time.Second
@@ -107,38 +109,57 @@ var (
 // Hub is a node's fan-out: feeds per active session, the clients attached
 // to them, and the goroutines that serve them.
 type Hub struct {
+	// Lock order. The hub has four kinds of lock; one that is held may only
+	// be followed by one further down this list, never by one above it:
+	//
+	//  1. client.closeOnce: client.close runs under it and takes feed.mu,
+	//     then Hub.mu, one after the other. Never call close with any lock
+	//     held.
+	//  2. feed.mu: detachLocked takes Hub.mu (spawn) under it, and
+	//     changedLocked and offer push to the work queues.
+	//  3. Hub.mu: acquire pushes to the sync queue under it. Nothing takes
+	//     a feed's mu while holding it (Broadcast, sweep and Subscribed copy
+	//     the feeds out first).
+	//  4. workQueue.mu of deliveries and of syncs: leaves; neither is held
+	//     with the other.
+	//
+	// Observer methods are called with feed.mu held (Fallback, Resumed) and
+	// must not call back into the hub.
+
+	// Set by New and the setters before Run; read-only afterwards.
 	src  Source
 	cfg  Config
 	bell Doorbell
 	obs  Observer
+	open opener // how Serve takes over a response: openSink, a fake in tests
 
-	mu         sync.Mutex
+	mu sync.Mutex
+	// Guarded by mu, as are each workspace's fields and each feed's refs
+	// and idleSince.
 	workspaces map[string]*workspace
 	clients    map[*client]struct{}
 	perUser    map[string]int            // open streams per user
 	present    map[string]map[string]int // workspace → user → open streams, kept as clients come and go
 	lastEph    map[string][]byte         // latest broadcast per workspace, for new feeds
-	presence   chan struct{}             // signalled when the set of local clients changes
 	closing    bool
-	quit       chan struct{} // closed when Run starts shutting down
+	quit       chan struct{} // closed, under mu, when Run starts shutting down
 
-	// Delivery queue: feeds with something to write. A feed is in it at
-	// most once (feed.queued).
-	qmu   sync.Mutex
-	qcond *sync.Cond
-	queue []*feed
+	presence chan struct{} // signalled (buffer of one) when the set of local clients changes
 
-	// Feeds that must catch up from Redis; feed.syncQueued dedupes.
-	smu    sync.Mutex
-	scond  *sync.Cond
-	squeue []*feed
+	deliveries workQueue // feeds with something to write to attached clients
+	syncs      workQueue // feeds that must catch up from Redis
 
-	// Workspaces whose doorbell subscription must be reconciled.
+	// Signalled (buffer of one) when the set of workspaces changed and the
+	// doorbell's subscriptions must follow.
 	subReq chan struct{}
 
-	wg sync.WaitGroup // detached clients' goroutines
+	// Detached clients' goroutines. Add is called under mu while not
+	// closing (spawn), so none is added once Run waits.
+	wg sync.WaitGroup
 }
 
+// workspace is a workspace with feeds on this node. Guarded by the hub's
+// mu.
 type workspace struct {
 	id        string
 	feeds     map[string]*feed
@@ -151,6 +172,7 @@ func New(src Source, cfg Config) *Hub {
 		src:        src,
 		cfg:        cfg.withDefaults(),
 		obs:        nopObserver{},
+		open:       openSink,
 		workspaces: make(map[string]*workspace),
 		clients:    make(map[*client]struct{}),
 		perUser:    make(map[string]int),
@@ -160,8 +182,8 @@ func New(src Source, cfg Config) *Hub {
 		quit:       make(chan struct{}),
 		subReq:     make(chan struct{}, 1),
 	}
-	h.qcond = sync.NewCond(&h.qmu)
-	h.scond = sync.NewCond(&h.smu)
+	h.deliveries.init(func(f *feed) *bool { return &f.queued })
+	h.syncs.init(func(f *feed) *bool { return &f.syncQueued })
 	return h
 }
 
@@ -207,12 +229,8 @@ func (h *Hub) Run(ctx context.Context) error {
 	for _, c := range clients {
 		c.close()
 	}
-	h.qmu.Lock()
-	h.qcond.Broadcast()
-	h.qmu.Unlock()
-	h.smu.Lock()
-	h.scond.Broadcast()
-	h.smu.Unlock()
+	h.deliveries.wakeAll()
+	h.syncs.wakeAll()
 	wg.Wait()
 	h.wg.Wait()
 	return nil

@@ -1,7 +1,6 @@
 package fanout
 
 import (
-	"bytes"
 	"errors"
 	"net"
 	"net/http"
@@ -12,7 +11,8 @@ import (
 )
 
 // sink is where a client's bytes go. Only one goroutine writes to a sink
-// at a time (the client's owner); close may be called from any goroutine.
+// at a time (the client's owner); gone and close may be called from any
+// goroutine, also during a write.
 type sink interface {
 	// nonBlocking reports whether tryWrite can write without blocking;
 	// clients of sinks that cannot stay in their follow loop.
@@ -35,6 +35,19 @@ const writeChunk = 16 << 10
 
 // tcpSink is a hijacked TCP connection, written with raw non-blocking
 // writes on the fast path.
+//
+// It is written by hand on purpose. net.Conn's Write parks its goroutine
+// until the socket drains, so writing to a slow client that way needs a
+// goroutine per client, each with its stack and buffers; a raw write that
+// never waits (syscall.RawConn.Write whose callback always returns true)
+// lets one worker write each event to every caught-up client and hand only
+// the ones whose socket is full to a goroutine of their own. That is why a
+// caught-up connection has no goroutine and no buffer and an idle one costs
+// about 5 KiB (BENCHMARKS.md). gone peeks at the socket the same way,
+// because nothing else notices an attached client that left until the
+// next write. tryWrite's partial writes and EAGAIN are what the hub's
+// detach is built on (deliver.go); TestHijackedTCPConnection and node's
+// TestStreamSlowClientDoesNotSlowFastOne exercise them on real sockets.
 type tcpSink struct {
 	conn    *net.TCPConn
 	raw     syscall.RawConn
@@ -140,11 +153,18 @@ func (s *responseSink) write(p []byte) error {
 	return s.rc.Flush()
 }
 
+// opener takes over the response of a stream: it writes the response head
+// and the retry: preamble and returns where the client's bytes go from
+// then on. The hub works only against the sink it returns.
+type opener func(w http.ResponseWriter, retry, timeout time.Duration) (sink, error)
+
+var _ opener = openSink
+
 // openSink takes over the response: it hijacks the connection when it can
 // and writes the response head and the retry: preamble.
 func openSink(w http.ResponseWriter, retry, timeout time.Duration) (sink, error) {
 	sse.SetHeaders(w.Header())
-	preamble := sse.AppendRetry(nil, int(retry.Milliseconds()))
+	preamble := sse.AppendRetry(nil, retry)
 	rc := http.NewResponseController(w)
 	conn, brw, err := rc.Hijack()
 	if err != nil {
@@ -160,14 +180,8 @@ func openSink(w http.ResponseWriter, retry, timeout time.Duration) (sink, error)
 	}
 	// The body is delimited by the connection's close: no chunked
 	// encoding, so every client's bytes are the shared frames themselves.
-	var head bytes.Buffer
-	head.WriteString("HTTP/1.1 200 OK\r\n")
-	hdr := w.Header().Clone()
-	hdr.Set("Connection", "close")
-	hdr.Set("Date", time.Now().UTC().Format(http.TimeFormat))
-	_ = hdr.Write(&head)
-	head.WriteString("\r\n")
-	head.Write(preamble)
+	head := sse.AppendResponseHead(nil, w.Header(), time.Now())
+	head = append(head, preamble...)
 	if brw != nil && brw.Writer.Buffered() > 0 {
 		_ = brw.Flush()
 	}
@@ -182,7 +196,7 @@ func openSink(w http.ResponseWriter, retry, timeout time.Duration) (sink, error)
 	} else {
 		s = &connSink{conn: conn, timeout: timeout}
 	}
-	if err := s.write(head.Bytes()); err != nil {
+	if err := s.write(head); err != nil {
 		s.close()
 		return nil, err
 	}

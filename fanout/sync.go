@@ -8,37 +8,16 @@ import (
 	"github.com/tandem-dev/tandem/eventlog"
 )
 
-// requestSync queues f to catch up from Redis. syncQueued is guarded by
-// the hub's smu.
-func (h *Hub) requestSync(f *feed) {
-	h.smu.Lock()
-	if !f.syncQueued {
-		f.syncQueued = true
-		h.squeue = append(h.squeue, f)
-		h.scond.Signal()
-	}
-	h.smu.Unlock()
-}
+// requestSync queues f to catch up from Redis.
+func (h *Hub) requestSync(f *feed) { h.syncs.push(f) }
 
 // syncLoop is one syncer: it takes feeds from the sync queue.
 func (h *Hub) syncLoop(ctx context.Context) {
 	for {
-		h.smu.Lock()
-		for len(h.squeue) == 0 && ctx.Err() == nil {
-			h.scond.Wait()
-		}
-		if ctx.Err() != nil {
-			h.smu.Unlock()
+		f := h.syncs.pop(ctx)
+		if f == nil {
 			return
 		}
-		f := h.squeue[0]
-		h.squeue[0] = nil
-		h.squeue = h.squeue[1:]
-		if len(h.squeue) == 0 {
-			h.squeue = nil
-		}
-		f.syncQueued = false
-		h.smu.Unlock()
 		if err := h.syncFeed(ctx, f); err != nil && ctx.Err() == nil {
 			// The audit, or the doorbell's resubscription once Redis is
 			// back, asks again; clients poll Redis meanwhile.

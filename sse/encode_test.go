@@ -27,12 +27,69 @@ func TestAppendEvent(t *testing.T) {
 			}
 		})
 	}
-	if got := string(AppendComment(nil, "keep\nalive")); got != ": keepalive\n\n" {
+	if got := string(appendComment(nil, "keep\nalive")); got != ": keepalive\n\n" {
 		t.Fatalf("comment = %q", got)
 	}
-	if got := string(AppendRetry(nil, 2000)); got != "retry: 2000\n\n" {
+	if got := string(AppendKeepalive(nil)); got != ": keepalive\n\n" {
+		t.Fatalf("keepalive = %q", got)
+	}
+	if got := string(AppendRetry(nil, 2*time.Second+500*time.Microsecond)); got != "retry: 2000\n\n" {
 		t.Fatalf("retry = %q", got)
 	}
+}
+
+func TestAppendReset(t *testing.T) {
+	for _, tc := range []struct{ name, reason, oldest, want string }{
+		{"OK", "cursor_expired", "41.a1b2", "event: reset\ndata: {\"reason\":\"cursor_expired\",\"oldest\":\"41.a1b2\"}\n\n"},
+		{"OK empty stream", "cursor_unknown", "", "event: reset\ndata: {\"reason\":\"cursor_unknown\",\"oldest\":\"\"}\n\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := string(AppendReset([]byte("x"), tc.reason, tc.oldest))
+			if got != "x"+tc.want {
+				t.Fatalf("got %q, want %q", got, "x"+tc.want)
+			}
+			if evs := parse(got[1:]); len(evs) != 1 || evs[0]["id"] != "" {
+				t.Fatalf("parsed %v: want one event without id", evs)
+			}
+		})
+	}
+}
+
+func TestAppendResponseHead(t *testing.T) {
+	h := http.Header{}
+	SetHeaders(h)
+	h.Set("Access-Control-Allow-Origin", "https://a.example")
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("x", 3600))
+	got := string(AppendResponseHead([]byte("x"), h, now))
+	want := "xHTTP/1.1 200 OK\r\n" +
+		"Access-Control-Allow-Origin: https://a.example\r\n" +
+		"Cache-Control: no-cache\r\n" +
+		"Connection: close\r\n" +
+		"Content-Type: text/event-stream; charset=utf-8\r\n" +
+		"Date: Fri, 02 Jan 2026 02:04:05 GMT\r\n" +
+		"X-Accel-Buffering: no\r\n\r\n"
+	if got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	if h.Get("Connection") != "" || h.Get("Date") != "" {
+		t.Fatalf("the caller's headers were modified: %v", h)
+	}
+}
+
+// FuzzAppendEventFunc: the appending encoder writes exactly what
+// AppendEvent writes, whatever the id, the event and the data are.
+func FuzzAppendEventFunc(f *testing.F) {
+	f.Add("3.ab", "chat.user", []byte(`{"text":"hi"}`))
+	f.Add("1.a\n", "x\revent", []byte("a\nb"))
+	f.Add("", "", []byte(""))
+	f.Add("1\x00", "t", []byte("\r"))
+	f.Fuzz(func(t *testing.T, id, event string, data []byte) {
+		got := string(AppendEventFunc([]byte("prefix"), id, event, func(b []byte) []byte { return append(b, data...) }))
+		want := "prefix" + string(AppendEvent(nil, id, event, data))
+		if got != want {
+			t.Fatalf("AppendEventFunc = %q, want %q", got, want)
+		}
+	})
 }
 
 // parse is an independent reading of the WHATWG event stream rules.
@@ -118,6 +175,17 @@ func BenchmarkAppendEvent(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		buf = AppendEvent(buf[:0], "1234.18b7e2c4d5f01", "session.event", data)
+	}
+}
+
+func BenchmarkAppendEventFunc(b *testing.B) {
+	data := []byte(`{"id":"1234.18b7e2c4d5f01","eventIndex":1234,"sessionId":"default","createdAt":1700000000000,"type":"session.event","connectionId":"c1","sender":"agent","payload":{"jsonrpc":"2.0","method":"session/update","params":{"sessionId":"s","update":{"sessionUpdate":"agent_message_chunk","content":{"type":"text","text":"Hello there, here is a chunk of the answer"}}}}}`)
+	buf := make([]byte, 0, 1024)
+	appendData := func(b []byte) []byte { return append(b, data...) }
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = AppendEventFunc(buf[:0], "1234.18b7e2c4d5f01", "session.event", appendData)
 	}
 }
 
