@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -223,6 +225,23 @@ func (c *Client) Post(ctx context.Context, serverID, agent string, msg []byte) (
 		return status, body, fmt.Errorf("%w: %w", ErrUnknownConnection, se)
 	}
 	return status, body, se
+}
+
+// PostWritten is Post that reports the moment the request was written
+// whole to the server, by calling written once (from another goroutine):
+// from then on the server has it, whatever becomes of the answer. Sandbox
+// Agent answers a session/prompt only when the turn ends, or never, so the
+// caller learns that its prompt arrived from this, not from the answer.
+func (c *Client) PostWritten(ctx context.Context, serverID string, msg []byte, written func()) (int, []byte, error) {
+	var once sync.Once
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(i httptrace.WroteRequestInfo) {
+			if i.Err == nil {
+				once.Do(written)
+			}
+		},
+	})
+	return c.Post(ctx, serverID, "", msg)
 }
 
 // ConnectionInfo describes a connection the server holds.
