@@ -36,11 +36,11 @@ func (o *owner) open(ctx context.Context, s *session) {
 		return
 	}
 	s.opening = true
-	prev := s.state["conn"]
+	prev := s.state.Conn
 	if prev == "" {
 		prev = s.rec.LastConnectionID
 	}
-	src := s.state["src"]
+	src := s.state.Src
 	if s.connID != "" && s.connID != prev {
 		src = "" // a connection of ours that was never recorded
 	}
@@ -74,22 +74,21 @@ func (o *owner) open(ctx context.Context, s *session) {
 			// written with every append, while what this owner loaded
 			// when it took over is behind by everything it ingested since,
 			// and an append whose answer was lost may have landed.
-			st, err := o.log().State(ctx, o.ws, sid)
+			st, err := o.readState(ctx, sid)
 			if err != nil {
 				res.err = err
 				o.report(func(ctx context.Context) { o.opened(ctx, s, res) })
 				return
 			}
-			if st["conn"] == prev {
-				src = st["src"]
+			if st.Conn == prev {
+				src = st.Src
 			}
 			conn, err := client.Dial(ctx, acp.ConnConfig{
 				ServerID: prev, LastEventID: src, FirstID: firstID,
 				OnMessage: o.onMessage(sid, prev, closed), OnSend: o.onSend(sid, prev),
 			})
 			if err == nil {
-				stTurn := st["turn"]
-				res.conn, res.connID, res.stateTurn = conn, prev, &stTurn
+				res.conn, res.connID, res.reattached, res.stateTurn = conn, prev, true, st.Turn
 				o.report(func(ctx context.Context) { o.opened(ctx, s, res) })
 				return
 			}
@@ -146,10 +145,11 @@ type openResult struct {
 	agentSID string // set when a new agent session was made
 	init     json.RawMessage
 	restored bool
-	// stateTurn is the turn the stream's state held when a connection was
-	// re-attached (nil otherwise).
-	stateTurn *string
-	err       error
+	// reattached says conn is the connection the state named, resumed;
+	// stateTurn is the turn the stream's state held then (nil: none).
+	reattached bool
+	stateTurn  *turnRecord
+	err        error
 }
 
 // opened takes the result of open on the owner's goroutine.
@@ -170,7 +170,7 @@ func (o *owner) opened(ctx context.Context, s *session, r openResult) {
 		return
 	}
 	s.conn, s.connID = r.conn, r.connID
-	if t := s.turn; t != nil && r.stateTurn != nil && !sameTurn(*r.stateTurn, t.Req) {
+	if t := s.turn; t != nil && r.reattached && !sameTurn(r.stateTurn, t.Req) {
 		// The turn's end is in the stream, but the answer to that append
 		// was lost (the connection was dropped for it, and is resumed
 		// after the agent's response): the turn is over.
@@ -206,23 +206,17 @@ func (o *owner) opened(ctx context.Context, s *session, r openResult) {
 			s.turn = nil
 			o.ack(ctx, prevTurn.Inbox)
 		}
-		state := map[string]string{"conn": r.connID}
-		if s.srcConn != r.connID {
-			// No message of the new connection is stored yet: the stored
-			// resume position is the old connection's and must not be used
-			// to re-attach to this one.
-			state["src"] = ""
-		}
-		if prevTurn != nil && s.turn == nil {
-			state["turn"] = ""
-		}
-		if _, err := o.log().AppendState(ctx, o.ws, s.id, o.epoch, state, recs...); err != nil {
+		// No message of the new connection is stored yet when srcConn is
+		// another: the stored resume position is the old connection's and
+		// must not be used to re-attach to this one.
+		state := stateWrite{conn: ptr(r.connID), clearSrc: s.srcConn != r.connID, clearTurn: prevTurn != nil && s.turn == nil}
+		if _, err := o.log().AppendState(ctx, o.ws, s.id, o.epoch, state.fields(), recs...); err != nil {
 			if o.stale(err) {
 				return
 			}
 			o.logger.Warn("recording the connection failed", slog.Any("err", err))
 		}
-		s.state["conn"] = r.connID
+		s.state.Conn = r.connID
 	}
 	o.dispatch(ctx, s)
 }

@@ -33,7 +33,7 @@ func (o *owner) destroySession(ctx context.Context, s *session) bool {
 	}
 	s.queue = nil
 	recs = append(recs, statusRecord(StatusSessionDestroyed, nil))
-	if _, err := o.log().AppendState(ctx, o.ws, s.id, o.epoch, map[string]string{"turn": "", "conn": ""}, recs...); err != nil {
+	if _, err := o.log().AppendState(ctx, o.ws, s.id, o.epoch, stateWrite{conn: ptr(""), clearTurn: true}.fields(), recs...); err != nil {
 		return o.stale(err) // a stale owner is done: the next one destroys it
 	}
 	now := time.Now().UnixMilli()
@@ -59,7 +59,7 @@ func (o *owner) destroyWorkspace(ctx context.Context) bool {
 		if err != nil {
 			return false
 		}
-		if s.conn != nil || s.turn != nil || s.state["conn"] != "" {
+		if s.conn != nil || s.turn != nil || s.state.Conn != "" {
 			if !o.destroySession(ctx, s) {
 				return false
 			}
@@ -78,11 +78,11 @@ func (o *owner) closeSessions(ctx context.Context, mode stopMode) {
 		if s.turn != nil && s.turn.cancel != nil {
 			s.turn.cancel()
 		}
-		if s.conn == nil && !(mode == stopIdle && s.state["conn"] != "") {
+		if s.conn == nil && !(mode == stopIdle && s.state.Conn != "") {
 			continue
 		}
 		if mode == stopIdle {
-			if _, err := o.log().AppendState(ctx, o.ws, s.id, o.epoch, map[string]string{"conn": ""}); err != nil {
+			if _, err := o.log().AppendState(ctx, o.ws, s.id, o.epoch, stateWrite{conn: ptr("")}.fields()); err != nil {
 				o.logger.Warn("clearing the connection failed", slog.Any("err", err))
 			}
 		}

@@ -142,7 +142,7 @@ func (o *owner) carryOut(ctx context.Context, e inboxEntry) bool {
 // dispatch proves nothing: an owner that never received e (a read whose
 // reply was lost) went on to later ones.
 func (o *owner) dispatched(ctx context.Context, s *session, e inboxEntry) (bool, error) {
-	last := s.state["last_inbox"]
+	last := s.state.LastInbox
 	switch {
 	case last == "" || idAfter(e.ID, last):
 		return false, nil // after everything dispatched

@@ -63,7 +63,7 @@ func (o *owner) ingest(ctx context.Context, first acpMsg) {
 type ingested struct {
 	s          *session
 	recs       []model.Record
-	state      map[string]string
+	state      stateWrite
 	ended      *turn
 	stopReason string
 	requests   []acp.Envelope
@@ -75,7 +75,7 @@ func (o *owner) prepareIngest(sid string, msgs []acpMsg) *ingested {
 	if s == nil {
 		return nil
 	}
-	w := &ingested{s: s, state: map[string]string{}}
+	w := &ingested{s: s}
 	for _, m := range msgs {
 		if m.connID != s.connID || m.closed != s.closed || isClosed(m.closed) {
 			// A connection this owner dropped: another one, or this one
@@ -86,7 +86,7 @@ func (o *owner) prepareIngest(sid string, msgs []acpMsg) *ingested {
 		s.lastMsg = time.Now()
 		o.lastBusy = s.lastMsg
 		w.recs = append(w.recs, envelopeRecord(m.connID, "agent", m.ev.Data, m.ev.ID))
-		w.state["conn"] = m.connID
+		w.state.conn = ptr(m.connID)
 		switch m.env.Kind() {
 		case acp.KindResponse:
 			if t := s.turn; t != nil && w.ended == nil && string(m.env.ID) == fmt.Sprint(t.Req) {
@@ -102,13 +102,13 @@ func (o *owner) prepareIngest(sid string, msgs []acpMsg) *ingested {
 					detail["error"] = m.env.Error.Message
 				}
 				w.recs = append(w.recs, statusRecord(StatusTurnEnded, detail))
-				w.state["turn"] = ""
+				w.state.clearTurn = true
 			}
 		case acp.KindRequest:
 			w.requests = append(w.requests, m.env)
 		case acp.KindNotification:
 			if m.env.Method == acp.MethodSessionUpdate && s.turn != nil {
-				s.turn.written = true // the agent is working: it has the prompt
+				s.turn.delivery = deliveryWritten // the agent is working: it has the prompt
 			}
 		}
 	}
@@ -155,9 +155,9 @@ func (o *owner) persistIngested(ctx context.Context, work []*ingested) {
 		recs := w.recs
 		for len(recs) > 0 && !failed {
 			k := min(len(recs), ingestRecords-n)
-			st := w.state
+			st := w.state.fields()
 			if k < len(recs) {
-				st = map[string]string{"conn": w.s.connID} // the rest follows
+				st = stateWrite{conn: ptr(w.s.connID)}.fields() // the rest follows
 			}
 			parts = append(parts, model.Part{Session: w.s.id, State: st, Records: recs[:k]})
 			n += k

@@ -2,7 +2,6 @@ package workspace
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -66,7 +65,7 @@ type owner struct {
 type session struct {
 	id       string
 	rec      SessionRecord
-	state    map[string]string // the stream's state when loaded
+	state    streamState // the stream's state, as loaded and as this owner wrote it since
 	conn     *acp.Conn
 	connID   string
 	opening  bool
@@ -84,20 +83,6 @@ type session struct {
 	// unsure is the inbox id of the prompt whose dispatch append failed
 	// last: it may have landed with its answer lost.
 	unsure string
-}
-
-// turn is a prompt in flight: sent (or about to be) and not yet answered.
-type turn struct {
-	Req       int64  `json:"req"`
-	Inbox     string `json:"inbox"`
-	Started   int64  `json:"started"`
-	Conn      string `json:"conn"`
-	written   bool   // the request reached the server (or was there before us)
-	cancel    context.CancelFunc
-	takenOver bool // found in flight when this owner took over
-	text      string
-	since     time.Time
-	unsent    []byte // the request, dispatched but not sent yet
 }
 
 type acpMsg struct {
@@ -317,7 +302,7 @@ func (o *owner) takeOver(ctx context.Context) error {
 		if s.rec.DestroyedAt != nil {
 			continue
 		}
-		if s.state["conn"] != "" || s.turn != nil {
+		if s.state.Conn != "" || s.turn != nil {
 			if _, err := o.log().AppendState(ctx, o.ws, sid, o.epoch, nil, statusRecord(StatusOwnerChanged, map[string]any{"node": o.m.cfg.NodeID, "epoch": o.epoch})); err != nil {
 				return err
 			}
@@ -357,7 +342,7 @@ func (o *owner) takeOver(ctx context.Context) error {
 	// written to the server: it reached the agent.
 	for _, s := range o.sessions {
 		if s.turn != nil && s.turn.takenOver && s.turn.text == "" {
-			s.turn.written = true
+			s.turn.delivery = deliveryWritten
 		}
 	}
 	o.readInbox(ctx)
@@ -378,18 +363,13 @@ func (o *owner) loadSession(ctx context.Context, sid string) (*session, error) {
 	if !found {
 		return nil, fmt.Errorf("%s/%s: %w", o.ws, sid, ErrSessionNotFound)
 	}
-	st, err := o.log().State(ctx, o.ws, sid)
+	st, err := o.readState(ctx, sid)
 	if err != nil {
 		return nil, err
 	}
-	s := &session{id: sid, rec: rec, state: st, agentSID: rec.AgentSessionID, lastMsg: time.Now(), srcConn: st["conn"]}
-	if t := st["turn"]; t != "" {
-		var tr turn
-		if json.Unmarshal([]byte(t), &tr) == nil && tr.Req != 0 {
-			tr.takenOver = true
-			tr.since = time.Now()
-			s.turn = &tr
-		}
+	s := &session{id: sid, rec: rec, state: st, agentSID: rec.AgentSessionID, lastMsg: time.Now(), srcConn: st.Conn}
+	if st.Turn != nil {
+		s.turn = &turn{turnRecord: *st.Turn, takenOver: true, since: time.Now()}
 	}
 	o.sessions[sid] = s
 	return s, nil
@@ -410,7 +390,7 @@ func (o *owner) tick(ctx context.Context) {
 		}
 		// A prompt found in flight whose delivery is unknown: when its
 		// session stays silent, it never reached the agent.
-		if t := s.turn; t != nil && t.takenOver && !t.written && s.conn != nil && now.Sub(s.lastMsg) > o.m.cfg.DispatchTimeout && now.Sub(t.since) > o.m.cfg.DispatchTimeout {
+		if t := s.turn; t != nil && t.takenOver && t.delivery == deliveryUnknown && s.conn != nil && now.Sub(s.lastMsg) > o.m.cfg.DispatchTimeout && now.Sub(t.since) > o.m.cfg.DispatchTimeout {
 			o.logger.Warn("prompt in flight silent since take-over; sending it again", slog.String("sid", s.id), slog.Int64("req", t.Req))
 			t.since = now
 			o.post(ctx, s, t, o.promptEnvelope(s, t.Req, []acp.ContentBlock{acp.TextBlock(t.text)}))

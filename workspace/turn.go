@@ -7,7 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"net/http/httptrace"
+	"sync/atomic"
 	"time"
 
 	"github.com/tandem-dev/tandem/acp"
@@ -36,7 +36,7 @@ func (o *owner) dispatch(ctx context.Context, s *session) {
 	if s.unsure == e.ID {
 		// The last try's append failed: it may have landed with its answer
 		// lost, and then the prompt is dispatched but not yet sent.
-		st, err := o.log().State(ctx, o.ws, s.id)
+		st, err := o.readState(ctx, s.id)
 		if err != nil {
 			return // tried again on the next inbox poll
 		}
@@ -44,23 +44,21 @@ func (o *owner) dispatch(ctx context.Context, s *session) {
 		// The dispatch's append writes the turn: a turn of this prompt in
 		// the state says it landed (nothing else ends it, as it was not
 		// sent).
-		var t turn
-		if json.Unmarshal([]byte(st["turn"]), &t) == nil && t.Inbox == e.ID {
-			t.text, t.since = e.Text, time.Now()
+		if st.Turn != nil && st.Turn.Inbox == e.ID {
+			t := &turn{turnRecord: *st.Turn, text: e.Text, since: time.Now()}
 			s.queue = s.queue[1:]
 			s.restore = false
-			s.state["last_inbox"] = st["last_inbox"]
-			s.turn = &t
+			s.state.LastInbox = st.LastInbox
+			s.turn = t
 			o.lastBusy = time.Now()
-			o.send(ctx, s, &t, o.promptEnvelope(s, t.Req, blocks))
+			o.send(ctx, s, t, o.promptEnvelope(s, t.Req, blocks))
 			return
 		}
 	}
 	o.reqSeq++
-	t := &turn{Req: o.reqSeq, Inbox: e.ID, Started: time.Now().UnixMilli(), Conn: s.connID, text: e.Text, since: time.Now()}
+	t := &turn{turnRecord: turnRecord{Req: o.reqSeq, Inbox: e.ID, Started: time.Now().UnixMilli(), Conn: s.connID}, text: e.Text, since: time.Now()}
 	env := o.promptEnvelope(s, t.Req, blocks)
 	user, _ := json.Marshal(map[string]any{"userId": e.User, "text": e.Text, "promptId": e.ID})
-	tj, _ := json.Marshal(t)
 	recs := []model.Record{
 		{Type: TypeChatUser, Body: user},
 		statusRecord(StatusTurnStarted, map[string]any{"promptId": e.ID, "requestId": t.Req, "userId": e.User}),
@@ -71,11 +69,11 @@ func (o *owner) dispatch(ctx context.Context, s *session) {
 	// owner never received), so that every prompt after it is known to be
 	// new.
 	last := e.ID
-	if cur := s.state["last_inbox"]; cur != "" && idAfter(cur, e.ID) {
+	if cur := s.state.LastInbox; cur != "" && idAfter(cur, e.ID) {
 		last = cur
 	}
-	state := map[string]string{"turn": string(tj), "last_inbox": last, "conn": s.connID}
-	if _, err := o.log().AppendState(ctx, o.ws, s.id, o.epoch, state, recs...); err != nil {
+	state := stateWrite{turn: &t.turnRecord, lastInbox: last, conn: ptr(s.connID)}
+	if _, err := o.log().AppendState(ctx, o.ws, s.id, o.epoch, state.fields(), recs...); err != nil {
 		if !o.stale(err) {
 			s.unsure = e.ID
 			o.logger.Warn("dispatch failed; will retry", slog.String("sid", s.id), slog.Any("err", err))
@@ -84,18 +82,15 @@ func (o *owner) dispatch(ctx context.Context, s *session) {
 	}
 	s.queue = s.queue[1:]
 	s.restore = false
-	s.state["last_inbox"] = last
+	s.state.LastInbox = last
 	s.turn = t
 	o.lastBusy = time.Now()
 	o.send(ctx, s, t, env)
 }
 
-// sameTurn reports whether the turn state js (a stream state's "turn")
-// is the turn of request req.
-func sameTurn(js string, req int64) bool {
-	var t turn
-	return js != "" && json.Unmarshal([]byte(js), &t) == nil && t.Req == req
-}
+// sameTurn reports whether the stream state's turn tr is the turn of
+// request req.
+func sameTurn(tr *turnRecord, req int64) bool { return tr != nil && tr.Req == req }
 
 // send posts a dispatched prompt, unless the owner lost the workspace.
 func (o *owner) send(ctx context.Context, s *session, t *turn, env []byte) {
@@ -132,23 +127,19 @@ func (o *owner) post(ctx context.Context, s *session, t *turn, env []byte) {
 	inbox := t.Inbox
 	o.spawn(func() {
 		defer cancel()
-		written := false
-		tctx := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-			WroteRequest: func(i httptrace.WroteRequestInfo) {
-				if i.Err == nil && !written {
-					written = true
-					o.report(func(ctx context.Context) {
-						if s.turn == t {
-							t.written = true
-						}
-						o.ack(ctx, inbox)
-					})
+		var written atomic.Bool
+		onWritten := func() {
+			written.Store(true)
+			o.report(func(ctx context.Context) {
+				if s.turn == t {
+					t.delivery = deliveryWritten
 				}
-			},
-		})
+				o.ack(ctx, inbox)
+			})
+		}
 		for attempt := 0; ; attempt++ {
-			_, _, err := client.Post(tctx, connID, "", env)
-			if err == nil || ctx.Err() != nil || written {
+			_, _, err := client.PostWritten(ctx, connID, env, onWritten)
+			if err == nil || ctx.Err() != nil || written.Load() {
 				return
 			}
 			if attempt == 3 {
@@ -178,7 +169,7 @@ func (o *owner) endTurn(ctx context.Context, s *session, stopReason, reason stri
 	if t.cancel != nil {
 		t.cancel()
 	}
-	_, err := o.log().AppendState(ctx, o.ws, s.id, o.epoch, map[string]string{"turn": ""},
+	_, err := o.log().AppendState(ctx, o.ws, s.id, o.epoch, stateWrite{clearTurn: true}.fields(),
 		statusRecord(StatusTurnEnded, map[string]any{"stopReason": stopReason, "requestId": t.Req, "promptId": t.Inbox, "reason": reason}))
 	if o.stale(err) {
 		return
