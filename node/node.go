@@ -194,7 +194,7 @@ func Run(ctx context.Context, cfg Config, ln net.Listener) error {
 		Auth:       cfg.Auth,
 		Observer:   mtr,
 		Metrics:    mtr.Handler(),
-		Bench:      benchRoutes(cfg.BenchRoutes, mgr),
+		Bench:      benchRoutes(cfg.BenchRoutes, mgr, log),
 		Ready:      func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
 		Logger:     logger,
 	}, cfg.HTTP)

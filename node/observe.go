@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/tandem-dev/tandem/httpapi"
 	"github.com/tandem-dev/tandem/metrics"
 	"github.com/tandem-dev/tandem/workspace"
 )
@@ -65,12 +64,4 @@ func servePprof(ctx context.Context, addr string, logger *slog.Logger) error {
 		return err
 	}
 	return nil
-}
-
-// benchRoutes is the manager as the load tool's appender, when enabled.
-func benchRoutes(on bool, mgr *workspace.Manager) httpapi.BenchAppender {
-	if !on {
-		return nil
-	}
-	return mgr
 }

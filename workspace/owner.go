@@ -54,7 +54,8 @@ type owner struct {
 	backlog []inboxEntry
 
 	lastBusy    time.Time
-	benchBusy   atomic.Int64 // unix ns of the last bench append (BenchAppend runs off the owner's goroutine)
+	holds       atomic.Int32 // Manager.Hold calls not released (they run off the owner's goroutine)
+	lastHeld    atomic.Int64 // unix ns of the last release of a hold
 	healthFails int
 	unhealthy   bool
 	ensuring    bool

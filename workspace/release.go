@@ -49,15 +49,16 @@ func (o *owner) release(ctx context.Context) {
 	}
 }
 
-// touch marks the owner busy from outside its goroutine.
-func (o *owner) touch() { o.benchBusy.Store(time.Now().UnixNano()) }
-
 // idle reports whether the owner can let the workspace go, and when so
 // prepares it: the active mark is removed first and the inbox checked
 // after, so that a prompt accepted meanwhile is never stranded.
 func (o *owner) idle(ctx context.Context) bool {
-	if b := time.Unix(0, o.benchBusy.Load()); b.After(o.lastBusy) {
-		o.lastBusy = b
+	if o.holds.Load() > 0 {
+		o.lastBusy = time.Now()
+		return false
+	}
+	if h := time.Unix(0, o.lastHeld.Load()); h.After(o.lastBusy) {
+		o.lastBusy = h
 	}
 	if time.Since(o.lastBusy) < o.m.cfg.IdleTimeout || len(o.backlog) > 0 {
 		return false
