@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/tandem-dev/tandem/eventlog/model"
+	"github.com/tandem-dev/tandem/internal/retry"
 	"net"
 	"strconv"
 	"strings"
@@ -161,7 +162,7 @@ func (b *Bell) Run(ctx context.Context) error {
 		probes.Add(1)
 		go func() { defer probes.Done(); b.probeLoop(ctx) }()
 	}
-	backoff := 50 * time.Millisecond
+	wait := retry.Exponential(50*time.Millisecond, time.Second)
 	pinged := false
 	for {
 		if ctx.Err() != nil {
@@ -197,12 +198,11 @@ func (b *Bell) Run(ctx context.Context) error {
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
-			case <-time.After(backoff):
+			case <-time.After(wait.NextBackOff()):
 			}
-			backoff = min(2*backoff, time.Second)
 			continue
 		}
-		backoff = 50 * time.Millisecond
+		wait.Reset()
 		pinged = false
 		switch m := msg.(type) {
 		case *redis.Subscription:

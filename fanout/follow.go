@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tandem-dev/tandem/eventlog"
+	"github.com/tandem-dev/tandem/internal/retry"
 	"github.com/tandem-dev/tandem/sse"
 )
 
@@ -107,7 +108,7 @@ const (
 func (h *Hub) follow(parent context.Context, c *client) bool {
 	f := c.f
 	var batch []byte
-	backoff := 50 * time.Millisecond
+	backoff := retry.Exponential(50*time.Millisecond, 2*time.Second)
 	// While a full page from Redis is written, the next one is read: a
 	// client far behind is served at the pace of the slower of the two,
 	// not of their sum. The read's goroutine is waited for on every way
@@ -211,13 +212,12 @@ func (h *Hub) follow(parent context.Context, c *client) bool {
 			continue
 		case err != nil:
 			h.obs.Error(err)
-			if !h.wait(parent, c, nil, backoff) {
+			if !h.wait(parent, c, nil, backoff.NextBackOff()) {
 				return false
 			}
-			backoff = min(2*backoff, 2*time.Second)
 			continue
 		}
-		backoff = 50 * time.Millisecond
+		backoff.Reset()
 		if !c.resumeReported {
 			c.resumeReported = true
 			h.obs.Resumed(true)
