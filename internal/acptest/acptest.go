@@ -514,7 +514,14 @@ func Reply(blocks ...string) string {
 func parse(blocks []string) script {
 	sc := script{delay: DefaultDelay}
 	n := DefaultChunks
-	for _, m := range directiveRE.FindAllStringSubmatch(strings.Join(blocks, ""), -1) {
+	// Directives count in the last block only, the user's own text: a
+	// restored session's history block holds earlier prompts, whose
+	// [hang] must not hang this one.
+	last := ""
+	if len(blocks) > 0 {
+		last = blocks[len(blocks)-1]
+	}
+	for _, m := range directiveRE.FindAllStringSubmatch(last, -1) {
 		switch {
 		case m[1] != "":
 			n, _ = strconv.Atoi(m[1])

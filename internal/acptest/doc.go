@@ -30,7 +30,8 @@
 // Its agent answers initialize, session/new, session/prompt and
 // session/cancel. A prompt's reply is "You said: <text>" (directives
 // removed) in agent_message_chunk updates, then {stopReason: "end_turn"}.
-// Directives in the text tune a turn:
+// Directives in the prompt's last text block (the user's own text, after
+// any replayed history) tune a turn:
 //
 //	[chunks=N]    N chunks (default 5)
 //	[delay=Dms]   D ms before each chunk (default 20)
