@@ -41,6 +41,8 @@ func newHarness(t *testing.T) *harness {
 	t.Cleanup(func() {
 		if t.Failed() || os.Getenv("TANDEM_TEST_LOGS") != "" {
 			h.logMu.Lock()
+			t.Logf("stream %s: %v", DefaultSession, describeAll(h.store.events(testWS, DefaultSession)))
+			t.Logf("state %v; agent received %q", h.store.state(testWS, DefaultSession), h.promptTexts())
 			t.Logf("logs:\n%s", h.logs.String())
 			h.logMu.Unlock()
 		}
