@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/tandem-dev/tandem/eventlog/model"
 )
 
 // Three failed health checks in a row record the sandbox as unhealthy and
@@ -276,5 +279,34 @@ func TestFakeSettingsReload(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 		a.prompt(t, "two [chunks=1]")
 		h.waitCount("status:turn_ended", 2)
+	})
+}
+
+// A prompt accepted elsewhere right after the idle owner removed the
+// active mark (before that node marks it again) is found by the owner's
+// last inbox check: the owner stays and carries it out.
+func TestFakeIdlePromptDuringRelease(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		a := h.start("a", nodeOpts{cfg: func(c *Config) { c.IdleTimeout = 200 * time.Millisecond }})
+		a.put(t)
+		a.prompt(t, "one [chunks=1]")
+		h.waitCount("status:turn_ended", 1)
+		var fired atomic.Bool
+		a.store.hooks(nil, func(c *memCall) error {
+			if c.Method == "UnmarkActive" && fired.CompareAndSwap(false, true) {
+				_, err := h.store.peer("x").Enqueue(context.Background(), testWS, model.Enqueue{Kind: cmdPrompt, Session: DefaultSession, User: "bob", Text: "late [chunks=1]"})
+				return err
+			}
+			return nil
+		})
+		h.waitCount("status:turn_ended", 2)
+		if got := h.promptTexts(); !slices.Equal(got, []string{"one [chunks=1]", "late [chunks=1]"}) {
+			t.Fatalf("the agent received %v", got)
+		}
+		if h.count("status:session_restored") != 0 {
+			t.Fatal("the owner let go in between")
+		}
+		waitFor(t, "the workspace let go at last", func() bool { return !a.owns() && !h.store.isActive(testWS) })
 	})
 }
