@@ -356,3 +356,6 @@ func (f *fakeAudience) broadcasts() string {
 	defer f.mu.Unlock()
 	return strings.Join(f.broadcast, "\n")
 }
+
+// eventOf is the event a record would make, for describe.
+func eventOf(r model.Record) model.Event { return model.Event{Type: r.Type, Body: r.Body} }
