@@ -216,8 +216,8 @@ func (r *recObserver) TurnEnded(stopReason string) { r.add("turn:" + stopReason)
 func (r *recObserver) HealthCheckFailed()          { r.add("healthfail") }
 func (r *recObserver) SandboxRestarted(ok bool)    { r.add("restarted") }
 
-// The observer hears of ownership, prompts and turns; the bench route
-// appends through the owner, with its epoch, and counts as activity.
+// The observer hears of ownership, prompts and turns; a hold (the bench
+// route's) appends with the owner's epoch and keeps it from going idle.
 func TestFakeObserverAndBench(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t)
@@ -228,48 +228,46 @@ func TestFakeObserverAndBench(t *testing.T) {
 		ctx := context.Background()
 		a.prompt(t, "one [chunks=1]")
 		h.waitCount("status:turn_ended", 1)
-		n, _, err := a.m.BenchAppend(ctx, testWS, "bench", 10, 4, 8, 0, 0)
-		if err != nil || n != 10 {
-			t.Fatalf("bench: %d %v", n, err)
+		// A hold (the bench route's) gives the owner's epoch and keeps the
+		// workspace from going idle until it is released.
+		epoch, release, err := a.m.Hold(ctx, testWS)
+		if err != nil || epoch != 1 {
+			t.Fatalf("hold: epoch %d, %v", epoch, err)
 		}
-		if evs := h.store.events(testWS, "bench"); len(evs) != 10 || evs[0].Epoch != 1 {
-			t.Fatalf("bench stream %d events", len(evs))
+		if _, err := h.store.Append(ctx, testWS, "bench", epoch, model.Record{Type: TypeSessionEvent, Body: []byte(`{"sender":"agent"}`)}); err != nil {
+			t.Fatal(err)
 		}
-		n, _, err = a.m.BenchAppend(ctx, testWS, "multi", 6, 3, 0, 3, 0)
-		if err != nil || n != 6 || len(h.store.events(testWS, "multi-2")) != 2 {
-			t.Fatalf("bench parts: %d %v", n, err)
+		time.Sleep(3 * time.Second) // six idle timeouts
+		if !a.owns() {
+			t.Fatal("a held workspace was let go")
 		}
-		n, _, err = a.m.BenchAppend(ctx, testWS, "paced", 3, 1, 0, 0, 100)
-		if err != nil || n != 3 {
-			t.Fatalf("paced bench: %d %v", n, err)
-		}
-		if _, _, err := a.m.BenchAppend(ctx, testWS, "x", 0, 1, 0, 0, 0); !errors.Is(err, ErrInvalid) {
-			t.Fatalf("bad bench: %v", err)
-		}
+		release()
 		if d, err := a.m.InboxDepth(ctx); err != nil || d != 0 {
 			t.Fatalf("depth %d %v", d, err)
 		}
 		a.m.Subscribed(testWS)
 		waitFor(t, "the workspace let go", func() bool { return !a.owns() })
-		if _, _, err := a.m.BenchAppend(ctx, "nope", "x", 1, 1, 0, 0, 0); !errors.Is(err, ErrWorkspaceNotFound) {
-			t.Fatalf("bench of an unknown workspace: %v", err)
+		if _, _, err := a.m.Hold(ctx, "nope"); !errors.Is(err, ErrWorkspaceNotFound) {
+			t.Fatalf("hold of an unknown workspace: %v", err)
 		}
 		for _, k := range []string{"owned+", "owned-", "took", "released:idle", "accepted", "turn:end_turn"} {
 			if obs.get(k) != 1 {
 				t.Errorf("%s: %d", k, obs.get(k))
 			}
 		}
-		// Fenced by another writer, the bench append fails and the owner
-		// stops.
-		if _, _, err := a.m.BenchAppend(ctx, testWS, "bench", 1, 1, 0, 0, 0); err != nil {
+		// Fenced by another writer, an append with the held epoch fails,
+		// and the owner stops at its own next fenced call.
+		epoch, release, err = a.m.Hold(ctx, testWS)
+		if err != nil {
 			t.Fatal(err)
 		}
 		if _, err := h.store.peer("x").AcquireEpoch(ctx, testWS); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := a.m.BenchAppend(ctx, testWS, "bench", 1, 1, 0, 0, 0); !errors.Is(err, model.ErrStaleWriter) {
-			t.Fatalf("stale bench: %v", err)
+		if _, err := h.store.Append(ctx, testWS, "bench", epoch, model.Record{Type: TypeSessionEvent, Body: []byte(`{"sender":"agent"}`)}); !errors.Is(err, model.ErrStaleWriter) {
+			t.Fatalf("stale append: %v", err)
 		}
+		release()
 		waitFor(t, "the lost workspace let go", func() bool { return !a.owns() })
 		if obs.get("released:lost") != 1 {
 			t.Fatalf("released lost %d", obs.get("released:lost"))
