@@ -68,7 +68,7 @@ func (o *owner) open(ctx context.Context, s *session) {
 	o.spawn(func() {
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		res := openResult{}
+		res := openResult{closed: closed}
 		if prev != "" {
 			// Resume after the last message the stream holds: its state is
 			// written with every append, while what this owner loaded
@@ -140,6 +140,9 @@ func (o *owner) open(ctx context.Context, s *session) {
 }
 
 type openResult struct {
+	// closed is the session's closed channel of this open: closed before
+	// the result is taken when the connection was dropped meanwhile.
+	closed   <-chan struct{}
 	conn     *acp.Conn
 	connID   string
 	agentSID string // set when a new agent session was made
@@ -165,6 +168,15 @@ func (o *owner) opened(ctx context.Context, s *session, r openResult) {
 		return
 	}
 	s.failures = 0
+	if isClosed(r.closed) {
+		// Dropped while it was being opened (an append of its messages
+		// failed): what was not persisted is read again by a new open,
+		// from the last persisted event. A connection never recorded is
+		// removed from the server.
+		o.dropConn(s, r.conn, r.connID, r.connID != s.state.Conn)
+		s.retryAt = time.Now().Add(500 * time.Millisecond)
+		return
+	}
 	if s.rec.DestroyedAt != nil || o.deleted {
 		o.dropConn(s, r.conn, r.connID, true)
 		return

@@ -20,22 +20,26 @@ func (o *owner) destroySession(ctx context.Context, s *session) bool {
 		o.sendCancel(ctx, s)
 	}
 	recs := []model.Record{}
-	if s.turn != nil {
-		if s.turn.cancel != nil {
-			s.turn.cancel()
+	if t := s.turn; t != nil {
+		if t.cancel != nil {
+			t.cancel()
 		}
-		recs = append(recs, statusRecord(StatusTurnEnded, map[string]any{"stopReason": "cancelled", "requestId": s.turn.Req, "promptId": s.turn.Inbox, "reason": "session destroyed"}))
-		o.ack(ctx, s.turn.Inbox)
+		recs = append(recs, statusRecord(StatusTurnEnded, map[string]any{"stopReason": "cancelled", "requestId": t.Req, "promptId": t.Inbox, "reason": "session destroyed"}))
+	}
+	recs = append(recs, statusRecord(StatusSessionDestroyed, nil))
+	// The turn and the queue are forgotten only once the end is recorded:
+	// a try that failed is made again whole, turn_ended included.
+	if _, err := o.log().AppendState(ctx, o.ws, s.id, o.epoch, stateWrite{conn: ptr(""), clearTurn: true}.fields(), recs...); err != nil {
+		return o.stale(err) // a stale owner is done: the next one destroys it
+	}
+	if t := s.turn; t != nil {
+		o.ack(ctx, t.Inbox)
 		s.turn = nil
 	}
 	for _, e := range s.queue {
 		o.ack(ctx, e.ID)
 	}
 	s.queue = nil
-	recs = append(recs, statusRecord(StatusSessionDestroyed, nil))
-	if _, err := o.log().AppendState(ctx, o.ws, s.id, o.epoch, stateWrite{conn: ptr(""), clearTurn: true}.fields(), recs...); err != nil {
-		return o.stale(err) // a stale owner is done: the next one destroys it
-	}
 	now := time.Now().UnixMilli()
 	if s.rec.DestroyedAt == nil {
 		s.rec.DestroyedAt = &now

@@ -177,7 +177,13 @@ func (o *owner) persistIngested(ctx context.Context, work []*ingested) {
 				// Redis is away: what of this session was not persisted is
 				// read again: its connection is dropped and opened again
 				// from the last persisted event.
-				o.dropConn(w.s, w.s.conn, w.s.connID, false)
+				if w.s.conn != nil {
+					o.dropConn(w.s, w.s.conn, w.s.connID, false)
+				} else if w.s.opening && !isClosed(w.s.closed) {
+					// The connection is being opened: its later messages
+					// are refused from now on, and opened drops it.
+					close(w.s.closed)
+				}
 				w.s.retryAt = time.Now().Add(500 * time.Millisecond)
 			}
 			continue

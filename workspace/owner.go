@@ -386,8 +386,16 @@ func (o *owner) tick(ctx context.Context) {
 		if s.conn == nil && !s.opening && (len(s.queue) > 0 || s.turn != nil || s.restore) && now.After(s.retryAt) && !o.unhealthy {
 			o.open(ctx, s)
 		}
+		if t := s.turn; t != nil && t.ending != nil {
+			o.endTurn(ctx, s, t.ending.stopReason, t.ending.reason)
+		}
 		if t := s.turn; t != nil && t.unsent != nil && s.conn != nil {
 			o.send(ctx, s, t, t.unsent)
+		}
+		// A prompt whose dispatch append failed (Redis away, or its answer
+		// lost) is tried again, though nothing else happens in its session.
+		if s.turn == nil && len(s.queue) > 0 && s.conn != nil {
+			o.dispatch(ctx, s)
 		}
 		// A prompt found in flight whose delivery is unknown: when its
 		// session stays silent, it never reached the agent.

@@ -66,13 +66,11 @@ func TestFakeDispatchReplyLost(t *testing.T) {
 }
 
 // The same, with nothing else happening in the session afterwards: the
-// prompt must still be sent. It is not: nothing calls dispatch again for
-// a session whose queue is waiting and whose connection is open (tick
-// only opens sessions without a connection; the inbox poll only retries
-// the backlog), so the prompt waits until another command or a new owner,
-// and the owner never goes idle meanwhile.
+// prompt must still be sent. It was not (found with these fakes): nothing
+// called dispatch again for a session whose queue waited and whose
+// connection was open, so the prompt waited until another command or a
+// new owner; now tick tries it again.
 func TestFakeDispatchReplyLostAlone(t *testing.T) {
-	knownBug(t, "a prompt whose dispatch append failed is not retried until the session gets another command")
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t)
 		a := h.start("a", nodeOpts{})
@@ -93,7 +91,6 @@ func TestFakeDispatchReplyLostAlone(t *testing.T) {
 // The dispatch's append failed without landing (Redis away): likewise,
 // the prompt must be sent once Redis answers again.
 func TestFakeDispatchAppendFailsAlone(t *testing.T) {
-	knownBug(t, "a prompt whose dispatch append failed is not retried until the session gets another command")
 	synctest.Test(t, func(t *testing.T) {
 		h := newHarness(t)
 		a := h.start("a", nodeOpts{})

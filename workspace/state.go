@@ -110,5 +110,9 @@ type turn struct {
 	takenOver bool               // found in flight when this owner took over
 	text      string             // the prompt's text ("" when its inbox entry was not claimed)
 	since     time.Time
-	unsent    []byte // the request, dispatched but not sent yet
+	unsent    []byte   // the request, dispatched but not sent yet
+	ending    *turnEnd // the end this owner failed to record, tried again by tick
 }
+
+// turnEnd is an end of a turn without an answer from the agent.
+type turnEnd struct{ stopReason, reason string }

@@ -169,10 +169,30 @@ func (o *owner) endTurn(ctx context.Context, s *session, stopReason, reason stri
 	if t.cancel != nil {
 		t.cancel()
 	}
-	_, err := o.log().AppendState(ctx, o.ws, s.id, o.epoch, stateWrite{clearTurn: true}.fields(),
-		statusRecord(StatusTurnEnded, map[string]any{"stopReason": stopReason, "requestId": t.Req, "promptId": t.Inbox, "reason": reason}))
-	if o.stale(err) {
-		return
+	if t.ending != nil {
+		// An earlier try failed, maybe with its answer lost after it
+		// landed: the stream state says whether the turn is still open.
+		st, err := o.readState(ctx, s.id)
+		if err != nil {
+			return // tick tries again
+		}
+		if sameTurn(st.Turn, t.Req) {
+			t.ending = nil
+		}
+	}
+	if t.ending == nil {
+		_, err := o.log().AppendState(ctx, o.ws, s.id, o.epoch, stateWrite{clearTurn: true}.fields(),
+			statusRecord(StatusTurnEnded, map[string]any{"stopReason": stopReason, "requestId": t.Req, "promptId": t.Inbox, "reason": reason}))
+		if err != nil {
+			if !o.stale(err) {
+				// Redis did not answer: the turn stays until its end is
+				// recorded (tick tries again), so the stream never keeps a
+				// turn_started without its turn_ended.
+				t.ending = &turnEnd{stopReason: stopReason, reason: reason}
+				o.logger.Warn("ending the turn failed; will retry", slog.String("sid", s.id), slog.Any("err", err))
+			}
+			return
+		}
 	}
 	o.m.obs.TurnEnded(stopReason)
 	s.turn = nil
