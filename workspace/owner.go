@@ -266,6 +266,13 @@ func (o *owner) serve(node, ctx context.Context) stopMode {
 		case m := <-o.msgs:
 			o.ingest(ctx, m)
 		case fn := <-o.events:
+			// Agent messages already read are persisted before the owner
+			// acts on a result: a Call is resolved only after its response
+			// went to msgs, so the stream holds the response of session/new
+			// before the prompt dispatched because of it.
+			if len(o.msgs) > 0 {
+				o.ingest(ctx, <-o.msgs)
+			}
 			fn(ctx)
 		case <-o.inboxWake:
 			o.readInbox(ctx)
