@@ -199,7 +199,7 @@ type enqueueRes struct {
 }
 
 func (m *Manager) enqueue(ctx context.Context, ws string, r enqueueReq) (enqueueRes, error) {
-	ttl := m.cfg.IdempotencyTTL.Milliseconds()
+	ttl := m.cfg.IdempotencyTTL
 	var sum [32]byte
 	if r.idem != "" {
 		sum = sha256.Sum256([]byte(r.user + "\x00" + r.sid + "\x00" + r.idem))
@@ -209,7 +209,7 @@ func (m *Manager) enqueue(ctx context.Context, ws string, r enqueueReq) (enqueue
 		// does when Redis restarts) then gets the first entry back instead
 		// of a second one.
 		_, _ = rand.Read(sum[:16])
-		ttl = 10_000
+		ttl = 10 * time.Second
 	}
 	var interval, tolerance time.Duration
 	if r.limited && m.cfg.PromptRate > 0 {
@@ -219,7 +219,7 @@ func (m *Manager) enqueue(ctx context.Context, ws string, r enqueueReq) (enqueue
 	userSum := sha256.Sum256([]byte(r.user))
 	res, err := m.store.Enqueue(ctx, ws, model.Enqueue{
 		Kind: r.kind, Session: r.sid, User: r.user, Text: r.text, Agent: r.agent, Create: r.create,
-		IdemKey: hex.EncodeToString(sum[:16]), IdemTTL: time.Duration(ttl) * time.Millisecond,
+		IdemKey: hex.EncodeToString(sum[:16]), IdemTTL: ttl,
 		RateKey: hex.EncodeToString(userSum[:12]), RateInterval: interval, RateTolerance: tolerance,
 	})
 	if err != nil {
