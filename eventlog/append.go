@@ -65,20 +65,26 @@ func New(rdb redis.UniversalClient, cfg Config) *Log {
 // Client returns the Redis client the log uses.
 func (l *Log) Client() redis.UniversalClient { return l.rdb }
 
-// AcquireEpoch makes the caller the workspace's writer: it increments the
-// fence and returns the new epoch. Every append with an older epoch fails
+// AcquireEpoch makes the caller the workspace's writer: it sets the fence
+// to a new epoch and returns it. Every append with an older epoch fails
 // from now on with ErrStaleWriter. Call it only while holding the
 // workspace's lock.
+//
+// Epochs are unique, not only increasing (lua/acquire_epoch.lua): an
+// acquisition that a failover or a lossy restart lost is never handed out
+// again, so two writers never pass the same fence check.
 func (l *Log) AcquireEpoch(ctx context.Context, ws string) (uint64, error) {
 	if err := checkIDs(ws); err != nil {
 		return 0, err
 	}
-	// With WaitReplicas the new epoch is replicated before it is used: a
-	// fence lost in a failover would let two owners pass the same check.
+	var b [2]byte
+	_, _ = rand.Read(b[:])
+	r := int(b[0])<<3 | int(b[1]&7) // 0..2047
+	// With WaitReplicas the new epoch is replicated before it is used.
 	var n uint64
 	err := l.durablyIf(ctx, FenceKey(ws), func(c redis.Cmdable) error {
 		var err error
-		n, err = c.Incr(ctx, FenceKey(ws)).Uint64()
+		n, err = acquireEpochScript.Run(ctx, c, []string{FenceKey(ws)}, r).Uint64()
 		return err
 	})
 	if err != nil {

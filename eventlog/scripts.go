@@ -48,6 +48,8 @@ var (
 	fencedHSetScript = loadScript("fenced_hset", true)
 	// finishDeleteScript removes a deleted workspace's settings (store.go).
 	finishDeleteScript = loadScript("finish_delete", true)
+	// acquireEpochScript sets a workspace's fence to a new epoch (append.go).
+	acquireEpochScript = loadScript("acquire_epoch", false)
 	// ownerDelScript removes the owner record of an epoch (store.go).
 	ownerDelScript = loadScript("owner_del", false)
 	// enqueueScript accepts a command for the owner (store.go).

@@ -64,7 +64,7 @@ func (o *owner) open(ctx context.Context, s *session) {
 	// history.
 	hadAgent := s.rec.AgentSessionID != ""
 	cwd := o.m.cfg.AgentCwd
-	firstID := int64(o.epoch)*1_000_000 + 1
+	firstID := requestIDBase(o.epoch) + 1
 	o.spawn(func() {
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()

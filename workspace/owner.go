@@ -110,7 +110,7 @@ func newOwner(ctx context.Context, m *Manager, ws string, mu model.Lock, md meta
 		meta:      md,
 		logger:    m.logger.With(slog.String("ws", ws), slog.Uint64("epoch", epoch)),
 		sessions:  make(map[string]*session),
-		reqSeq:    int64(epoch)*1_000_000 + 500_000,
+		reqSeq:    requestIDBase(epoch) + 500_000,
 		msgs:      make(chan acpMsg, 1024),
 		events:    make(chan func(context.Context), 256),
 		inboxWake: make(chan struct{}, 1),
@@ -134,6 +134,20 @@ func newOwner(ctx context.Context, m *Manager, ws string, mu model.Lock, md meta
 		return nil, err
 	}
 	return o, nil
+}
+
+// requestIDBase is where the JSON-RPC ids of an owner's requests start:
+// each owner has a range of a million of its own, so a successor that
+// re-attaches to a connection never reuses an id of its predecessor's.
+// Epochs (eventlog's AcquireEpoch) are a millisecond clock times 2048 plus
+// a random part; the range follows the clock part, which grows with every
+// acquisition. Small epochs (a store that counts, as tests' fakes do) get
+// the range of their number.
+func requestIDBase(epoch uint64) int64 {
+	if epoch >= 1<<42 {
+		return int64(epoch>>11) * 1_000_000
+	}
+	return int64(epoch) * 1_000_000
 }
 
 func (o *owner) poke(ch *chan struct{}) {
