@@ -26,6 +26,7 @@ func TestStoreConformance(t *testing.T) {
 func storeConformance(t *testing.T, st Store) {
 	ctx := context.Background()
 	const ws = "conf"
+	var e1, e2 uint64 // the Fence subtest's epochs; later subtests write as e2
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
@@ -43,35 +44,35 @@ func storeConformance(t *testing.T, st Store) {
 		if e, _ := st.CurrentEpoch(ctx, ws); e != 0 {
 			t.Fatalf("current epoch %d", e)
 		}
-		e1, _ := st.AcquireEpoch(ctx, ws)
-		e2, _ := st.AcquireEpoch(ctx, ws)
-		if e1 != 1 || e2 != 2 {
-			t.Fatalf("epochs %d %d", e1, e2)
+		e1, _ = st.AcquireEpoch(ctx, ws)
+		e2, _ = st.AcquireEpoch(ctx, ws)
+		if e1 == 0 || e2 <= e1 {
+			t.Fatalf("epochs %d %d: want growing epochs", e1, e2)
 		}
-		if _, err := st.Append(ctx, ws, "s", 1, rec("x", "")); !errors.Is(err, model.ErrStaleWriter) {
+		if _, err := st.Append(ctx, ws, "s", e1, rec("x", "")); !errors.Is(err, model.ErrStaleWriter) {
 			t.Fatalf("stale append: %v", err)
 		}
-		if err := st.RecordAgentSession(ctx, ws, "s", 1, "a", "c", "{}"); !errors.Is(err, model.ErrStaleWriter) {
+		if err := st.RecordAgentSession(ctx, ws, "s", e1, "a", "c", "{}"); !errors.Is(err, model.ErrStaleWriter) {
 			t.Fatalf("stale record: %v", err)
 		}
-		if _, err := st.ReadInbox(ctx, ws, 1, "c", 1, ""); !errors.Is(err, model.ErrStaleWriter) {
+		if _, err := st.ReadInbox(ctx, ws, e1, "c", 1, ""); !errors.Is(err, model.ErrStaleWriter) {
 			t.Fatalf("stale read: %v", err)
 		}
-		if err := st.FinishDelete(ctx, ws, 1); !errors.Is(err, model.ErrStaleWriter) {
+		if err := st.FinishDelete(ctx, ws, e1); !errors.Is(err, model.ErrStaleWriter) {
 			t.Fatalf("stale finish: %v", err)
 		}
-		if e, _ := st.CurrentEpoch(ctx, ws); e != 2 {
+		if e, _ := st.CurrentEpoch(ctx, ws); e != e2 {
 			t.Fatalf("current epoch %d", e)
 		}
 	})
 
 	t.Run("Append", func(t *testing.T) {
-		if evs, err := st.AppendState(ctx, ws, "s", 2, nil); evs != nil || err != nil {
+		if evs, err := st.AppendState(ctx, ws, "s", e2, nil); evs != nil || err != nil {
 			t.Fatalf("empty append: %v %v", evs, err)
 		}
-		evs, err := st.AppendState(ctx, ws, "s", 2, map[string]string{"conn": "c1"}, rec("a", "1"), rec("b", "2"), rec("c", ""))
+		evs, err := st.AppendState(ctx, ws, "s", e2, map[string]string{"conn": "c1"}, rec("a", "1"), rec("b", "2"), rec("c", ""))
 		must(err)
-		if len(evs) != 3 || evs[0].Index != 1 || evs[2].Index != 3 || evs[1].Source != "2" || evs[0].Epoch != 2 || evs[0].SessionID != "s" {
+		if len(evs) != 3 || evs[0].Index != 1 || evs[2].Index != 3 || evs[1].Source != "2" || evs[0].Epoch != e2 || evs[0].SessionID != "s" {
 			t.Fatalf("events %+v", evs)
 		}
 		s, _ := st.State(ctx, ws, "s")
@@ -81,21 +82,21 @@ func storeConformance(t *testing.T, st Store) {
 		if evs[0].ID != (model.Cursor{Gen: s["gen"], Index: 1}).String() {
 			t.Fatalf("id %q, gen %q", evs[0].ID, s["gen"])
 		}
-		_, err = st.AppendState(ctx, ws, "s", 2, map[string]string{"src": "", "turn": ""})
+		_, err = st.AppendState(ctx, ws, "s", e2, map[string]string{"src": "", "turn": ""})
 		must(err)
 		s, _ = st.State(ctx, ws, "s")
 		if s["n"] != "3" || s["src"] != "" || s["conn"] != "c1" {
 			t.Fatalf("state after a state-only append %v", s)
 		}
 		for _, bad := range []map[string]string{{"n": "9"}, {"src": "x"}, {"Bad": "x"}} {
-			if _, err := st.AppendState(ctx, ws, "s", 2, bad, rec("x", "")); !errors.Is(err, model.ErrInvalidRecord) {
+			if _, err := st.AppendState(ctx, ws, "s", e2, bad, rec("x", "")); !errors.Is(err, model.ErrInvalidRecord) {
 				t.Fatalf("state %v: %v", bad, err)
 			}
 		}
-		if _, err := st.Append(ctx, ws, "s", 2, model.Record{Type: "x", Body: []byte(`{"id":1}`)}); !errors.Is(err, model.ErrInvalidRecord) {
+		if _, err := st.Append(ctx, ws, "s", e2, model.Record{Type: "x", Body: []byte(`{"id":1}`)}); !errors.Is(err, model.ErrInvalidRecord) {
 			t.Fatalf("reserved key: %v", err)
 		}
-		parts, err := st.AppendParts(ctx, ws, 2, []model.Part{{Session: "s", Records: []model.Record{rec("d", "")}}, {Session: "t", State: map[string]string{"conn": "c2"}, Records: []model.Record{rec("e", "7")}}})
+		parts, err := st.AppendParts(ctx, ws, e2, []model.Part{{Session: "s", Records: []model.Record{rec("d", "")}}, {Session: "t", State: map[string]string{"conn": "c2"}, Records: []model.Record{rec("e", "7")}}})
 		must(err)
 		if parts[0][0].Index != 4 || parts[1][0].Index != 1 {
 			t.Fatalf("parts %+v", parts)
@@ -176,16 +177,16 @@ func storeConformance(t *testing.T, st Store) {
 	t.Run("Inbox", func(t *testing.T) {
 		must(st.EnsureInbox(ctx, ws))
 		must(st.EnsureInbox(ctx, ws))
-		got, err := st.ReadInbox(ctx, ws, 2, "c1", 1, "")
+		got, err := st.ReadInbox(ctx, ws, e2, "c1", 1, "")
 		must(err)
 		if len(got) != 1 || got[0].ID != ids[0] || got[0].Kind != cmdPrompt || got[0].Session != DefaultSession || got[0].User != "u" || got[0].Text != "t" {
 			t.Fatalf("first read %+v", got)
 		}
 		// The reply was lost: the same read again returns it.
-		if got, _ := st.ReadInbox(ctx, ws, 2, "c1", 10, ""); len(got) != 1 || got[0].ID != ids[0] {
+		if got, _ := st.ReadInbox(ctx, ws, e2, "c1", 10, ""); len(got) != 1 || got[0].ID != ids[0] {
 			t.Fatalf("read again %+v", got)
 		}
-		got, _ = st.ReadInbox(ctx, ws, 2, "c1", 2, ids[0])
+		got, _ = st.ReadInbox(ctx, ws, e2, "c1", 2, ids[0])
 		if len(got) != 2 || got[0].ID != ids[1] || got[1].ID != ids[2] {
 			t.Fatalf("read on %+v", got)
 		}
@@ -205,7 +206,7 @@ func storeConformance(t *testing.T, st Store) {
 			t.Fatalf("claim on %+v next %s", page, next)
 		}
 		// Claimed away from c1: not c1's to read again.
-		if got, _ := st.ReadInbox(ctx, ws, 2, "c1", 10, ""); len(got) != 1 || got[0].Kind != cmdPrompt {
+		if got, _ := st.ReadInbox(ctx, ws, e2, "c1", 10, ""); len(got) != 1 || got[0].Kind != cmdPrompt {
 			t.Fatalf("c1 after the claim %+v", got)
 		}
 		must(st.AckInbox(ctx, ws, ids[0], ids[1]))
@@ -218,24 +219,24 @@ func storeConformance(t *testing.T, st Store) {
 		if v, _ := st.Workspace(ctx, ws); v.Owner != nil || !v.Found || !slices.Equal(v.Sessions, []string{DefaultSession}) {
 			t.Fatalf("view %+v", v)
 		}
-		must(st.SetOwner(ctx, ws, model.OwnerRecord{Node: "n", Epoch: 2, Since: 5, Health: "ok"}, time.Minute))
+		must(st.SetOwner(ctx, ws, model.OwnerRecord{Node: "n", Epoch: e2, Since: 5, Health: "ok"}, time.Minute))
 		lk, _ := st.NewLock(ws, time.Minute)
 		must(lk.TryLock(ctx))
 		must(st.SetOwnerHealth(ctx, ws, "unhealthy"))
 		v, _ := st.Workspace(ctx, ws)
-		if v.Owner == nil || v.Owner.Node != "n" || v.Owner.Epoch != 2 || v.Owner.Health != "unhealthy" {
+		if v.Owner == nil || v.Owner.Node != "n" || v.Owner.Epoch != e2 || v.Owner.Health != "unhealthy" {
 			t.Fatalf("owner %+v", v.Owner)
 		}
-		must(st.DeleteOwner(ctx, ws, 1))
+		must(st.DeleteOwner(ctx, ws, e1))
 		if v, _ := st.Workspace(ctx, ws); v.Owner == nil {
 			t.Fatal("deleted by another epoch")
 		}
-		must(st.DeleteOwner(ctx, ws, 2))
+		must(st.DeleteOwner(ctx, ws, e2))
 		if v, _ := st.Workspace(ctx, ws); v.Owner != nil {
 			t.Fatal("not deleted")
 		}
 		must(lk.Unlock(ctx))
-		must(st.RecordAgentSession(ctx, ws, DefaultSession, 2, "as", "c9", `{"cwd":"/tmp"}`))
+		must(st.RecordAgentSession(ctx, ws, DefaultSession, e2, "as", "c9", `{"cwd":"/tmp"}`))
 		r, _, _ := st.Session(ctx, ws, DefaultSession)
 		if r.AgentSessionID != "as" || r.LastConnectionID != "c9" || string(r.SessionInit) != `{"cwd":"/tmp"}` {
 			t.Fatalf("record %+v", r)
@@ -308,11 +309,11 @@ func storeConformance(t *testing.T, st Store) {
 		if r, _, _ := st.Session(ctx, ws, DefaultSession); r.DestroyedAt == nil {
 			t.Fatal("session not destroyed")
 		}
-		got, _ := st.ReadInbox(ctx, ws, 2, "c3", 10, "")
+		got, _ := st.ReadInbox(ctx, ws, e2, "c3", 10, "")
 		if len(got) != 1 || got[0].Kind != cmdDestroyWS || got[0].Session != "" {
 			t.Fatalf("read %+v", got)
 		}
-		must(st.FinishDelete(ctx, ws, 2))
+		must(st.FinishDelete(ctx, ws, e2))
 		if _, found, _ := st.WorkspaceMeta(ctx, ws); found {
 			t.Fatal("settings kept")
 		}
