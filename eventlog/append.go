@@ -122,29 +122,39 @@ func (l *Log) CurrentEpoch(ctx context.Context, ws string) (uint64, error) {
 //
 // KEYS[1] fence, then per part: stream, stream state.
 // ARGV[1] epoch, ARGV[2] notify channel, ARGV[3] maxlen (0: no trim),
-// ARGV[4] the call's token, then per part: session id, number of state
-// fields, the state fields as name, value pairs, number of records, then
-// per record: type, body, source.
+// ARGV[4] the call's token, then per part: session id, the head its writer
+// saw acknowledged ("" for none), the inbox id it dispatches (""), number
+// of state fields, the state fields as name, value pairs, number of
+// records, then per record: type, body, source.
 //
-// It returns {createdAt ms, then per part: gen, first eventIndex}. Nothing
-// is written unless the fence matches. The "#!lua" shebang (Redis 7) makes
-// Redis check for out-of-memory before the script starts rather than at
-// its first write, and the ids of a part strictly increase from its
-// stored head, so only a part's first XADD can fail (a key of the wrong
-// type, or a stream that something other than this script wrote): with
-// one part, the call lands whole or not at all.
+// It returns {createdAt ms, then per part: gen, first eventIndex, records
+// skipped}. Nothing is written unless the fence matches, every part's head
+// is at most the stream's (else TANDEMREWOUND: Redis lost acknowledged
+// writes) and no part dispatches a prompt dispatched already (TANDEMDUP).
+// The "#!lua" shebang (Redis 7) makes Redis check for out-of-memory before
+// the script starts rather than at its first write, and the ids of a part
+// strictly increase from its stored head, so only a part's first XADD can
+// fail (a key of the wrong type, or a stream that something other than
+// this script wrote): with one part, the call lands whole or not at all.
 //
-// A call that landed leaves its token and reply in its first part's state
-// (fields tok and rcpt): the same call run again returns that reply and
-// appends nothing. A client library sends a command again when its reply
-// was lost (go-redis does, on a broken connection: Redis restarting right
-// after the script ran), which would append the records a second time.
-// Only the stream's last call is remembered, which suffices because a
-// node's appends go out through one pipeline (RunPipeline), in order: no
-// other call of the node lands between a call and its resend. (With
-// WaitReplicas, calls go out on connections of their own; two appends to
-// one session at the same moment, one of them resent, could then append
-// the resent one again.)
+// Appends are idempotent by content, whatever the order in which calls
+// reach Redis (one pipeline, or WAIT mode's connection per call, or bytes
+// held back on one connection while a retry went on another):
+//   - records with an ACP source position (SSE ids 1, 2, 3… per
+//     connection, the state's conn) at or below the stored one are in the
+//     stream already: they are skipped, with the records without a position
+//     right after them (what the ingest derived from them), and reported
+//     as skipped; a part all of whose records were skipped leaves the
+//     state as it is;
+//   - a part that dispatches a prompt (Part.Dispatch) the state names as
+//     dispatched (its last_inbox, or one of the latest 64) is refused.
+//
+// A call that landed also leaves its token and reply in its first part's
+// state (fields tok and rcpt): the same call run again (go-redis resends a
+// command whose reply was lost) returns that reply and appends nothing.
+//
+// Each entry keeps the first 6 characters of its call's token (field tk),
+// which its cursor carries (Cursor.Tag): see read.go.
 // The script itself is lua/append.lua.
 
 // maxBatch bounds the records of one Append: the script's argument list
@@ -219,7 +229,11 @@ func (l *Log) appendParts(ctx context.Context, ws string, epoch uint64, parts []
 			return nil, err
 		}
 		keys = append(keys, StreamKey(ws, p.Session), StateKey(ws, p.Session))
-		args = append(args, p.Session, len(p.State))
+		head := ""
+		if p.Head > 0 {
+			head = strconv.FormatUint(p.Head, 10)
+		}
+		args = append(args, p.Session, head, p.Dispatch, len(p.State))
 		for k, v := range p.State {
 			if !validStateField(k) && !(k == "src" && v == "") {
 				return nil, fmt.Errorf("%w: state field %q", ErrInvalidRecord, k)
@@ -244,26 +258,33 @@ func (l *Log) appendParts(ctx context.Context, ws string, epoch uint64, parts []
 	if err != nil {
 		return nil, redisErr(fmt.Sprintf("append %s", tag(ws)), err)
 	}
-	if len(res) != 1+2*len(parts) {
+	if len(res) != 1+3*len(parts) {
 		return nil, fmt.Errorf("append %s: unexpected reply %v", tag(ws), res)
 	}
 	now, _ := res[0].(int64)
 	out := make([][]Event, len(parts))
+	etag := token[:min(len(token), tagLen)]
 	for pi, p := range parts {
-		gen, _ := res[1+2*pi].(string)
-		first, _ := res[2+2*pi].(int64)
-		evs := make([]Event, len(p.Records))
-		for i := range p.Records {
+		gen, _ := res[1+3*pi].(string)
+		first, _ := res[2+3*pi].(int64)
+		skip, _ := res[3+3*pi].(int64)
+		if skip < 0 || int(skip) > len(p.Records) {
+			return nil, fmt.Errorf("append %s: unexpected reply %v", tag(ws), res)
+		}
+		recs := p.Records[skip:]
+		evs := make([]Event, len(recs))
+		for i := range recs {
 			idx := uint64(first) + uint64(i)
 			evs[i] = Event{
-				ID:        string(Cursor{Gen: gen, Index: idx}.AppendText(nil)),
+				ID:        string(Cursor{Gen: gen, Index: idx, Tag: etag}.AppendText(nil)),
 				Index:     idx,
 				SessionID: p.Session,
 				CreatedAt: now,
-				Type:      p.Records[i].Type,
-				Body:      bodies[pi][i],
-				Source:    p.Records[i].Source,
+				Type:      recs[i].Type,
+				Body:      bodies[pi][int(skip)+i],
+				Source:    recs[i].Source,
 				Epoch:     epoch,
+				Tag:       etag,
 			}
 		}
 		out[pi] = evs
@@ -271,8 +292,15 @@ func (l *Log) appendParts(ctx context.Context, ws string, epoch uint64, parts []
 	return out, nil
 }
 
+// tagLen is how much of a call's token its entries keep (lua/append.lua).
+const tagLen = 6
+
+// validStateField reports whether a writer may set state field k. The
+// script owns n, gen, src, tok, rcpt and disp, and reads two of the
+// writer's fields: conn (the connection source positions count on) and
+// last_inbox (the newest prompt dispatched).
 func validStateField(k string) bool {
-	if k == "" || len(k) > 32 || k == "n" || k == "gen" || k == "src" || k == "tok" || k == "rcpt" {
+	if k == "" || len(k) > 32 || k == "n" || k == "gen" || k == "src" || k == "tok" || k == "rcpt" || k == "disp" {
 		return false
 	}
 	for i := 0; i < len(k); i++ {

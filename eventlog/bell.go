@@ -308,8 +308,10 @@ func (b *Bell) probeLoop(ctx context.Context) {
 }
 
 // DecodeNotice parses a doorbell message written by the append script:
-// session id, eventIndex, generation, createdAt, type, epoch, source and
-// body, separated by newlines (the body is compact JSON and comes last).
+// session id, eventIndex, generation, createdAt, type, epoch, source, the
+// entry's tag and body, separated by newlines (the body is compact JSON and
+// comes last). A message without the tag (from a script before tags) is
+// read too.
 func DecodeNotice(p string) (Event, string, error) {
 	var f [7]string
 	for i := range f {
@@ -331,8 +333,16 @@ func DecodeNotice(p string) (Event, string, error) {
 	if err != nil {
 		return Event{}, "", errors.New("notice: bad epoch")
 	}
+	var tag string
+	if j := strings.IndexByte(p, '\n'); j >= 0 {
+		if !model.ValidTag(p[:j]) {
+			return Event{}, "", errors.New("notice: bad tag")
+		}
+		tag, p = p[:j], p[j+1:]
+	}
 	ev := Event{
-		ID:        string(Cursor{Gen: f[2], Index: idx}.AppendText(nil)),
+		ID:        string(Cursor{Gen: f[2], Index: idx, Tag: tag}.AppendText(nil)),
+		Tag:       tag,
 		Index:     idx,
 		SessionID: f[0],
 		CreatedAt: ts,

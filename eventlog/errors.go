@@ -17,6 +17,18 @@ func redisErr(op string, err error) error {
 	if isStale(err) {
 		return fmt.Errorf("%s: %w (%s)", op, ErrStaleWriter, err.Error())
 	}
+	if err != nil {
+		msg := err.Error()
+		if rest, ok := strings.CutPrefix(msg, "TANDEMREWOUND "); ok {
+			var re RewoundError
+			if _, perr := fmt.Sscanf(rest, "%s %d %d", &re.Session, &re.Head, &re.Known); perr == nil {
+				return fmt.Errorf("%s: %w", op, &re)
+			}
+		}
+		if strings.HasPrefix(msg, "TANDEMDUP ") {
+			return fmt.Errorf("%s: %w (%s)", op, ErrDuplicate, msg)
+		}
+	}
 	var re redis.Error
 	if errors.As(err, &re) && !transient(re.Error()) {
 		return fmt.Errorf("%s: %w", op, err)

@@ -11,7 +11,8 @@ type (
 	Record     = model.Record
 	Part       = model.Part
 	Cursor     = model.Cursor
-	ResetError = model.ResetError
+	ResetError   = model.ResetError
+	RewoundError = model.RewoundError
 )
 
 var (
@@ -22,6 +23,9 @@ var (
 	ErrCursorMalformed = model.ErrCursorMalformed
 	ErrCursorExpired   = model.ErrCursorExpired
 	ErrCursorUnknown   = model.ErrCursorUnknown
+	ErrCursorRewritten = model.ErrCursorRewritten
+	ErrDuplicate       = model.ErrDuplicate
+	ErrHistoryRewound  = model.ErrHistoryRewound
 )
 
 // ParseCursor parses a cursor's text form; see model.ParseCursor.

@@ -16,8 +16,10 @@ const MaxPage = 1000
 // Read returns up to limit events strictly after cursor after, oldest
 // first, together with the stream's head. When the cursor cannot be resumed
 // exactly it returns a *ResetError wrapping ErrCursorExpired (events after
-// it were trimmed) or ErrCursorUnknown (it names another generation or a
-// position past the head); the ResetError says where to continue.
+// it were trimmed), ErrCursorUnknown (it names another generation or a
+// position past the head) or ErrCursorRewritten (its tag names an entry
+// the stream no longer holds at its index); the ResetError says where to
+// continue.
 func (l *Log) Read(ctx context.Context, ws, sid string, after Cursor, limit int) ([]Event, Cursor, error) {
 	if err := checkIDs(ws, sid); err != nil {
 		return nil, Cursor{}, err
@@ -26,13 +28,20 @@ func (l *Log) Read(ctx context.Context, ws, sid string, after Cursor, limit int)
 		limit = MaxPage
 	}
 	key := StreamKey(ws, sid)
+	// A tagged cursor's own entry is read too, to check that it is still
+	// the one the client saw.
+	start, count := after.Index+1, limit
+	checked := after.Tag != "" && !after.IsZero()
+	if checked {
+		start, count = after.Index, limit+1
+	}
 	var st *redis.SliceCmd
 	var rng *redis.Cmd
 	// The head and the range are read in one transaction, so that the
 	// generation they are judged by is the one the entries belong to.
 	_, err := l.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		st = p.HMGet(ctx, StateKey(ws, sid), "n", "gen")
-		rng = p.Do(ctx, "XRANGE", key, streamID(after.Index+1), "+", "COUNT", limit)
+		rng = p.Do(ctx, "XRANGE", key, streamID(start), "+", "COUNT", count)
 		return nil
 	})
 	if err != nil {
@@ -48,6 +57,20 @@ func (l *Log) Read(ctx context.Context, ws, sid string, after Cursor, limit int)
 	evs, err := decodeRange(sid, head.Gen, rng.Val(), false)
 	if err != nil {
 		return nil, head, fmt.Errorf("read %s: %w", key, err)
+	}
+	if checked && len(evs) > 0 && evs[0].Index == after.Index {
+		// The cursor's entry: one written after a rewind holds its index
+		// under another tag. (Entries from before tags have none: the
+		// cursor came from elsewhere.)
+		if evs[0].Tag != after.Tag {
+			return nil, head, l.reset(ctx, ws, sid, ErrCursorRewritten, head)
+		}
+		evs = evs[1:]
+	}
+	// Otherwise the cursor's entry was trimmed (MAXLEN): what follows it
+	// is judged as for an untagged cursor.
+	if len(evs) > limit {
+		evs = evs[:limit]
 	}
 	if len(evs) > 0 {
 		if evs[0].Index != after.Index+1 {
@@ -247,12 +270,14 @@ func decodeRange(sid, gen string, reply any, reverse bool) ([]Event, error) {
 				ev.Epoch, _ = strconv.ParseUint(v, 10, 64)
 			case "src":
 				ev.Source = v
+			case "tk":
+				ev.Tag = v
 			}
 		}
 		if ev.Type == "" {
 			return nil, fmt.Errorf("entry %s has no type", id)
 		}
-		ev.ID = string(Cursor{Gen: gen, Index: idx}.AppendText(make([]byte, 0, 24)))
+		ev.ID = string(Cursor{Gen: gen, Index: idx, Tag: ev.Tag}.AppendText(make([]byte, 0, 32)))
 		if reverse {
 			evs[len(entries)-1-i] = ev
 		} else {

@@ -26,7 +26,13 @@ func TestParseCursor(t *testing.T) {
 		{"1.g", Cursor{}, ErrCursorMalformed},
 		{"-1.a", Cursor{}, ErrCursorMalformed},
 		{"+1.a", Cursor{}, ErrCursorMalformed},
-		{"1.a.b", Cursor{}, ErrCursorMalformed},
+		{"1.a.b", Cursor{Gen: "a", Index: 1, Tag: "b"}, nil},
+		{"42.18b7e2c4d5f01.9c04e1", Cursor{Gen: "18b7e2c4d5f01", Index: 42, Tag: "9c04e1"}, nil},
+		{"1.a.", Cursor{}, ErrCursorMalformed},
+		{"1.a.g", Cursor{}, ErrCursorMalformed},
+		{"1.a.B", Cursor{}, ErrCursorMalformed},
+		{"1.a.123456789", Cursor{}, ErrCursorMalformed},
+		{"1.a.b.c", Cursor{}, ErrCursorMalformed},
 		{"1.00000000000000000", Cursor{}, ErrCursorMalformed},
 		{"1-0", Cursor{}, ErrCursorMalformed},
 		{"abc", Cursor{}, ErrCursorMalformed},
@@ -41,7 +47,7 @@ func TestParseCursor(t *testing.T) {
 }
 
 func FuzzParseCursor(f *testing.F) {
-	for _, s := range []string{"", "0", "1.a", "42.18b7e2c4d5f01", "01.a", "1.", "9999999999999999999999.a", "1.a\r\n"} {
+	for _, s := range []string{"", "0", "1.a", "42.18b7e2c4d5f01", "42.18b7e2c4d5f01.9c04e1", "01.a", "1.", "9999999999999999999999.a", "1.a\r\n"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {

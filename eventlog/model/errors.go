@@ -1,6 +1,9 @@
 package model
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // ErrUnavailable wraps failures to reach Redis (a refused or broken
 // connection, a timeout): the caller may retry later. Errors that Redis
@@ -11,6 +14,28 @@ var ErrUnavailable = errors.New("event log unavailable")
 // the workspace's fencing epoch: another node became the writer. Nothing of
 // the call was appended. A caller that sees it must stop acting as owner.
 var ErrStaleWriter = errors.New("stale writer: fencing epoch superseded")
+
+// ErrDuplicate is returned by an append that would write again what the
+// stream already has (Part.Dispatch): nothing of the call was appended.
+var ErrDuplicate = errors.New("already appended")
+
+// ErrHistoryRewound is wrapped by a *RewoundError.
+var ErrHistoryRewound = errors.New("history rewound: the stream holds less than the writer saw acknowledged")
+
+// RewoundError is returned by an append whose Part.Head is beyond the
+// stream's head: Redis lost acknowledged writes (a restart from a snapshot
+// or an AOF with its tail lost, a failover to a replica that was behind).
+// Nothing of the call was appended.
+type RewoundError struct {
+	Session string
+	Head    uint64 // the stream's head in Redis now
+	Known   uint64 // the head the writer saw acknowledged
+}
+
+func (e *RewoundError) Error() string {
+	return fmt.Sprintf("session %s: %v: head %d, %d acknowledged", e.Session, ErrHistoryRewound, e.Head, e.Known)
+}
+func (e *RewoundError) Unwrap() error { return ErrHistoryRewound }
 
 // ErrInvalidID is returned for a workspace or session id that is not 1-128
 // characters of [A-Za-z0-9._-]: keys are built from ids, and any other

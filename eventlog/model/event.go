@@ -22,10 +22,13 @@ type Event struct {
 	// produced the entry), or "".
 	Source string
 	Epoch  uint64 // the writer's fencing epoch
+	// Tag names the entry among any that ever held its index (see
+	// Cursor); "" for entries written before tags.
+	Tag string
 }
 
 // Cursor returns the event's position.
-func (e *Event) Cursor(gen string) Cursor { return Cursor{Gen: gen, Index: e.Index} }
+func (e *Event) Cursor(gen string) Cursor { return Cursor{Gen: gen, Index: e.Index, Tag: e.Tag} }
 
 // MarshalJSON renders the event as the API shows it: the common fields
 // followed by the body's fields in one flat object.
