@@ -7,10 +7,10 @@ import "github.com/tandem-dev/tandem/eventlog/model"
 // names keep the adapter's callers (fanout, httpapi, the tools) as they
 // were.
 type (
-	Event      = model.Event
-	Record     = model.Record
-	Part       = model.Part
-	Cursor     = model.Cursor
+	Event        = model.Event
+	Record       = model.Record
+	Part         = model.Part
+	Cursor       = model.Cursor
 	ResetError   = model.ResetError
 	RewoundError = model.RewoundError
 )
