@@ -23,6 +23,7 @@ type client struct {
 	// delivering worker holds then.
 	gen            string
 	cursor         uint64
+	tag            string // the tag of the entry at cursor ("" when not known)
 	ephVer         uint64 // the last broadcast it was sent
 	pending        []byte // bytes of a frame a non-blocking write left unwritten
 	resumeReported bool   // the Resumed observation was made

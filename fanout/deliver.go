@@ -48,11 +48,12 @@ func (w *worker) deliver(f *feed) {
 		f.again = false
 		w.snapshotLocked(f)
 		hi, gen, keepalive := f.hi, f.gen, f.keepaliveDue
+		hiTag := f.topTagLocked()
 		eph, ephVer := f.eph, f.ephVer
 		f.keepaliveDue = false
 		f.mu.Unlock()
 
-		w.write(f, hi, gen, keepalive, eph, ephVer)
+		w.write(f, hi, hiTag, gen, keepalive, eph, ephVer)
 
 		f.mu.Lock()
 		if !f.again {
@@ -76,7 +77,7 @@ func (w *worker) snapshotLocked(f *feed) {
 	lo := f.lo()
 	from := f.hi + 1
 	for c := range f.attached {
-		if !f.ready || (c.cursor != 0 && c.gen != f.gen) || c.cursor+1 < lo {
+		if !f.ready || (c.cursor != 0 && c.gen != f.gen) || c.cursor+1 < lo || (c.cursor >= lo && c.cursor <= f.hi && !sameEntry(f.at(c.cursor).tag, c.tag)) {
 			f.detachLocked(c, nil)
 			continue
 		}
@@ -91,7 +92,7 @@ func (w *worker) snapshotLocked(f *feed) {
 // write sends each snapshotted client the frames after its cursor up to hi
 // (and the latest broadcast, if it has not had it, and a keepalive to idle
 // ones), never blocking.
-func (w *worker) write(f *feed, hi uint64, gen string, keepalive bool, eph []byte, ephVer uint64) {
+func (w *worker) write(f *feed, hi uint64, hiTag, gen string, keepalive bool, eph []byte, ephVer uint64) {
 	now := time.Now()
 	nowNs := now.UnixNano()
 	idleBefore := now.Add(-w.h.cfg.Keepalive).UnixNano() + int64(time.Second)
@@ -133,6 +134,9 @@ func (w *worker) write(f *feed, hi uint64, gen string, keepalive bool, eph []byt
 		if err != nil {
 			c.close()
 			continue
+		}
+		if c.cursor != hi {
+			c.tag = hiTag
 		}
 		c.cursor, c.gen = hi, gen
 		if needEph {

@@ -29,6 +29,7 @@ type fakeLog struct {
 
 type fakeStream struct {
 	gen  string
+	tag  string // the tag of the entries appended now ("": untagged)
 	head uint64
 	evs  []eventlog.Event // the retained events, ending at head
 }
@@ -53,8 +54,8 @@ func (l *fakeLog) append(ws, sid string, n int) ([]eventlog.Event, string) {
 	var out []eventlog.Event
 	for range n {
 		s.head++
-		c := eventlog.Cursor{Gen: s.gen, Index: s.head}
-		ev := eventlog.Event{ID: c.String(), Index: s.head, SessionID: sid, CreatedAt: time.Now().UnixMilli(),
+		c := eventlog.Cursor{Gen: s.gen, Index: s.head, Tag: s.tag}
+		ev := eventlog.Event{ID: c.String(), Index: s.head, Tag: s.tag, SessionID: sid, CreatedAt: time.Now().UnixMilli(),
 			Type: "chat.user", Body: json.RawMessage(`{"n":` + strconv.FormatUint(s.head, 10) + `}`)}
 		s.evs = append(s.evs, ev)
 		out = append(out, ev)
@@ -70,6 +71,25 @@ func (l *fakeLog) trim(ws, sid string, from uint64) {
 	for len(s.evs) > 0 && s.evs[0].Index < from {
 		s.evs = s.evs[1:]
 	}
+}
+
+// rewind drops the events after index to, keeping the generation, as a
+// Redis that lost its last writes does; later appends are tagged tag.
+func (l *fakeLog) rewind(ws, sid string, to uint64, tag string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.stream(ws, sid)
+	for len(s.evs) > 0 && s.evs[len(s.evs)-1].Index > to {
+		s.evs = s.evs[:len(s.evs)-1]
+	}
+	s.head, s.tag = to, tag
+}
+
+// tagAppends tags the stream's next appends with tag.
+func (l *fakeLog) tagAppends(ws, sid, tag string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.stream(ws, sid).tag = tag
 }
 
 // lose replaces the stream by an empty one of generation gen, as Redis
@@ -117,6 +137,9 @@ func (l *fakeLog) Read(ctx context.Context, ws, sid string, after eventlog.Curso
 	}
 	var evs []eventlog.Event
 	for _, ev := range s.evs {
+		if after.Tag != "" && ev.Index == after.Index && ev.Tag != after.Tag {
+			return nil, s.cursor(), s.reset(eventlog.ErrCursorRewritten)
+		}
 		if ev.Index > after.Index && len(evs) < limit {
 			evs = append(evs, ev)
 		}

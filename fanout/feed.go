@@ -13,12 +13,38 @@ import (
 type frame struct {
 	idx       uint64
 	createdAt int64
+	tag       string // the entry's tag (eventlog.Cursor), "" for untagged entries
 	b         []byte
 }
 
 func encodeFrame(ev *eventlog.Event) frame {
 	b := appendFrame(make([]byte, 0, 2*len(ev.ID)+len(ev.Type)+len(ev.Body)+160), ev)
-	return frame{idx: ev.Index, createdAt: ev.CreatedAt, b: b}
+	return frame{idx: ev.Index, createdAt: ev.CreatedAt, tag: ev.Tag, b: b}
+}
+
+// sameEntry reports whether tags a and b may name the same entry: they are
+// equal, or one is unknown.
+func sameEntry(a, b string) bool { return a == "" || b == "" || a == b }
+
+// topTagLocked is the tag of the ring's newest frame, "" when it is empty.
+func (f *feed) topTagLocked() string {
+	if f.n == 0 {
+		return ""
+	}
+	return f.at(f.hi).tag
+}
+
+// holdsLocked reports whether a client at cursor idx with tag may be
+// served from the ring: its own entry is there with that tag (a tagged
+// cursor just before the ring cannot be checked, and goes to Redis).
+func (f *feed) holdsLocked(idx uint64, tag string) bool {
+	if idx == 0 || tag == "" {
+		return true
+	}
+	if idx < f.lo() || idx > f.hi {
+		return false
+	}
+	return sameEntry(f.at(idx).tag, tag)
 }
 
 // appendFrame appends ev as an SSE event to b. The event's JSON is written
@@ -160,6 +186,16 @@ func (f *feed) offer(gen string, evs []eventlog.Event) bool {
 	for _, fr := range frames {
 		switch {
 		case fr.idx <= f.hi:
+			if fr.idx >= f.lo() && !sameEntry(f.at(fr.idx).tag, fr.tag) {
+				// Another entry at an index the ring holds: Redis lost
+				// acknowledged writes and the stream was written again
+				// from an earlier point. The ring is forgotten and its
+				// clients sent back to Redis, where a cursor on a lost
+				// entry gets a reset.
+				f.resetLocked()
+				f.h.requestSync(f)
+				return false
+			}
 			continue // already have it
 		case fr.idx == f.hi+1:
 			f.push(fr)

@@ -56,6 +56,7 @@ func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, st Stream) error {
 		expires: st.Expires,
 		gen:     st.After.Gen,
 		cursor:  st.After.Index,
+		tag:     st.After.Tag,
 		done:    make(chan struct{}),
 	}
 	c.touch(time.Now())
@@ -142,7 +143,7 @@ func (h *Hub) follow(parent context.Context, c *client) bool {
 			c.touch(time.Now())
 			continue
 		}
-		if f.ready && c.cursor <= f.hi && c.cursor+1 >= f.lo() && (c.cursor == 0 || c.gen == f.gen) {
+		if f.ready && c.cursor <= f.hi && c.cursor+1 >= f.lo() && (c.cursor == 0 || c.gen == f.gen) && f.holdsLocked(c.cursor, c.tag) {
 			if !c.resumeReported {
 				c.resumeReported = true
 				h.obs.Resumed(true)
@@ -174,11 +175,12 @@ func (h *Hub) follow(parent context.Context, c *client) bool {
 				n++
 			}
 			gen, last := f.gen, c.cursor+uint64(n)
+			tag := f.at(last).tag
 			f.mu.Unlock()
 			if err := c.sink.write(batch); err != nil {
 				return false
 			}
-			c.gen, c.cursor = gen, last
+			c.gen, c.cursor, c.tag = gen, last, tag
 			c.touch(time.Now())
 			h.obs.Delivered(n, time.Now().UnixMilli()-oldest)
 			continue
@@ -187,7 +189,7 @@ func (h *Hub) follow(parent context.Context, c *client) bool {
 		f.mu.Unlock()
 
 		// Behind the ring, or the ring is not ready: read from Redis.
-		at := eventlog.Cursor{Gen: c.gen, Index: c.cursor}
+		at := eventlog.Cursor{Gen: c.gen, Index: c.cursor, Tag: c.tag}
 		var r pageRead
 		if pre != nil {
 			r = <-pre
@@ -207,7 +209,7 @@ func (h *Hub) follow(parent context.Context, c *client) bool {
 			if err := c.sink.write(resetFrame(reset)); err != nil {
 				return false
 			}
-			c.gen, c.cursor = reset.Continue.Gen, reset.Continue.Index
+			c.gen, c.cursor, c.tag = reset.Continue.Gen, reset.Continue.Index, reset.Continue.Tag
 			c.touch(time.Now())
 			continue
 		case err != nil:
@@ -233,7 +235,7 @@ func (h *Hub) follow(parent context.Context, c *client) bool {
 		}
 		h.obs.Fallback()
 		if len(evs) == readPage {
-			next := eventlog.Cursor{Gen: head.Gen, Index: evs[len(evs)-1].Index}
+			next := evs[len(evs)-1].Cursor(head.Gen)
 			pre = make(chan pageRead, 1)
 			go func() { pre <- h.readPage(parent, f, next) }()
 		}
@@ -244,7 +246,7 @@ func (h *Hub) follow(parent context.Context, c *client) bool {
 		if err := c.sink.write(batch); err != nil {
 			return false
 		}
-		c.gen, c.cursor = head.Gen, evs[len(evs)-1].Index
+		c.gen, c.cursor, c.tag = head.Gen, evs[len(evs)-1].Index, evs[len(evs)-1].Tag
 		c.touch(time.Now())
 		h.obs.Delivered(len(evs), time.Now().UnixMilli()-evs[0].CreatedAt)
 	}

@@ -206,6 +206,49 @@ func TestResetOnCursorThatCannotResume(t *testing.T) {
 	})
 }
 
+// TestRingNoticesRewrittenIndexes: Redis loses acknowledged writes and
+// the stream is written again under the lost entries' indexes (same
+// generation). Attached clients past the surviving head get one reset and
+// then the stream as Redis holds it; a client before the loss goes on
+// with the new entries; none is sent a lost entry as if it were current.
+func TestRingNoticesRewrittenIndexes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		th := startHub(t, Config{})
+		th.log.tagAppends("w", "s", "a1")
+		th.ring("w", "s", 5)
+		behind, ahead := newSink(true), newSink(true)
+		th.serve(t, ahead, Stream{})
+		synctest.Wait()
+		// behind stopped reading at 3 and comes back later.
+		th.log.rewind("w", "s", 3, "b2")
+		th.ring("w", "s", 3) // 4, 5, 6 again, other entries
+		synctest.Wait()
+		got := ids(t, ahead)
+		want := append(tagged("g1", "a1", 1, 5), `reset:{"reason":"history_rewound","oldest":"`+eventlog.Cursor{Gen: "g1", Index: 1}.String()+`"}`)
+		want = append(append(want, tagged("g1", "a1", 1, 3)...), tagged("g1", "b2", 4, 6)...)
+		sameList(t, "attached client", got, want)
+
+		th.serve(t, behind, Stream{After: eventlog.Cursor{Gen: "g1", Index: 3, Tag: "a1"}, Resumed: true})
+		synctest.Wait()
+		sameList(t, "client resuming before the loss", ids(t, behind), tagged("g1", "b2", 4, 6))
+		// A client resuming from a lost entry the ring holds no more.
+		lost := newSink(true)
+		th.serve(t, lost, Stream{After: eventlog.Cursor{Gen: "g1", Index: 5, Tag: "a1"}, Resumed: true})
+		synctest.Wait()
+		if got := ids(t, lost); len(got) == 0 || !strings.HasPrefix(got[0], `reset:{"reason":"history_rewound"`) {
+			t.Fatalf("client resuming from a lost entry got %v; want a reset first", got)
+		}
+	})
+}
+
+func tagged(gen, tag string, from, to uint64) []string {
+	var out []string
+	for i := from; i <= to; i++ {
+		out = append(out, eventlog.Cursor{Gen: gen, Index: i, Tag: tag}.String())
+	}
+	return out
+}
+
 func count(t *testing.T, s *fakeSink, comment string) int {
 	t.Helper()
 	n := 0

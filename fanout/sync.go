@@ -44,9 +44,9 @@ func (h *Hub) syncFeed(ctx context.Context, f *feed) error {
 	}()
 	for {
 		f.resync = false
-		ready, hi, gen := f.ready, f.hi, f.gen
+		ready, hi, gen, tag := f.ready, f.hi, f.gen, f.topTagLocked()
 		f.mu.Unlock()
-		if err := h.syncOnce(ctx, f, ready, hi, gen); err != nil {
+		if err := h.syncOnce(ctx, f, ready, hi, gen, tag); err != nil {
 			return err
 		}
 		f.mu.Lock()
@@ -57,7 +57,9 @@ func (h *Hub) syncFeed(ctx context.Context, f *feed) error {
 	}
 }
 
-func (h *Hub) syncOnce(ctx context.Context, f *feed, ready bool, hi uint64, gen string) error {
+// The ring's top entry is read with its tag: a stream Redis rewound and
+// wrote again past it holds another entry there, and the read resets.
+func (h *Hub) syncOnce(ctx context.Context, f *feed, ready bool, hi uint64, gen, tag string) error {
 	for attempt := 0; attempt < 3; attempt++ {
 		if !ready {
 			evs, head, err := h.src.Last(ctx, f.ws, f.sid, h.cfg.RingSize)
@@ -65,9 +67,12 @@ func (h *Hub) syncOnce(ctx context.Context, f *feed, ready bool, hi uint64, gen 
 				return fmt.Errorf("sync %s/%s: %w", f.ws, f.sid, err)
 			}
 			hi, gen = f.fill(evs, head)
+			f.mu.Lock()
+			tag = f.topTagLocked()
+			f.mu.Unlock()
 		}
 		for {
-			evs, head, err := h.src.Read(ctx, f.ws, f.sid, eventlog.Cursor{Gen: gen, Index: hi}, readPage)
+			evs, head, err := h.src.Read(ctx, f.ws, f.sid, eventlog.Cursor{Gen: gen, Index: hi, Tag: tag}, readPage)
 			var reset *eventlog.ResetError
 			if errors.As(err, &reset) {
 				// The stream moved under the ring (a new generation, or
@@ -85,7 +90,7 @@ func (h *Hub) syncOnce(ctx context.Context, f *feed, ready bool, hi uint64, gen 
 				return nil
 			}
 			f.offer(head.Gen, evs)
-			hi, gen = evs[len(evs)-1].Index, head.Gen
+			hi, gen, tag = evs[len(evs)-1].Index, head.Gen, evs[len(evs)-1].Tag
 			if len(evs) < readPage {
 				return nil
 			}
