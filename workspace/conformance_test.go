@@ -79,7 +79,7 @@ func storeConformance(t *testing.T, st Store) {
 		if s["n"] != "3" || s["gen"] == "" || s["src"] != "2" || s["conn"] != "c1" {
 			t.Fatalf("state %v", s)
 		}
-		if evs[0].ID != (model.Cursor{Gen: s["gen"], Index: 1}).String() {
+		if evs[0].Tag == "" || evs[0].Tag != evs[2].Tag || evs[0].ID != (model.Cursor{Gen: s["gen"], Index: 1, Tag: evs[0].Tag}).String() {
 			t.Fatalf("id %q, gen %q", evs[0].ID, s["gen"])
 		}
 		_, err = st.AppendState(ctx, ws, "s", e2, map[string]string{"src": "", "turn": ""})
@@ -212,6 +212,36 @@ func storeConformance(t *testing.T, st Store) {
 		must(st.AckInbox(ctx, ws, ids[0], ids[1]))
 		if n, _ := st.InboxPending(ctx, ws); n != 2 {
 			t.Fatalf("pending after ack %d", n)
+		}
+	})
+
+	t.Run("Lossless", func(t *testing.T) {
+		// A head beyond the stream's: Redis lost acknowledged writes.
+		_, err := st.AppendParts(ctx, ws, e2, []model.Part{{Session: "l", Records: []model.Record{rec("x", "")}, Head: 5}})
+		var rw *model.RewoundError
+		if !errors.As(err, &rw) || rw.Head != 0 || rw.Known != 5 {
+			t.Fatalf("append past the head: %v", err)
+		}
+		// A dispatch of a prompt dispatched already.
+		disp := func(id string) error {
+			_, err := st.AppendParts(ctx, ws, e2, []model.Part{{Session: "l", State: map[string]string{"last_inbox": id}, Records: []model.Record{rec("chat.user", "")}, Dispatch: id}})
+			return err
+		}
+		must(disp("5-0"))
+		if err := disp("5-0"); !errors.Is(err, model.ErrDuplicate) {
+			t.Fatalf("dispatched twice: %v", err)
+		}
+		// Agent messages at or below the stored position are skipped.
+		p := model.Part{Session: "l", State: map[string]string{"conn": "k"}, Records: []model.Record{rec("a", "1"), rec("b", "2")}}
+		evs, err := st.AppendParts(ctx, ws, e2, []model.Part{p})
+		if err != nil || len(evs[0]) != 2 || evs[0][1].Index != 3 {
+			t.Fatalf("messages: %+v %v", evs, err)
+		}
+		p.Records = append(p.Records, rec("c", "3"))
+		p.Head = 3
+		evs, err = st.AppendParts(ctx, ws, e2, []model.Part{p})
+		if err != nil || len(evs[0]) != 1 || evs[0][0].Index != 4 || evs[0][0].Source != "3" {
+			t.Fatalf("messages again: %+v %v", evs, err)
 		}
 	})
 

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -328,7 +329,7 @@ func (s *memStore) AppendParts(ctx context.Context, ws string, epoch uint64, par
 
 // memValidStateField is eventlog's validStateField.
 func memValidStateField(k string) bool {
-	if k == "" || len(k) > 32 || k == "n" || k == "gen" || k == "src" || k == "tok" || k == "rcpt" {
+	if k == "" || len(k) > 32 || k == "n" || k == "gen" || k == "src" || k == "tok" || k == "rcpt" || k == "disp" {
 		return false
 	}
 	for i := 0; i < len(k); i++ {
@@ -375,6 +376,22 @@ func (s *memStore) appendParts(ctx context.Context, method, ws string, epoch uin
 			return err
 		}
 		now := time.Now()
+		tag := strconv.FormatUint(uint64(now.UnixNano())&0xffffff|0x100000, 16)
+		// Checked before anything is written, as lua/append.lua does.
+		for _, p := range parts {
+			st := d.streams[skey(ws, p.Session)]
+			var stv map[string]string
+			if st != nil {
+				stv = st.state
+			}
+			n, _ := strconv.ParseUint(stv["n"], 10, 64)
+			if p.Head > 0 && n < p.Head {
+				return fmt.Errorf("append %s: %w", ws, &model.RewoundError{Session: p.Session, Head: n, Known: p.Head})
+			}
+			if p.Dispatch != "" && (stv["last_inbox"] == p.Dispatch || slices.Contains(strings.Fields(stv["disp"]), p.Dispatch)) {
+				return fmt.Errorf("append %s: %w", ws, model.ErrDuplicate)
+			}
+		}
 		for pi, p := range parts {
 			st := d.streams[skey(ws, p.Session)]
 			if st == nil {
@@ -387,10 +404,35 @@ func (s *memStore) appendParts(ctx context.Context, method, ws string, epoch uin
 			}
 			last, _ := strconv.ParseUint(st.state["n"], 10, 64)
 			src := ""
+			// Records at or below the stored source position of the same
+			// connection, and the unsourced ones after them, are skipped.
+			skip := 0
+			_, fresh := p.State["src"]
+			pconn, hasConn := p.State["conn"]
+			if stored, err := strconv.ParseUint(st.state["src"], 10, 64); err == nil && !fresh && (!hasConn || pconn == st.state["conn"]) {
+				for i, r := range p.Records {
+					if pos, err := strconv.ParseUint(r.Source, 10, 64); err == nil {
+						if pos > stored {
+							break
+						}
+						skip = i + 1
+					}
+				}
+				for skip > 0 && skip < len(p.Records) && p.Records[skip].Source == "" {
+					skip++
+				}
+			}
+			out[pi] = []model.Event{}
+			if len(p.Records) > 0 && skip == len(p.Records) {
+				continue // all in the stream already: the state stays
+			}
 			for i, r := range p.Records {
+				if i < skip {
+					continue
+				}
 				last++
 				ev := model.Event{
-					ID: model.Cursor{Gen: gen, Index: last}.String(), Index: last, SessionID: p.Session,
+					ID: model.Cursor{Gen: gen, Index: last, Tag: tag}.String(), Index: last, SessionID: p.Session, Tag: tag,
 					CreatedAt: now.UnixMilli(), Type: r.Type, Body: bodies[pi][i], Source: r.Source, Epoch: epoch,
 				}
 				if r.Source != "" {
@@ -404,6 +446,10 @@ func (s *memStore) appendParts(ctx context.Context, method, ws string, epoch uin
 			maps.Copy(st.state, p.State)
 			if src != "" {
 				st.state["src"] = src
+			}
+			if p.Dispatch != "" {
+				ids := append(strings.Fields(st.state["disp"]), p.Dispatch)
+				st.state["disp"] = strings.Join(ids[max(0, len(ids)-64):], " ")
 			}
 		}
 		return nil
