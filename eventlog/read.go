@@ -95,7 +95,8 @@ func (l *Log) reset(ctx context.Context, ws, sid string, reason error, head Curs
 		if err != nil {
 			return fmt.Errorf("read %s: %w", StreamKey(ws, sid), err)
 		}
-		re.Oldest = Cursor{Gen: head.Gen, Index: first}
+		tag, _ := msgs[0].Values["tk"].(string)
+		re.Oldest = Cursor{Gen: head.Gen, Index: first, Tag: tag}
 		re.Continue.Index = first - 1
 	}
 	return re

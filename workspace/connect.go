@@ -222,7 +222,7 @@ func (o *owner) opened(ctx context.Context, s *session, r openResult) {
 		// another: the stored resume position is the old connection's and
 		// must not be used to re-attach to this one.
 		state := stateWrite{conn: ptr(r.connID), clearSrc: s.srcConn != r.connID, clearTurn: prevTurn != nil && s.turn == nil}
-		if _, err := o.log().AppendState(ctx, o.ws, s.id, o.epoch, state.fields(), recs...); err != nil {
+		if _, err := o.appendTo(ctx, s, state.fields(), "", recs...); err != nil {
 			if o.stale(err) {
 				return
 			}

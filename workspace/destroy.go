@@ -29,7 +29,7 @@ func (o *owner) destroySession(ctx context.Context, s *session) bool {
 	recs = append(recs, statusRecord(StatusSessionDestroyed, nil))
 	// The turn and the queue are forgotten only once the end is recorded:
 	// a try that failed is made again whole, turn_ended included.
-	if _, err := o.log().AppendState(ctx, o.ws, s.id, o.epoch, stateWrite{conn: ptr(""), clearTurn: true}.fields(), recs...); err != nil {
+	if _, err := o.appendTo(ctx, s, stateWrite{conn: ptr(""), clearTurn: true}.fields(), "", recs...); err != nil {
 		return o.stale(err) // a stale owner is done: the next one destroys it
 	}
 	if t := s.turn; t != nil {
@@ -85,12 +85,18 @@ func (o *owner) closeSessions(ctx context.Context, mode stopMode) {
 		if s.conn == nil && !(mode == stopIdle && s.state.Conn != "") {
 			continue
 		}
-		if mode == stopIdle {
-			if _, err := o.log().AppendState(ctx, o.ws, s.id, o.epoch, stateWrite{conn: ptr("")}.fields()); err != nil {
-				o.logger.Warn("clearing the connection failed", slog.Any("err", err))
+		del := mode == stopIdle
+		if del {
+			// The connection is deleted in the sandbox only once this
+			// owner, still the writer, recorded that it is gone: a paused
+			// ex-owner whose clear is refused (or not answered) must not
+			// delete the connection its successor re-attached to.
+			if _, err := o.appendTo(ctx, s, stateWrite{conn: ptr("")}.fields(), ""); err != nil {
+				o.logger.Warn("clearing the connection failed; it is left to the next owner", slog.Any("err", err))
+				del = false
 			}
 		}
-		o.dropConn(s, s.conn, s.connID, mode == stopIdle)
+		o.dropConn(s, s.conn, s.connID, del)
 	}
 }
 

@@ -234,6 +234,24 @@ func chatUsers(evs []model.Event) []string {
 	return out
 }
 
+// stopReasons returns the stopReasons of the turn_ended statuses, in order.
+func stopReasons(evs []model.Event) []string {
+	var out []string
+	for _, ev := range evs {
+		if ev.Type != TypeSessionStatus {
+			continue
+		}
+		var b struct {
+			Status string
+			Detail struct{ StopReason string }
+		}
+		if json.Unmarshal(ev.Body, &b) == nil && b.Status == StatusTurnEnded {
+			out = append(out, b.Detail.StopReason)
+		}
+	}
+	return out
+}
+
 // promptTexts returns the texts (last block: the user's) of the prompts
 // the agent received, in order.
 func (h *harness) promptTexts() []string {
@@ -270,16 +288,6 @@ func checkIndexes(t *testing.T, evs []model.Event) {
 		if ev.Index != uint64(i+1) {
 			t.Fatalf("event %d has eventIndex %d", i, ev.Index)
 		}
-	}
-}
-
-// knownBug skips a test that shows a bug of the owner, unless
-// TANDEM_KNOWN_BUGS is set: the suite stays green while the bug is open,
-// and the test is there to run when fixing it.
-func knownBug(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv("TANDEM_KNOWN_BUGS") == "" {
-		t.Skipf("known bug (set TANDEM_KNOWN_BUGS=1 to run): %s", what)
 	}
 }
 

@@ -88,7 +88,7 @@ func (o *owner) statusAll(ctx context.Context, status string, detail map[string]
 			continue
 		}
 		found = true
-		if _, err := o.log().Append(ctx, o.ws, s.id, o.epoch, statusRecord(status, detail)); o.stale(err) {
+		if _, err := o.appendTo(ctx, s, nil, "", statusRecord(status, detail)); o.stale(err) {
 			return
 		}
 	}

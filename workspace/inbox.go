@@ -150,6 +150,11 @@ func (o *owner) dispatched(ctx context.Context, s *session, e inboxEntry) (bool,
 		return true, nil
 	case s.turn != nil && s.turn.Inbox == e.ID:
 		return true, nil
+	case o.dispatchedIDs.has(e.ID):
+		// This node dispatched it, under an earlier epoch whose writes
+		// Redis lost (a lossy restart): the stream has no trace of it,
+		// but the agent had it.
+		return true, nil
 	}
 	return o.findDispatch(ctx, s.id, e.ID)
 }

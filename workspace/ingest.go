@@ -137,13 +137,20 @@ func (o *owner) persistIngested(ctx context.Context, work []*ingested) {
 		if len(parts) == 0 || failed {
 			return
 		}
-		if _, err := o.log().AppendParts(ctx, o.ws, o.epoch, parts); err != nil {
+		evs, err := o.log().AppendParts(ctx, o.ws, o.epoch, parts)
+		if err != nil {
 			failed = true
+			o.rewoundBy(err)
 			if o.stale(err) {
 				return
 			}
 			o.logger.Warn("persisting agent messages failed; re-attaching", slog.Any("err", err))
 			return
+		}
+		for i, p := range parts {
+			if s := o.sessions[p.Session]; s != nil {
+				o.acknowledged(s, evs[i])
+			}
 		}
 		for _, w := range pending {
 			w.persisted = true
@@ -159,7 +166,7 @@ func (o *owner) persistIngested(ctx context.Context, work []*ingested) {
 			if k < len(recs) {
 				st = stateWrite{conn: ptr(w.s.connID)}.fields() // the rest follows
 			}
-			parts = append(parts, model.Part{Session: w.s.id, State: st, Records: recs[:k]})
+			parts = append(parts, model.Part{Session: w.s.id, State: st, Records: recs[:k], Head: w.s.head})
 			n += k
 			recs = recs[k:]
 			if len(recs) == 0 {

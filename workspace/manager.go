@@ -389,10 +389,47 @@ func (m *Manager) tryTake(ctx context.Context, ws string) {
 	m.obs.TookOver()
 	go func() {
 		defer m.wg.Done()
-		o.run(ctx)
+		for {
+			o.run(ctx)
+			if !o.restart || ctx.Err() != nil {
+				break
+			}
+			// Redis lost writes this owner had seen acknowledged: a new
+			// owner, still under the lock, starts from what Redis holds.
+			next, err := m.restartOwner(ctx, o)
+			if err != nil {
+				m.logger.Warn("starting the workspace again after a rewind failed", slog.String("ws", ws), slog.Any("err", err))
+				_ = o.mutex.Unlock(context.WithoutCancel(ctx))
+				break
+			}
+			o = next
+		}
 		m.mu.Lock()
 		delete(m.owners, ws)
 		m.mu.Unlock()
 		m.obs.Owned(-1)
 	}()
+}
+
+// restartOwner replaces prev, stopped because Redis lost writes it had
+// seen acknowledged, by a new owner under the same lock (a new epoch),
+// which records the rewinds and keeps what prev knew it dispatched.
+func (m *Manager) restartOwner(ctx context.Context, prev *owner) (*owner, error) {
+	md, err := m.loadMeta(ctx, prev.ws)
+	if err != nil {
+		return nil, err
+	}
+	o, err := newOwner(ctx, m, prev.ws, prev.mutex, md)
+	if err != nil {
+		return nil, err
+	}
+	o.rewinds = prev.rewinds
+	o.dispatchedIDs = prev.dispatchedIDs
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.stopped {
+		return nil, ErrNotOwner
+	}
+	m.owners[prev.ws] = o
+	return o, nil
 }

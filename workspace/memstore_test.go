@@ -180,6 +180,31 @@ func (s *memStore) expireLock(ws string) {
 	delete(s.d.locks, ws)
 }
 
+// snapshotStreams copies ws's session streams and their states, for
+// rewindStreams.
+func (s *memStore) snapshotStreams(ws string) map[string]*memStream {
+	s.d.mu.Lock()
+	defer s.d.mu.Unlock()
+	out := map[string]*memStream{}
+	for k, st := range s.d.streams {
+		if strings.HasPrefix(k, ws+"\x00") {
+			out[k] = &memStream{events: slices.Clone(st.events), state: maps.Clone(st.state)}
+		}
+	}
+	return out
+}
+
+// rewindStreams puts the streams back as snap has them, as a Redis that
+// restarted from an older snapshot (or whose AOF lost its tail) does; the
+// inbox, fence and locks are left as they are.
+func (s *memStore) rewindStreams(snap map[string]*memStream) {
+	s.d.mu.Lock()
+	defer s.d.mu.Unlock()
+	for k, st := range snap {
+		s.d.streams[k] = &memStream{events: slices.Clone(st.events), state: maps.Clone(st.state)}
+	}
+}
+
 // subscribe delivers the workspaces' doorbell signals to m, as its node's
 // eventlog.Bell does; the returned func ends it.
 func (s *memStore) subscribe(m *Manager) func() {

@@ -59,7 +59,17 @@ const (
 	StatusTurnStarted      = "turn_started"
 	StatusTurnEnded        = "turn_ended"
 	StatusSessionDestroyed = "session_destroyed"
+	// StatusHistoryRewound: Redis lost events it had acknowledged
+	// (firstLost to lastLost); the owner started again and re-attached
+	// the agent from the last persisted position.
+	StatusHistoryRewound = "history_rewound"
 )
 
 // DefaultSession is the session a prompt creates when it does not exist.
 const DefaultSession = "default"
+
+// StopDeliveryUnknown is the stopReason of a turn whose prompt may not have
+// reached the agent: an owner that took over could not tell, and the agent
+// did not answer it within the dispatch timeout. Prompts are sent to the
+// agent at most once; this is how "maybe not" is said.
+const StopDeliveryUnknown = "delivery_unknown"

@@ -53,6 +53,17 @@ type owner struct {
 	// they are handled again, before anything newer, until it can.
 	backlog []inboxEntry
 
+	// dispatchedIDs are the prompts this node's owners of the workspace
+	// dispatched lately, carried over when an owner starts again after a
+	// rewind: evidence of a dispatch that Redis lost.
+	dispatchedIDs *idSet
+	// restart, set with the ownership lost, asks the manager to start
+	// the workspace again at once under the same lock with a new epoch
+	// (Redis lost acknowledged writes); rewinds are the sessions' lost
+	// ranges, which the next owner records.
+	restart bool
+	rewinds []rewind
+
 	lastBusy    time.Time
 	holds       atomic.Int32 // Manager.Hold calls not released (they run off the owner's goroutine)
 	lastHeld    atomic.Int64 // unix ns of the last release of a hold
@@ -67,6 +78,7 @@ type session struct {
 	id       string
 	rec      SessionRecord
 	state    streamState // the stream's state, as loaded and as this owner wrote it since
+	head     uint64      // the stream's last index this owner saw acknowledged
 	conn     *acp.Conn
 	connID   string
 	opening  bool
@@ -118,6 +130,8 @@ func newOwner(ctx context.Context, m *Manager, ws string, mu model.Lock, md meta
 		stopping:  make(chan struct{}),
 		lost:      make(chan struct{}),
 		lastBusy:  time.Now(),
+
+		dispatchedIDs: newIDSet(1024),
 	}
 	if md.Sandbox.BaseURL != "" {
 		c, err := m.sandboxClient(md.Sandbox)
@@ -324,8 +338,16 @@ func (o *owner) takeOver(ctx context.Context) error {
 		if s.rec.DestroyedAt != nil {
 			continue
 		}
+		for _, r := range o.rewinds {
+			if r.sid == sid {
+				o.logger.Warn("Redis lost acknowledged events; re-attaching from the last persisted position", slog.String("sid", sid), slog.Uint64("firstLost", r.first), slog.Uint64("lastLost", r.last))
+				if _, err := o.appendTo(ctx, s, nil, "", statusRecord(StatusHistoryRewound, map[string]any{"firstLost": r.first, "lastLost": r.last, "node": o.m.cfg.NodeID})); err != nil {
+					return err
+				}
+			}
+		}
 		if s.state.Conn != "" || s.turn != nil {
-			if _, err := o.log().AppendState(ctx, o.ws, sid, o.epoch, nil, statusRecord(StatusOwnerChanged, map[string]any{"node": o.m.cfg.NodeID, "epoch": o.epoch})); err != nil {
+			if _, err := o.appendTo(ctx, s, nil, "", statusRecord(StatusOwnerChanged, map[string]any{"node": o.m.cfg.NodeID, "epoch": o.epoch})); err != nil {
 				return err
 			}
 			o.open(ctx, s)
@@ -373,6 +395,79 @@ func (o *owner) takeOver(ctx context.Context) error {
 
 func (o *owner) log() Log { return o.m.store }
 
+// appendTo appends recs and state to session s's stream (dispatching
+// prompt dispatch, "" for none), with the head this owner saw
+// acknowledged, so that a stream Redis rewound is refused rather than
+// written under the lost entries' indexes; the owner then starts again
+// (rewoundBy).
+func (o *owner) appendTo(ctx context.Context, s *session, state map[string]string, dispatch string, recs ...model.Record) ([]model.Event, error) {
+	if len(recs) == 0 && len(state) == 0 {
+		return nil, nil
+	}
+	evs, err := o.log().AppendParts(ctx, o.ws, o.epoch, []model.Part{{Session: s.id, State: state, Records: recs, Head: s.head, Dispatch: dispatch}})
+	if err != nil {
+		o.rewoundBy(err)
+		return nil, err
+	}
+	o.acknowledged(s, evs[0])
+	return evs[0], nil
+}
+
+// acknowledged moves s's known head past evs, just appended.
+func (o *owner) acknowledged(s *session, evs []model.Event) {
+	if n := len(evs); n > 0 && evs[n-1].Index > s.head {
+		s.head = evs[n-1].Index
+	}
+}
+
+// rewind is a range of a session stream that Redis lost after
+// acknowledging it.
+type rewind struct {
+	sid         string
+	first, last uint64
+}
+
+// rewoundBy handles an append refused because Redis holds less of the
+// stream than this owner saw acknowledged: everything the owner keeps of
+// the workspace may be behind Redis now (or ahead of it), so it stops, as
+// if it had lost the workspace, and the manager starts a new owner at once
+// under the same lock: a new epoch, the state loaded again, the ACP
+// connections re-attached from the last persisted positions (the lost
+// agent messages come again from Sandbox Agent), and history_rewound
+// recorded in each session that lost events.
+func (o *owner) rewoundBy(err error) {
+	var rw *model.RewoundError
+	if !errors.As(err, &rw) {
+		return
+	}
+	o.rewinds = append(o.rewinds, rewind{sid: rw.Session, first: rw.Head + 1, last: rw.Known})
+	o.restart = true
+	o.loseOwnership(err)
+}
+
+// idSet is a bounded set of ids: the oldest are forgotten first.
+type idSet struct {
+	max   int
+	order []string
+	in    map[string]bool
+}
+
+func newIDSet(n int) *idSet { return &idSet{max: n, in: make(map[string]bool)} }
+
+func (s *idSet) add(id string) {
+	if s.in[id] {
+		return
+	}
+	s.in[id] = true
+	s.order = append(s.order, id)
+	if len(s.order) > s.max {
+		delete(s.in, s.order[0])
+		s.order = s.order[1:]
+	}
+}
+
+func (s *idSet) has(id string) bool { return s.in[id] }
+
 // loadSession loads a session's record and its stream's state.
 func (o *owner) loadSession(ctx context.Context, sid string) (*session, error) {
 	if s := o.sessions[sid]; s != nil {
@@ -389,7 +484,7 @@ func (o *owner) loadSession(ctx context.Context, sid string) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &session{id: sid, rec: rec, state: st, agentSID: rec.AgentSessionID, lastMsg: time.Now(), srcConn: st.Conn}
+	s := &session{id: sid, rec: rec, state: st, head: st.Head, agentSID: rec.AgentSessionID, lastMsg: time.Now(), srcConn: st.Conn}
 	if st.Turn != nil {
 		s.turn = &turn{turnRecord: *st.Turn, takenOver: true, since: time.Now()}
 	}
@@ -418,12 +513,16 @@ func (o *owner) tick(ctx context.Context) {
 		if s.turn == nil && len(s.queue) > 0 && s.conn != nil {
 			o.dispatch(ctx, s)
 		}
-		// A prompt found in flight whose delivery is unknown: when its
-		// session stays silent, it never reached the agent.
-		if t := s.turn; t != nil && t.takenOver && t.delivery == deliveryUnknown && s.conn != nil && now.Sub(s.lastMsg) > o.m.cfg.DispatchTimeout && now.Sub(t.since) > o.m.cfg.DispatchTimeout {
-			o.logger.Warn("prompt in flight silent since take-over; sending it again", slog.String("sid", s.id), slog.Int64("req", t.Req))
-			t.since = now
-			o.post(ctx, s, t, o.promptEnvelope(s, t.Req, []acp.ContentBlock{acp.TextBlock(t.text)}))
+		// A prompt found in flight whose delivery is unknown (its
+		// predecessor died after appending it, before the request was
+		// known written): an ACP prompt cannot be deduplicated, so it is
+		// never sent again. When the agent's stream does not settle it
+		// (no message of the agent about it) within DispatchTimeout, the
+		// turn ends as delivery_unknown, which the room sees; the person
+		// can send it again.
+		if t := s.turn; t != nil && t.takenOver && t.delivery == deliveryUnknown && t.ending == nil && s.conn != nil && now.Sub(s.lastMsg) > o.m.cfg.DispatchTimeout && now.Sub(t.since) > o.m.cfg.DispatchTimeout {
+			o.logger.Warn("prompt in flight silent since take-over; its delivery is unknown", slog.String("sid", s.id), slog.Int64("req", t.Req))
+			o.endTurn(ctx, s, StopDeliveryUnknown, "the owner changed before the prompt was known to reach the agent, and the agent has not answered it: it may not have arrived; send it again if needed")
 		}
 	}
 }

@@ -35,7 +35,9 @@ func loseOnce(match func(c *memCall) bool) (func(c *memCall) error, *atomic.Bool
 	}, &done
 }
 
-func isDispatch(c *memCall) bool { return c.Method == "AppendState" && c.hasType(TypeChatUser) }
+func isDispatch(c *memCall) bool {
+	return (c.Method == "AppendState" || c.Method == "AppendParts") && c.hasType(TypeChatUser)
+}
 
 // The dispatch's append landed but its reply was lost: when the session
 // moves on (here: another prompt), the first prompt is found dispatched in

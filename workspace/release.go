@@ -79,6 +79,9 @@ func (o *owner) idle(ctx context.Context) bool {
 	pending, err := o.m.store.InboxPending(ctx, o.ws)
 	unread, err2 := o.readNew(ctx, 100)
 	if o.stale(err2) {
+		// The mark went before the fence said this owner is stale: put
+		// it back for the workspace's real owner, whatever it does next.
+		o.m.markActive(ctx, o.ws)
 		return false
 	}
 	if err != nil || err2 != nil || pending > 0 || len(unread) > 0 {

@@ -3,6 +3,7 @@ package workspace
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"time"
 )
 
@@ -22,6 +23,7 @@ const (
 
 // streamState is a session stream's state as the owner reads it.
 type streamState struct {
+	Head      uint64 // the stream's last eventIndex
 	Conn      string
 	Src       string
 	Turn      *turnRecord // nil when no prompt is in flight
@@ -30,6 +32,7 @@ type streamState struct {
 
 func parseStreamState(m map[string]string) streamState {
 	st := streamState{Conn: m[stateConn], Src: m[stateSrc], LastInbox: m[stateLastInbox]}
+	st.Head, _ = strconv.ParseUint(m["n"], 10, 64)
 	if js := m[stateTurn]; js != "" {
 		var tr turnRecord
 		if json.Unmarshal([]byte(js), &tr) == nil && tr.Req != 0 {

@@ -44,7 +44,16 @@ func (o *owner) dispatch(ctx context.Context, s *session) {
 		// The dispatch's append writes the turn: a turn of this prompt in
 		// the state says it landed (nothing else ends it, as it was not
 		// sent).
+		if st.Turn == nil && (st.LastInbox == e.ID || o.dispatchedIDs.has(e.ID)) {
+			// Dispatched, and its turn is over (ended by an earlier owner,
+			// or lost with Redis's last writes): not sent again.
+			s.queue = s.queue[1:]
+			o.ack(ctx, e.ID)
+			o.dispatch(ctx, s)
+			return
+		}
 		if st.Turn != nil && st.Turn.Inbox == e.ID {
+			o.dispatchedIDs.add(e.ID)
 			t := &turn{turnRecord: *st.Turn, text: e.Text, since: time.Now()}
 			s.queue = s.queue[1:]
 			s.restore = false
@@ -73,13 +82,17 @@ func (o *owner) dispatch(ctx context.Context, s *session) {
 		last = cur
 	}
 	state := stateWrite{turn: &t.turnRecord, lastInbox: last, conn: ptr(s.connID)}
-	if _, err := o.log().AppendState(ctx, o.ws, s.id, o.epoch, state.fields(), recs...); err != nil {
+	if _, err := o.appendTo(ctx, s, state.fields(), e.ID, recs...); err != nil {
 		if !o.stale(err) {
+			// Its outcome is unknown (or, ErrDuplicate, it landed before
+			// in a try whose answer was lost, executed late): the next
+			// try reads the state first.
 			s.unsure = e.ID
 			o.logger.Warn("dispatch failed; will retry", slog.String("sid", s.id), slog.Any("err", err))
 		}
 		return
 	}
+	o.dispatchedIDs.add(e.ID)
 	s.queue = s.queue[1:]
 	s.restore = false
 	s.state.LastInbox = last
@@ -181,7 +194,7 @@ func (o *owner) endTurn(ctx context.Context, s *session, stopReason, reason stri
 		}
 	}
 	if t.ending == nil {
-		_, err := o.log().AppendState(ctx, o.ws, s.id, o.epoch, stateWrite{clearTurn: true}.fields(),
+		_, err := o.appendTo(ctx, s, stateWrite{clearTurn: true}.fields(), "",
 			statusRecord(StatusTurnEnded, map[string]any{"stopReason": stopReason, "requestId": t.Req, "promptId": t.Inbox, "reason": reason}))
 		if err != nil {
 			if !o.stale(err) {

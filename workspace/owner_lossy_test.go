@@ -1,0 +1,63 @@
+package workspace
+
+import (
+	"encoding/json"
+	"slices"
+	"testing"
+	"testing/synctest"
+)
+
+// Redis lost the last acknowledged events of a session (a restart from an
+// older snapshot): the owner's next append knows a head Redis no longer
+// has and is refused; the owner starts again under its lock with a new
+// epoch, records history_rewound with the lost range, and re-attaches the
+// agent from the last persisted position, so the lost agent messages come
+// back, under new indexes, and the stream goes on without a gap or a
+// reused index. Before, the owner appended under the lost entries' indexes
+// and the agent's lost output was gone.
+func TestFakeRewoundStreamStartsOwnerAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		a := h.start("a", nodeOpts{})
+		a.put(t)
+		h.openSession(a)
+		a.prompt(t, "first [chunks=2]")
+		h.waitCount("status:turn_ended", 1)
+		snap := h.store.snapshotStreams(testWS)
+		kept := len(h.events())
+		epoch1 := h.store.ownerRecord(testWS)["epoch"]
+		a.prompt(t, "second [chunks=2]")
+		h.waitCount("status:turn_ended", 2)
+		lost := len(h.events()) - kept
+		h.store.rewindStreams(snap)
+		a.prompt(t, "third [chunks=1]")
+		waitFor(t, "the third turn's end after the rewind", func() bool {
+			return slices.Contains(describeAll(h.events()), "status:history_rewound") && h.count("status:turn_ended") >= 2
+		})
+		h.waitCount("status:turn_ended", 2) // first (kept) and third
+		evs := h.events()
+		checkIndexes(t, evs)
+		checkAgentIDs(t, evs)
+		var rewound struct {
+			Detail struct{ FirstLost, LastLost uint64 }
+		}
+		for _, ev := range evs {
+			if describe(ev) == "status:"+StatusHistoryRewound {
+				_ = json.Unmarshal(ev.Body, &rewound)
+			}
+		}
+		if rewound.Detail.FirstLost != uint64(kept+1) || rewound.Detail.LastLost != uint64(kept+lost) {
+			t.Fatalf("history_rewound %+v; %d events were kept, %d lost", rewound.Detail, kept, lost)
+		}
+		// The second turn's agent messages came back from Sandbox Agent.
+		if n := count(evs, "agent:session/update"); n != 5 {
+			t.Fatalf("%d agent chunks after the rewind, want 2+2+1: %v", n, describeAll(evs))
+		}
+		if got := h.promptTexts(); !slices.Equal(got, []string{"first [chunks=2]", "second [chunks=2]", "third [chunks=1]"}) {
+			t.Fatalf("the agent received %v", got)
+		}
+		if e := h.store.ownerRecord(testWS)["epoch"]; e == epoch1 {
+			t.Fatalf("the owner goes on with epoch %s after the rewind", e)
+		}
+	})
+}
