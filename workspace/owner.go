@@ -79,6 +79,11 @@ type session struct {
 	rec      SessionRecord
 	state    streamState // the stream's state, as loaded and as this owner wrote it since
 	head     uint64      // the stream's last index this owner saw acknowledged
+	// rewound: Redis lost events of the session; the agent's lost messages
+	// come again when the connection is re-attached, and the next prompt
+	// waits until they stopped coming, so that they are not recorded
+	// inside its turn.
+	rewound bool
 	conn     *acp.Conn
 	connID   string
 	opening  bool
@@ -344,6 +349,7 @@ func (o *owner) takeOver(ctx context.Context) error {
 				if _, err := o.appendTo(ctx, s, nil, "", statusRecord(StatusHistoryRewound, map[string]any{"firstLost": r.first, "lastLost": r.last, "node": o.m.cfg.NodeID})); err != nil {
 					return err
 				}
+				s.rewound = true
 			}
 		}
 		if s.state.Conn != "" || s.turn != nil {

@@ -25,6 +25,15 @@ func (o *owner) dispatch(ctx context.Context, s *session) {
 		}
 		return
 	}
+	if s.rewound {
+		// The agent's messages lost with Redis's writes are being read
+		// again from the re-attached connection: they belong before the
+		// next prompt. tick tries again.
+		if time.Since(s.lastMsg) < rewindSettle {
+			return
+		}
+		s.rewound = false
+	}
 	e := s.queue[0]
 	blocks := []acp.ContentBlock{}
 	if s.restore {
@@ -100,6 +109,10 @@ func (o *owner) dispatch(ctx context.Context, s *session) {
 	o.lastBusy = time.Now()
 	o.send(ctx, s, t, env)
 }
+
+// rewindSettle is how long a rewound session's re-attached connection must
+// stay quiet before its next prompt is dispatched.
+const rewindSettle = 500 * time.Millisecond
 
 // sameTurn reports whether the stream state's turn tr is the turn of
 // request req.
