@@ -3,8 +3,10 @@ package workspace
 import (
 	"encoding/json"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
+	"time"
 )
 
 // Redis lost the last acknowledged events of a session (a restart from an
@@ -58,6 +60,47 @@ func TestFakeRewoundStreamStartsOwnerAgain(t *testing.T) {
 		}
 		if e := h.store.ownerRecord(testWS)["epoch"]; e == epoch1 {
 			t.Fatalf("the owner goes on with epoch %s after the rewind", e)
+		}
+	})
+}
+
+// An owner that decided to go idle and was paused before its stop (SIGSTOP,
+// a long GC) while the next owner took the workspace and re-attached to
+// the session's agent connection. Resumed, it used to delete that
+// connection in the sandbox (its fenced clear failed, which was only
+// logged), ending the new owner's next turn with a restore from history.
+// Now the connection is deleted only once the clear landed under the
+// current epoch.
+func TestFakePausedExOwnerIdleStopKeepsConnection(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		a := h.start("a", nodeOpts{cfg: func(c *Config) { c.IdleTimeout = 200 * time.Millisecond }})
+		a.put(t)
+		a.prompt(t, "hi [chunks=1]")
+		h.waitCount("status:turn_ended", 1)
+		conn := h.store.state(testWS, DefaultSession)["conn"]
+		release := make(chan struct{})
+		var held atomic.Bool
+		a.store.hooks(func(c *memCall) error {
+			if c.State != nil && c.State["conn"] == "" && len(c.Records) == 0 && held.CompareAndSwap(false, true) {
+				<-release // paused between the idle check and the stop
+			}
+			return nil
+		}, nil)
+		waitFor(t, "a paused in its idle stop", held.Load)
+		h.store.expireLock(testWS)
+		b := h.start("b", nodeOpts{})
+		b.prompt(t, "again [chunks=1]")
+		h.waitCount("status:turn_ended", 2)
+		close(release)
+		waitFor(t, "a to let go", func() bool { return !a.owns() })
+		if slices.Contains(h.sb.Deleted(), conn) {
+			t.Fatalf("the ex-owner deleted the connection %s the new owner uses", conn)
+		}
+		b.prompt(t, "third [chunks=1]")
+		h.waitCount("status:turn_ended", 3)
+		if n := h.count("status:session_restored"); n != 0 {
+			t.Fatalf("the session was restored %d times: %v", n, describeAll(h.events()))
 		}
 	})
 }
