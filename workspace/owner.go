@@ -75,15 +75,15 @@ type owner struct {
 
 // session is the owner's state of one session.
 type session struct {
-	id       string
-	rec      SessionRecord
-	state    streamState // the stream's state, as loaded and as this owner wrote it since
-	head     uint64      // the stream's last index this owner saw acknowledged
+	id    string
+	rec   SessionRecord
+	state streamState // the stream's state, as loaded and as this owner wrote it since
+	head  uint64      // the stream's last index this owner saw acknowledged
 	// rewound: Redis lost events of the session; the agent's lost messages
 	// come again when the connection is re-attached, and the next prompt
 	// waits until they stopped coming, so that they are not recorded
 	// inside its turn.
-	rewound bool
+	rewound  bool
 	conn     *acp.Conn
 	connID   string
 	opening  bool
