@@ -30,8 +30,8 @@
 // and extendLoop at the first failed extension. Tested by
 // internal/e2e TestPausedOwnerCannotWrite and the fault campaign.
 //
-// 3, an accepted prompt is never lost, reaches the agent exactly once and
-// in order: Store.Enqueue (Prompt) answers 202 only once the command is in
+// 3, an accepted prompt is never lost, reaches the agent at most once and
+// in order, and its turn ends answered or delivery_unknown: Store.Enqueue (Prompt) answers 202 only once the command is in
 // the inbox; the owner reads it idempotently (readNew: entries delivered in
 // a lost reply come again first), claims what an earlier owner left
 // (takeOver), carries commands out in inbox order, keeping those it cannot
@@ -39,10 +39,22 @@
 // as dispatched only on evidence (dispatched, findDispatch). A prompt's
 // chat.user, turn start, request and turn record are one append
 // (dispatch), and its inbox entry is acknowledged once the request was
-// written (post). Tested by internal/e2e TestInboxReadReplyLost,
+// written (post). A prompt found in flight whose delivery is unknown is
+// never sent again: after DispatchTimeout of agent silence its turn ends
+// as delivery_unknown (tick). A dispatch append carries its inbox id, and
+// the script refuses one dispatched already. Tested by internal/e2e TestInboxReadReplyLost,
 // TestPromptAcceptedThenOwnerKilled, TestOwnerKilledMidTurn,
 // TestQueueCancelIdempotency, eventlog TestReadInboxAfterLostReply,
-// workspace TestFindDispatch, and the fault campaign's checker.
+// workspace TestFindDispatch, TestFakeTakeoverSilentTurnResent, and the
+// fault campaign's checker.
+//
+// Redis losing acknowledged writes: every append carries the head the
+// owner saw acknowledged (appendTo); a refusal (RewoundError) makes the
+// owner stop and the manager start a new one under the same lock
+// (rewoundBy, restartOwner), which records history_rewound and re-attaches
+// the agent from the last persisted position. Tested by workspace
+// TestFakeRewoundStreamStartsOwnerAgain and internal/e2e
+// TestLossyRedisRestart.
 //
 // 4, agent output survives owner failover: every ACP message is appended
 // with its SSE id (ingest), and open re-attaches with Last-Event-ID from

@@ -1,7 +1,7 @@
 package workspace
 
 // The inbox: reading, claiming and carrying out the commands waiting for
-// the owner, in inbox order, exactly once (guarantee 3).
+// the owner, in inbox order, each once (guarantee 3).
 
 import (
 	"context"

@@ -79,8 +79,8 @@ type Config struct {
 	// owner and have none (default 250ms).
 	PollInterval time.Duration
 	// DispatchTimeout: a prompt taken over in flight whose delivery is not
-	// known is sent again when its session has been silent this long
-	// (default 10s).
+	// known ends as delivery_unknown (it is never sent again) when its
+	// session has been silent this long (default 10s).
 	DispatchTimeout time.Duration
 	// PresenceInterval is how often the node reports its stream clients
 	// (default 2s).

@@ -252,7 +252,8 @@ func (m *Manager) markActive(ctx context.Context, ws string) {
 const MaxPromptBytes = 32 << 10
 
 // Prompt accepts a prompt for the owner: once it returns, the prompt is in
-// the inbox and reaches the agent exactly once. The default session is
+// the inbox and reaches the agent at most once (its turn ends answered,
+// or delivery_unknown when a new owner cannot tell). The default session is
 // created on the first prompt. A repeated idempotency key (per user and
 // session) returns the first prompt's id and enqueues nothing.
 func (m *Manager) Prompt(ctx context.Context, ws, sid, user, text, idem string) (Accepted, error) {
