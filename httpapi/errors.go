@@ -45,6 +45,7 @@ var (
 	probInvalidLimit     = problemKind{"invalid_limit", http.StatusBadRequest, "Invalid limit"}
 	probCursorExpired    = problemKind{"cursor_expired", http.StatusGone, "Cursor expired"}
 	probCursorUnknown    = problemKind{"cursor_unknown", http.StatusGone, "Cursor unknown"}
+	probHistoryRewound   = problemKind{"history_rewound", http.StatusGone, "History rewound"}
 	probNotFound         = problemKind{"not_found", http.StatusNotFound, "Not found"}
 	probMethodNotAllowed = problemKind{"method_not_allowed", http.StatusMethodNotAllowed, "Method not allowed"}
 	probUnavailable      = problemKind{"unavailable", http.StatusServiceUnavailable, "Service unavailable"}
@@ -84,6 +85,7 @@ var errorTable = []struct {
 	{eventlog.ErrCursorMalformed, probCursorMalformed},
 	{eventlog.ErrCursorExpired, probCursorExpired},
 	{eventlog.ErrCursorUnknown, probCursorUnknown},
+	{eventlog.ErrCursorRewritten, probHistoryRewound},
 	{workspace.ErrWorkspaceNotFound, probWorkspaceMissing},
 	{workspace.ErrSessionNotFound, probSessionMissing},
 	{workspace.ErrSessionDestroyed, probSessionDestroyed},
