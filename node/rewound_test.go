@@ -70,4 +70,3 @@ func TestRewoundStreamResetsCursors(t *testing.T) {
 	}
 	checkReceived(t, "after the reset", got, append(append([]eventlog.Event{}, old...), fresh...))
 }
-
