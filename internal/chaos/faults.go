@@ -258,9 +258,11 @@ func (in *injector) inject(ctx context.Context, kind string) fault {
 			in.sleep(ctx, hold)
 			in.c.contRedis()
 			// Every owner's lock expired meanwhile: each workspace is
-			// owned again (the same node or another, under a new epoch).
+			// owned again (the same node or another, under a new epoch),
+			// measured from when Redis answers again.
+			back := time.Now()
 			for _, m := range owners {
-				in.watchTakeover(ctx, tw, m, f.at, limit, "redis")
+				in.watchTakeover(ctx, tw, m, back, limit, "redis")
 			}
 		}
 	case FaultPartition:
