@@ -17,7 +17,8 @@
 #                   claim-ack (the nodes are built with the
 #                   tandem_broken_claimack tag: a new owner acknowledges
 #                   the prompts it claims without dispatching them)
-#   CHAOS_ARGS      more flags for tandem-chaos (see tandem-chaos -h)
+#   CHAOS_ARGS      more flags for tandem-chaos (see tandem-chaos -h), e.g.
+#                   '-kinds lossy,partition' for some fault kinds only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -39,6 +39,8 @@ func run() int {
 	flag.IntVar(&cfg.Faults, "faults", 0, "end a run's fault phase after this many faults (0: no limit)")
 	flag.IntVar(&runs, "runs", 1, "runs, each on a fresh cluster, with seeds seed, seed+1…")
 	flag.IntVar(&cfg.Workspaces, "workspaces", 4, "workspaces under load")
+	flag.IntVar(&cfg.IdleWorkspaces, "idle-workspaces", 2, "workspaces with bursts of prompts and no subscriber, whose owners go idle (-1: none)")
+	flag.BoolVar(&cfg.NoSilent, "no-silent", false, "leave out silent turns (>10 s) and cancels from the workload")
 	flag.IntVar(&cfg.GoClients, "go-clients", 2, "r3labs/sse subscribers per workspace")
 	flag.IntVar(&cfg.NodeClients, "node-clients", 2, "EventSource (Node.js) subscribers per workspace")
 	flag.DurationVar(&cfg.LockTTL, "lock-ttl", 3*time.Second, "the nodes' TANDEM_LOCK_TTL")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,22 +14,33 @@ import (
 
 // Result is what one campaign found.
 type Result struct {
-	Seed       int64
-	Elapsed    time.Duration
-	LockTTL    time.Duration
-	Faults     map[string]int
-	Prompts    int // answered 2xx
-	Unacked    int // never answered 2xx within the writer's bound
-	Retries    int // writer requests retried (errors, 5xx, timeouts)
-	Events     int // entries in the streams
-	Received   int // events received by all subscribers together
-	Reconnects int // subscriber streams opened beyond the first
-	Fatal      int // times an EventSource gave up (non-200) and was made again
-	Violations int
-	ByRule     map[string]int
-	Samples    []string
-	Takeovers  []time.Duration
-	Missed     int // takeovers not seen within their bound
+	Seed    int64
+	Elapsed time.Duration
+	LockTTL time.Duration
+	Faults  map[string]int
+	Prompts int // answered 2xx
+	Silent  int // of which silent turns (the agent quiet for over 10 s)
+	Cancels int // cancel requests answered 2xx
+	// LostWithRedis are prompts answered 2xx while a lossy restart's
+	// window was open (between its snapshot and the restart): Redis may
+	// have lost their inbox entry, so they need not be answered, only not
+	// answered twice.
+	LostWithRedis int
+	// Resets are the reset events subscribers received (each allowed only
+	// after a lossy restart); LostEntries what the lossy restarts lost.
+	Resets      int
+	LostEntries int
+	Unacked     int // never answered 2xx within the writer's bound
+	Retries     int // writer requests retried (errors, 5xx, timeouts)
+	Events      int // entries in the streams
+	Received    int // events received by all subscribers together
+	Reconnects  int // subscriber streams opened beyond the first
+	Fatal       int // times an EventSource gave up (non-200) and was made again
+	Violations  int
+	ByRule      map[string]int
+	Samples     []string
+	Takeovers   []time.Duration
+	Missed      int // takeovers not seen within their bound
 	// Deploys is the evidence of each rolling restart: its duration and
 	// what clients saw meanwhile.
 	Deploys []DeployWindow
@@ -72,12 +84,30 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		c.redisPort, c.sandboxURL(), c.nodes[0].addr, c.nodes[1].addr, c.nodes[2].addr, c.LB())
 
 	hc := lbClient()
-	var wss []string
-	for i := 1; i <= cfg.Workspaces; i++ {
+	// wss are the followed workspaces, idle the ones nobody follows;
+	// sides the followed workspaces with a second session.
+	var wss, idle, all []string
+	sides := map[string]string{}
+	var streams [][2]string // ws, sid
+	for i := 1; i <= cfg.Workspaces+cfg.IdleWorkspaces; i++ {
 		ws := "chaos-w" + strconv.Itoa(i)
-		wss = append(wss, ws)
-		if err := setup(ctx, hc, c.LB(), ws); err != nil {
+		if i > cfg.Workspaces {
+			ws = "chaos-idle" + strconv.Itoa(i-cfg.Workspaces)
+			idle = append(idle, ws)
+		} else {
+			wss = append(wss, ws)
+		}
+		all = append(all, ws)
+		if err := setup(ctx, hc, c.LB(), ws, "default"); err != nil {
 			return nil, err
+		}
+		streams = append(streams, [2]string{ws, "default"})
+		if i%2 == 0 && i <= cfg.Workspaces {
+			sides[ws] = "side"
+			if err := setup(ctx, hc, c.LB(), ws, "side"); err != nil {
+				return nil, err
+			}
+			streams = append(streams, [2]string{ws, "side"})
 		}
 	}
 
@@ -92,9 +122,18 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	var recs []*recording
 	var subWG sync.WaitGroup
 	for _, ws := range wss {
+		if side := sides[ws]; side != "" {
+			// One Go subscriber of the second session.
+			r := &recording{id: fmt.Sprintf("go-%s-%s", ws, side), kind: "go", ws: ws, sid: side}
+			g := &goClient{rec: r, url: c.LB() + "/v1/workspaces/" + ws + "/sessions/" + side + "/events/stream", broken: cfg.Break == BreakClientGap}
+			recs = append(recs, r)
+			subs = append(subs, subscriber{rec: r, drop: g.drop})
+			subWG.Add(1)
+			go func() { defer subWG.Done(); g.run(loadCtx) }()
+		}
 		url := c.LB() + "/v1/workspaces/" + ws + "/sessions/default/events/stream"
 		for i := 0; i < cfg.GoClients; i++ {
-			r := &recording{id: fmt.Sprintf("go-%s-%d", ws, i), kind: "go", ws: ws}
+			r := &recording{id: fmt.Sprintf("go-%s-%d", ws, i), kind: "go", ws: ws, sid: "default"}
 			g := &goClient{rec: r, url: url, broken: cfg.Break == BreakClientGap}
 			recs = append(recs, r)
 			subs = append(subs, subscriber{rec: r, drop: g.drop})
@@ -102,7 +141,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			go func() { defer subWG.Done(); g.run(loadCtx) }()
 		}
 		for i := 0; i < cfg.NodeClients; i++ {
-			r := &recording{id: fmt.Sprintf("es-%s-%d", ws, i), kind: "eventsource", ws: ws}
+			r := &recording{id: fmt.Sprintf("es-%s-%d", ws, i), kind: "eventsource", ws: ws, sid: "default"}
 			recs = append(recs, r)
 			if err := nc.open(r, url, ""); err != nil {
 				return nil, err
@@ -120,15 +159,18 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	defer stopRetries()
 	var writers []*writer
 	var wWG sync.WaitGroup
-	for i, ws := range wss {
-		w := &writer{ws: ws, user: "user" + strconv.Itoa(i%3), lb: c.LB(), hc: hc, rng: rand.New(rand.NewSource(cfg.Seed*1000 + int64(i)))}
+	for i, ws := range all {
+		w := &writer{ws: ws, user: "user" + strconv.Itoa(i%3), lb: c.LB(), hc: hc, rng: rand.New(rand.NewSource(cfg.Seed*1000 + int64(i))),
+			side: sides[ws], idle: slices.Contains(idle, ws), quiet: cfg.NoSilent}
 		writers = append(writers, w)
 		wWG.Add(1)
 		go func() { defer wWG.Done(); w.run(writeCtx, retryCtx) }()
 	}
 
 	// Faults.
-	in := &injector{c: c, rng: rand.New(rand.NewSource(cfg.Seed)), wss: wss, kinds: cfg.Kinds, logf: logf}
+	// Takeovers are required (and measured) for the followed workspaces
+	// only: an idle one with nothing pending may stay unowned.
+	in := &injector{c: c, rng: rand.New(rand.NewSource(cfg.Seed)), wss: wss, kinds: cfg.Kinds, logf: logf, streams: streams}
 	for _, s := range subs {
 		in.clients = append(in.clients, s)
 	}
@@ -149,7 +191,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				tk = append(tk, t.ws+" none")
 			}
 		}
-		msg := fmt.Sprintf("fault %d: %s %s (%v)", i+1, kind, f.target, f.end.Sub(f.at).Round(time.Millisecond))
+		msg := fmt.Sprintf("fault %d at %s: %s %s (%v)", i+1, f.at.Format("15:04:05.000"), kind, f.target, f.end.Sub(f.at).Round(time.Millisecond))
+		if kind == FaultLossy {
+			msg += fmt.Sprintf("; lost %d stream entries", f.lost)
+			if f.lost > 0 {
+				res.LostEntries += f.lost
+			}
+		}
 		if len(tk) > 0 {
 			msg += "; takeover " + strings.Join(tk, ", ")
 		}
@@ -188,23 +236,24 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	var prompts []prompt
 	for _, w := range writers {
-		ps, retries := w.snapshot()
+		ps, retries, cancels := w.snapshot()
 		prompts = append(prompts, ps...)
 		res.Retries += retries
+		res.Cancels += cancels
 	}
-	if err := waitTurns(ctx, c, wss, prompts, 120*time.Second); err != nil {
+	if err := waitTurns(ctx, c, streams, prompts, faults, 120*time.Second); err != nil {
 		logf("settle: %v", err)
 	}
 	heads := map[string]uint64{}
-	for _, ws := range wss {
-		s, err := readStream(ctx, c.rdb, ws)
+	for _, k := range streams {
+		s, err := readStream(ctx, c.rdb, k[0], k[1])
 		if err == nil {
-			heads[ws] = s.head
+			heads[k[0]+"/"+k[1]] = s.head
 		}
 	}
 	_ = waitUntil(ctx, 60*time.Second, "subscribers to reach the head", func() bool {
 		for _, r := range recs {
-			if r.last() < heads[r.ws] {
+			if r.last() < heads[r.ws+"/"+r.sid] {
 				return false
 			}
 		}
@@ -215,24 +264,30 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	nc.close(ctx)
 
 	// Check.
-	streams := map[string]*stream{}
-	for _, ws := range wss {
-		s, err := readStream(ctx, c.rdb, ws)
+	final := map[string]*stream{}
+	for _, k := range streams {
+		s, err := readStream(ctx, c.rdb, k[0], k[1])
 		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", ws, err)
+			return nil, fmt.Errorf("read %s/%s: %w", k[0], k[1], err)
 		}
-		streams[ws] = s
+		final[k[0]+"/"+k[1]] = s
 		res.Events += len(s.entries)
 	}
 	received, err := readPromptLog(c.promptLog)
 	if err != nil {
 		return nil, err
 	}
-	v := check(checkInput{streams: streams, prompts: prompts, received: received, subs: recs, faults: faults, slack: 2 * time.Second})
+	v := check(checkInput{streams: final, prompts: prompts, received: received, subs: recs, faults: faults, slack: 2 * time.Second})
 	res.Violations, res.ByRule, res.Samples = v.n, v.byRule, v.samples
 	for _, p := range prompts {
 		if p.acked {
 			res.Prompts++
+			if p.silent {
+				res.Silent++
+			}
+			if lostWithRedis(p, faults) {
+				res.LostWithRedis++
+			}
 		} else {
 			res.Unacked++
 		}
@@ -240,6 +295,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	for _, r := range recs {
 		r.mu.Lock()
 		res.Received += len(r.events)
+		res.Resets += len(r.resets)
 		res.Reconnects += max(0, r.connects-1)
 		res.Fatal += r.fatal
 		r.mu.Unlock()
@@ -278,7 +334,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 // setup creates a workspace and its default session through the LB,
 // retrying briefly.
-func setup(ctx context.Context, hc *http.Client, lb, ws string) error {
+func setup(ctx context.Context, hc *http.Client, lb, ws, sid string) error {
 	return waitUntil(ctx, 20*time.Second, "workspace "+ws, func() bool {
 		req, _ := http.NewRequestWithContext(ctx, "PUT", lb+"/v1/workspaces/"+ws, nil)
 		resp, err := hc.Do(req)
@@ -289,7 +345,7 @@ func setup(ctx context.Context, hc *http.Client, lb, ws string) error {
 		if resp.StatusCode/100 != 2 {
 			return false
 		}
-		req, _ = http.NewRequestWithContext(ctx, "POST", lb+"/v1/workspaces/"+ws+"/sessions", strings.NewReader(`{"id":"default"}`))
+		req, _ = http.NewRequestWithContext(ctx, "POST", lb+"/v1/workspaces/"+ws+"/sessions", strings.NewReader(`{"id":"`+sid+`"}`))
 		req.Header.Set("Content-Type", "application/json")
 		resp, err = hc.Do(req)
 		if err != nil {
@@ -300,11 +356,12 @@ func setup(ctx context.Context, hc *http.Client, lb, ws string) error {
 	})
 }
 
-// waitTurns waits until every prompt answered 2xx has its turn_ended.
-func waitTurns(ctx context.Context, c *cluster, wss []string, prompts []prompt, within time.Duration) error {
+// waitTurns waits until every prompt answered 2xx has its turn_ended
+// (but for those a lossy restart may have lost).
+func waitTurns(ctx context.Context, c *cluster, streams [][2]string, prompts []prompt, faults []fault, within time.Duration) error {
 	deadline := time.Now().Add(within)
 	for {
-		if turnsEnded(ctx, c, wss, prompts) {
+		if turnsEnded(ctx, c, streams, prompts, faults) {
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -318,25 +375,23 @@ func waitTurns(ctx context.Context, c *cluster, wss []string, prompts []prompt, 
 	}
 }
 
-func turnsEnded(ctx context.Context, c *cluster, wss []string, prompts []prompt) bool {
-	{
-		ended := map[string]bool{}
-		for _, ws := range wss {
-			s, err := readStream(ctx, c.rdb, ws)
-			if err != nil {
-				return false
-			}
-			for _, e := range s.entries {
-				if e.ev.Type == "session.status" && str(e.body, "status") == "turn_ended" {
-					ended[ws+"/"+str(detail(e), "promptId")] = true
-				}
+func turnsEnded(ctx context.Context, c *cluster, streams [][2]string, prompts []prompt, faults []fault) bool {
+	ended := map[string]bool{}
+	for _, k := range streams {
+		s, err := readStream(ctx, c.rdb, k[0], k[1])
+		if err != nil {
+			return false
+		}
+		for _, e := range s.entries {
+			if e.ev.Type == "session.status" && str(e.body, "status") == "turn_ended" {
+				ended[k[0]+"/"+str(detail(e), "promptId")] = true
 			}
 		}
-		for _, p := range prompts {
-			if p.acked && !ended[p.ws+"/"+p.id] {
-				return false
-			}
-		}
-		return true
 	}
+	for _, p := range prompts {
+		if p.acked && !ended[p.ws+"/"+p.id] && !lostWithRedis(p, faults) {
+			return false
+		}
+	}
+	return true
 }

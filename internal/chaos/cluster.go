@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -41,6 +42,13 @@ type cluster struct {
 	promptLog string
 
 	nodes []*tandemNode
+	// proxy sits between the last node (proxied) and Redis, for the
+	// partition and latency faults; the other nodes connect directly.
+	proxy   *faultProxy
+	proxied *tandemNode
+	// redisStopped is the pid of a redis-server that a fault stopped
+	// (SIGSTOP), 0 when none.
+	redisStopped int
 
 	nginx  *service
 	lbPort int
@@ -75,12 +83,19 @@ func startCluster(ctx context.Context, cfg Config) (c *cluster, err error) {
 	if err := c.startSandbox(ctx); err != nil {
 		return nil, err
 	}
+	if c.proxy, err = startFaultProxy(c.redis.Addr()); err != nil {
+		return nil, err
+	}
 	for i := 1; i <= NodeCount; i++ {
 		port, err := freePort()
 		if err != nil {
 			return nil, err
 		}
 		n := &tandemNode{id: "n" + strconv.Itoa(i), addr: "127.0.0.1:" + strconv.Itoa(port)}
+		redisAddr := c.redis.Addr()
+		if i == NodeCount {
+			redisAddr, c.proxied = c.proxy.Addr(), n
+		}
 		n.service = &service{
 			name: "node " + n.id,
 			path: cfg.TandemBin,
@@ -89,12 +104,14 @@ func startCluster(ctx context.Context, cfg Config) (c *cluster, err error) {
 			log:  filepath.Join(cfg.Dir, "logs", n.id+".log"),
 			env: []string{
 				"TANDEM_ADDR=" + n.addr,
-				"TANDEM_REDIS_URL=redis://127.0.0.1:" + strconv.Itoa(c.redisPort) + "/0",
+				"TANDEM_REDIS_URL=redis://" + redisAddr + "/0",
 				"TANDEM_NODE_ID=" + n.id,
 				"TANDEM_LOCK_TTL=" + cfg.LockTTL.String(),
 				"TANDEM_SANDBOX_URL=" + c.sandboxURL(),
 				"TANDEM_HEALTH_INTERVAL=500ms",
-				"TANDEM_IDLE_TIMEOUT=30s",
+				// Short, so that the owners of the workspaces nobody
+				// follows go idle and release them within a campaign.
+				"TANDEM_IDLE_TIMEOUT=8s",
 				"TANDEM_SHUTDOWN_TIMEOUT=5s",
 				"TANDEM_LOG_LEVEL=info",
 			},
@@ -246,8 +263,79 @@ func (c *cluster) startNginx(ctx context.Context) error {
 	})
 }
 
+// redisPID is the pid of the running redis-server, from INFO.
+func (c *cluster) redisPID(ctx context.Context) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	info, err := c.rdb.Info(ctx, "server").Result()
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "process_id:"); ok {
+			return strconv.Atoi(v)
+		}
+	}
+	return 0, errors.New("chaos: no process_id in INFO server")
+}
+
+// stopRedis sends SIGSTOP to redis-server; contRedis resumes it.
+func (c *cluster) stopRedis(ctx context.Context) error {
+	pid, err := c.redisPID(ctx)
+	if err != nil {
+		return err
+	}
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		return err
+	}
+	c.redisStopped = pid
+	return nil
+}
+
+func (c *cluster) contRedis() {
+	if c.redisStopped != 0 {
+		_ = syscall.Kill(c.redisStopped, syscall.SIGCONT)
+		c.redisStopped = 0
+	}
+}
+
+// snapshot makes redis-server write its RDB file now (SAVE).
+func (c *cluster) snapshot(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return c.rdb.Save(ctx).Err()
+}
+
+// restoreSnapshot replaces the append-only files of a killed redis-server
+// with the last RDB snapshot, as the multi-part AOF's base and nothing
+// after it: the next start loads the snapshot, and every write since is
+// lost. (With appendonly on and no AOF, Redis 7 starts empty instead of
+// loading dump.rdb.) The restarted server appends to a fresh incr file, so
+// later kills lose nothing again.
+func (c *cluster) restoreSnapshot() error {
+	dir := c.redis.Dir()
+	rdb, err := os.ReadFile(filepath.Join(dir, "dump.rdb"))
+	if err != nil {
+		return err
+	}
+	aof := filepath.Join(dir, "appendonlydir")
+	if err := os.RemoveAll(aof); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(aof, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(aof, "appendonly.aof.1.base.rdb"), rdb, 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(aof, "appendonly.aof.manifest"), []byte("file appendonly.aof.1.base.rdb seq 1 type b\n"), 0o644)
+}
+
 // ensureUp brings back whatever a fault left down or stopped.
 func (c *cluster) ensureUp(ctx context.Context) error {
+	c.contRedis()
+	c.proxy.SetLatency(0)
+	c.proxy.Heal()
 	if !c.redis.Running() {
 		if err := c.restartRedis(ctx); err != nil {
 			return err
@@ -288,6 +376,10 @@ func (c *cluster) stop() {
 	}
 	wg.Wait()
 	c.killSandbox()
+	c.contRedis()
+	if c.proxy != nil {
+		c.proxy.Close()
+	}
 	if c.sbCfg.Output != nil {
 		c.sbCfg.Output.Close()
 	}

@@ -19,8 +19,16 @@ type Config struct {
 	Faults   int
 	// Workspaces under load (default 4); each has GoClients r3labs/sse
 	// subscribers, NodeClients WHATWG EventSource subscribers (defaults 2
-	// and 2) and one writer.
-	Workspaces  int
+	// and 2) and one writer; every other one has a second session with a
+	// subscriber of its own, which the writer prompts too.
+	Workspaces int
+	// IdleWorkspaces have a writer that sends bursts of prompts with long
+	// pauses and no subscriber at all, so that their owners go idle and
+	// release them (default 2; -1 for none).
+	IdleWorkspaces int
+	// NoSilent leaves out the workload's silent turns (>10 s without a
+	// word from the agent) and cancels.
+	NoSilent    bool
 	GoClients   int
 	NodeClients int
 	// LockTTL is the nodes' TANDEM_LOCK_TTL (default 3s).
@@ -58,10 +66,32 @@ const (
 	FaultRedis   = "redis"   // SIGKILL of redis-server, started again (appendonly)
 	FaultSandbox = "sandbox" // SIGKILL of the Sandbox Agent server, started again
 	FaultDrop    = "drop"    // reset of one subscriber's TCP connection
+	// Redis restarted from a snapshot taken a moment before it was killed:
+	// the writes it acknowledged since are lost (issue 13's lossy restart;
+	// half of them while a killed owner's workspace is being taken over,
+	// so that the fence increment is among the lost writes).
+	FaultLossy = "lossy"
+	// SIGSTOP of redis-server for longer than the clients' 3 s read
+	// timeout, then SIGCONT.
+	FaultRedisStop = "rstop"
+	// The proxied node (see cluster.proxy) cut off from Redis for a few
+	// seconds: its connections reset and refused (drop), or held and then
+	// delivered late (hold).
+	FaultPartition = "partition"
+	// A latency spike between the proxied node and Redis.
+	FaultLatency = "latency"
+	// SIGSTOP of an owner for just past the lock TTL (+50–400 ms), then
+	// SIGCONT: it wakes as its lock expires.
+	FaultTTLPause = "ttlpause"
 )
 
 // FaultKinds lists the kinds in table order.
-var FaultKinds = []string{FaultKill, FaultStop, FaultDeploy, FaultRedis, FaultSandbox, FaultDrop}
+var FaultKinds = []string{FaultKill, FaultStop, FaultDeploy, FaultRedis, FaultSandbox, FaultDrop,
+	FaultLossy, FaultRedisStop, FaultPartition, FaultLatency, FaultTTLPause}
+
+// lossyKind reports whether a fault of kind can lose acknowledged writes,
+// so that a client may see one reset after it.
+func lossyKind(kind string) bool { return kind == FaultLossy }
 
 // BreakClientGap is the Break value that makes Go subscribers skip an
 // event after each reconnect.
@@ -76,6 +106,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Workspaces == 0 {
 		c.Workspaces = 4
+	}
+	if c.IdleWorkspaces == 0 {
+		c.IdleWorkspaces = 2
+	}
+	if c.IdleWorkspaces < 0 {
+		c.IdleWorkspaces = 0
 	}
 	if c.GoClients == 0 {
 		c.GoClients = 2

@@ -29,19 +29,31 @@
 // same choices): SIGKILL of a node (mostly an owner), SIGSTOP of an owner
 // for longer than the lock TTL, a rolling restart of every node, SIGKILL
 // and restart of redis-server, SIGKILL and restart of the Sandbox Agent
-// server (as its supervisor would), and a reset of one subscriber's TCP
-// connection. After a fault that took workspaces from their owner, the
-// time until a live node owns each again (a newer epoch holding the lock)
-// is measured.
+// server (as its supervisor would), a reset of one subscriber's TCP
+// connection, and the faults that lose or delay what Redis acknowledged:
+// a restart of Redis from a snapshot taken a moment before its SIGKILL
+// (lossy; half of them during a takeover, losing the fence INCR), Redis
+// SIGSTOPped past the clients' read timeout, a partition (drop or hold)
+// or a latency spike between node n3 and Redis through the campaign's TCP
+// fault proxy (faultproxy.go), and an owner paused just past the lock TTL.
+// The first faults go through every kind once. After a fault that took
+// workspaces from their owner, the time until a live node owns each again
+// (a newer epoch holding the lock) is measured.
+//
+// The load also has silent turns (the agent quiet for over 10 s) in second
+// sessions, cancels, and workspaces nobody follows, whose owners go idle.
 //
 // # Checks
 //
 // See checker.go for the rules: eventIndex contiguous, no entry under a
-// stale epoch, ACP ids contiguous per connection, every 2xx prompt exactly
-// one chat.user and one turn and at most one delivery to the agent (exactly
-// one unless a sandbox kill lost its turn, which then ends with
-// stopReason "error"), and every subscriber's events across all its
-// reconnects equal to the stream after its starting cursor.
+// stale epoch, one epoch announced by one node in one acquisition, ACP ids
+// contiguous per connection from 1 to the state's source position, every
+// 2xx prompt exactly one chat.user and one turn and at most one delivery
+// to the agent (exactly one unless a sandbox kill lost its turn, which then
+// ends with stopReason "error", or the turn ended "delivery_unknown"), and
+// every subscriber's events across all its reconnects equal to the stream
+// after its starting cursor, with one reset per lossy restart allowed
+// before which it may have seen the lost tail.
 //
 // # Bounds
 //

@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand"
 	"slices"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tandem-dev/tandem/eventlog"
 )
 
 // fault is one injected fault and what followed it.
@@ -22,6 +25,12 @@ type fault struct {
 	// long until a live node owned each again.
 	takeovers []takeover
 	err       error
+	// lost is, for a lossy restart, how many stream entries Redis held
+	// just before the kill and not after the restart (at least that many
+	// acknowledged writes were lost; -1 when it could not be read).
+	lost int
+	// snapAt is when the snapshot a lossy restart went back to was taken.
+	snapAt time.Time
 }
 
 type takeover struct {
@@ -39,16 +48,40 @@ type injector struct {
 	wss     []string
 	kinds   []string // allowed kinds; all when empty
 	logf    func(string, ...any)
+	// streams are the ws/sid of every stream, for counting what a lossy
+	// restart lost.
+	streams [][2]string
+	// first is the seeded order in which the first faults go through
+	// every allowed kind once, so that even a short campaign reaches all.
+	first []string
+	began bool
 }
 
 // dropper is a subscriber whose connection can be reset.
 type dropper interface{ dropConn() bool }
 
 // weights of the kinds, in FaultKinds order: deploys take long, drops are
-// cheap.
-var faultWeights = []int{3, 2, 1, 2, 2, 3}
+// cheap; the lossy restart is the costliest of the new kinds to recover
+// from and the one the checker is most interested in.
+var faultWeights = []int{3, 2, 1, 2, 2, 3, 2, 1, 2, 1, 2}
 
+// pick returns the next kind: first every allowed kind once, in an order
+// drawn from the seed, then by weight.
 func (in *injector) pick() string {
+	if !in.began {
+		in.began = true
+		for _, k := range FaultKinds {
+			if len(in.kinds) == 0 || slices.Contains(in.kinds, k) {
+				in.first = append(in.first, k)
+			}
+		}
+		in.rng.Shuffle(len(in.first), func(i, j int) { in.first[i], in.first[j] = in.first[j], in.first[i] })
+	}
+	if len(in.first) > 0 {
+		k := in.first[0]
+		in.first = in.first[1:]
+		return k
+	}
 	weights := make([]int, len(faultWeights))
 	total := 0
 	for i, w := range faultWeights {
@@ -213,6 +246,70 @@ func (in *injector) inject(ctx context.Context, kind string) fault {
 		in.c.killSandbox()
 		in.sleep(ctx, pause)
 		f.err = in.c.restartSandbox(ctx)
+	case FaultLossy:
+		in.lossy(ctx, &f, tw, wsIdx, limit)
+	case FaultRedisStop:
+		// Past go-redis's default 3 s read timeout (the nodes'), and so
+		// past the lock TTL as well.
+		hold := 3*time.Second + in.between(500*time.Millisecond, 2500*time.Millisecond)
+		owners := in.owners(ctx)
+		f.target, f.at = "redis", time.Now()
+		if f.err = in.c.stopRedis(ctx); f.err == nil {
+			in.sleep(ctx, hold)
+			in.c.contRedis()
+			// Every owner's lock expired meanwhile: each workspace is
+			// owned again (the same node or another, under a new epoch),
+			// measured from when Redis answers again.
+			back := time.Now()
+			for _, m := range owners {
+				in.watchTakeover(ctx, tw, m, back, limit, "redis")
+			}
+		}
+	case FaultPartition:
+		n := in.c.proxied
+		hold := in.rng.Intn(2) == 0
+		// Either well within the lock TTL (the node keeps its lock) or
+		// well past it (it loses it): a takeover is required only then.
+		d := in.between(time.Second, max(ttl-time.Second/2, time.Second))
+		long := in.rng.Intn(2) == 0
+		if long {
+			d = ttl + in.between(time.Second, 3*time.Second)
+		}
+		owners := in.owners(ctx)
+		mode := "drop"
+		if hold {
+			mode = "hold"
+		}
+		f.target, f.at = fmt.Sprintf("%s %s %v", n.id, mode, d.Round(time.Millisecond)), time.Now()
+		if hold {
+			in.c.proxy.PartitionHold()
+		} else {
+			in.c.proxy.PartitionDrop()
+		}
+		if long {
+			in.watchTakeover(ctx, tw, owners[n.id], f.at, limit, n.id)
+		}
+		in.sleep(ctx, d)
+		in.c.proxy.Heal()
+	case FaultLatency:
+		lat := in.between(100*time.Millisecond, 800*time.Millisecond)
+		d := in.between(2*time.Second, 6*time.Second)
+		f.target, f.at = fmt.Sprintf("%s +%v for %v", in.c.proxied.id, lat.Round(time.Millisecond), d.Round(time.Millisecond)), time.Now()
+		in.c.proxy.SetLatency(lat)
+		in.sleep(ctx, d)
+		in.c.proxy.SetLatency(0)
+	case FaultTTLPause:
+		n := in.ownerNode(ctx, in.wss[wsIdx])
+		if n == nil {
+			n = in.c.nodes[nodeIdx]
+		}
+		hold := ttl + in.between(50*time.Millisecond, 400*time.Millisecond)
+		owners := in.owners(ctx)
+		f.target, f.at = fmt.Sprintf("%s %v", n.id, hold.Round(time.Millisecond)), time.Now()
+		f.err = n.signal(syscall.SIGSTOP)
+		in.watchTakeover(ctx, tw, owners[n.id], f.at, limit, n.id)
+		in.sleep(ctx, hold)
+		_ = n.signal(syscall.SIGCONT)
 	case FaultDrop:
 		f.at = time.Now()
 		if len(in.clients) > 0 {
@@ -242,4 +339,81 @@ func (in *injector) ownerNode(ctx context.Context, ws string) *tandemNode {
 		}
 	}
 	return nil
+}
+
+// lossy restarts Redis from a snapshot taken a moment before the kill, so
+// that the writes it acknowledged in between are lost. Half the time an
+// owner is killed first and the snapshot taken before the next owner's
+// fence increment, which is lost with the rest: the epoch can then be
+// handed out again.
+func (in *injector) lossy(ctx context.Context, f *fault, tw *takeoverWatch, wsIdx int, limit time.Duration) {
+	ttl := in.c.cfg.LockTTL
+	window := in.between(500*time.Millisecond, 2*time.Second)
+	duringTakeover := in.rng.Intn(2) == 0
+	ws := in.wss[wsIdx]
+	var victim *tandemNode
+	var oldEpoch uint64
+	f.target = "redis"
+	if duringTakeover {
+		owners := in.owners(ctx)
+		if victim = in.ownerNode(ctx, ws); victim != nil {
+			oldEpoch = owners[victim.id][ws]
+			f.target = "redis, during the takeover of " + ws + " from " + victim.id
+		}
+	}
+	f.at = time.Now()
+	if victim != nil {
+		owners := in.owners(ctx)
+		victim.kill()
+		in.watchTakeover(ctx, tw, owners[victim.id], f.at, limit, victim.id)
+	}
+	if f.err = in.c.snapshot(ctx); f.err != nil {
+		f.lost = -1
+		if victim != nil {
+			f.err = errors.Join(f.err, in.c.startNode(ctx, victim))
+		}
+		return
+	}
+	f.snapAt = time.Now()
+	if victim != nil {
+		// Until the next owner holds the workspace (its INCR is after the
+		// snapshot), and a moment for it to write.
+		_ = waitUntil(ctx, ttl+3*time.Second, "a new owner of "+ws, func() bool {
+			qctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+			defer cancel()
+			v, err := in.c.rdb.HGet(qctx, "{ws:"+ws+"}:owner", "epoch").Uint64()
+			return err == nil && v > oldEpoch
+		})
+		window = in.between(200*time.Millisecond, 800*time.Millisecond)
+	}
+	in.sleep(ctx, window)
+	before := in.entries(ctx)
+	in.c.redis.Kill()
+	if err := in.c.restoreSnapshot(); err != nil {
+		f.err = err
+	}
+	f.err = errors.Join(f.err, in.c.restartRedis(ctx))
+	after := in.entries(ctx)
+	f.lost = -1
+	if before >= 0 && after >= 0 {
+		f.lost = before - after
+	}
+	if victim != nil {
+		f.err = errors.Join(f.err, in.c.startNode(ctx, victim))
+	}
+}
+
+// entries is how many entries the campaign's streams hold now, or -1.
+func (in *injector) entries(ctx context.Context) int {
+	n := 0
+	for _, s := range in.streams {
+		qctx, cancel := context.WithTimeout(ctx, time.Second)
+		l, err := in.c.rdb.XLen(qctx, eventlog.StreamKey(s[0], s[1])).Result()
+		cancel()
+		if err != nil {
+			return -1
+		}
+		n += int(l)
+	}
+	return n
 }

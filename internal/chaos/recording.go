@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"bytes"
 	"encoding/json"
 	"hash/fnv"
 	"sync"
@@ -11,12 +12,13 @@ import (
 // every reconnect: the checker compares it with the stream.
 type recording struct {
 	id, kind, ws string
+	sid          string // the session it follows
 	start        uint64 // eventIndex of the cursor it started after
 
 	mu       sync.Mutex
 	events   []received
-	connects int      // streams opened (the first one and every reconnect)
-	resets   int      // reset events
+	connects int // streams opened (the first one and every reconnect)
+	resets   []resetMark
 	fatal    int      // times the client gave up and had to be made again
 	bad      []string // events it could not make sense of
 	lastIdx  uint64
@@ -26,11 +28,20 @@ type recording struct {
 }
 
 // received is one event as a client got it: its eventIndex, type and a
-// hash of its data.
+// hash of its data; owner_changed statuses keep their data, for the
+// epoch rules.
 type received struct {
-	idx uint64
-	typ string
-	sum uint64
+	idx  uint64
+	typ  string
+	sum  uint64
+	data []byte
+}
+
+// resetMark is one reset event: when, and how many events came before it.
+type resetMark struct {
+	at   time.Time
+	pos  int
+	data string
 }
 
 func dataSum(b []byte) uint64 {
@@ -45,7 +56,7 @@ func (r *recording) add(typ string, data []byte) {
 	defer r.mu.Unlock()
 	switch typ {
 	case "reset":
-		r.resets++
+		r.resets = append(r.resets, resetMark{at: time.Now(), pos: len(r.events), data: string(data)})
 		return
 	case "presence":
 		return // not persisted, no eventIndex: not part of the history
@@ -59,7 +70,11 @@ func (r *recording) add(typ string, data []byte) {
 		}
 		return
 	}
-	r.events = append(r.events, received{idx: ev.EventIndex, typ: typ, sum: dataSum(data)})
+	rc := received{idx: ev.EventIndex, typ: typ, sum: dataSum(data)}
+	if typ == "session.status" && bytes.Contains(data, []byte(`"owner_changed"`)) {
+		rc.data = append([]byte(nil), data...)
+	}
+	r.events = append(r.events, rc)
 	r.lastIdx = ev.EventIndex
 }
 

@@ -12,7 +12,7 @@ import (
 // than one run, a total.
 func WriteTable(w io.Writer, results []*Result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "run\tseed\ttime\tfaults\tkill\tstop\tdeploy\tredis\tsandbox\tdrop\tprompts\tevents\treceived\treconnects\tviolations\ttakeover p50\tp99\tmax\tTTL\t")
+	fmt.Fprintln(tw, "run\tseed\ttime\tfaults\tkill\tstop\tdeploy\tredis\tsandbox\tdrop\tlossy\trstop\tpartition\tlatency\tttlpause\tresets\tprompts\tevents\treceived\treconnects\tviolations\ttakeover p50\tp99\tmax\tTTL\t")
 	var total Result
 	total.Faults = map[string]int{}
 	var elapsed time.Duration
@@ -26,6 +26,7 @@ func WriteTable(w io.Writer, results []*Result) {
 		total.Received += r.Received
 		total.Reconnects += r.Reconnects
 		total.Violations += r.Violations
+		total.Resets += r.Resets
 		total.Takeovers = append(total.Takeovers, r.Takeovers...)
 		total.LockTTL = r.LockTTL
 		elapsed += r.Elapsed
@@ -42,10 +43,12 @@ func writeRow(tw io.Writer, run, seed string, r *Result, elapsed time.Duration) 
 		n += r.Faults[k]
 	}
 	ms := func(d time.Duration) string { return d.Round(10 * time.Millisecond).String() }
-	fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t\n",
-		run, seed, elapsed.Round(time.Second), n,
-		r.Faults[FaultKill], r.Faults[FaultStop], r.Faults[FaultDeploy], r.Faults[FaultRedis], r.Faults[FaultSandbox], r.Faults[FaultDrop],
-		r.Prompts, r.Events, r.Received, r.Reconnects, r.Violations,
+	fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t", run, seed, elapsed.Round(time.Second), n)
+	for _, k := range FaultKinds {
+		fmt.Fprintf(tw, "%d\t", r.Faults[k])
+	}
+	fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t\n",
+		r.Resets, r.Prompts, r.Events, r.Received, r.Reconnects, r.Violations,
 		ms(quantile(r.Takeovers, 0.5)), ms(quantile(r.Takeovers, 0.99)), ms(quantile(r.Takeovers, 1)), r.LockTTL)
 }
 
@@ -54,6 +57,11 @@ func writeRow(tw io.Writer, run, seed string, r *Result, elapsed time.Duration) 
 func WriteDetails(w io.Writer, r *Result) {
 	fmt.Fprintf(w, "seed %d: %d prompts answered 2xx (%d never, within %v of retries), %d writer retries, %d EventSource re-creations after a non-200\n",
 		r.Seed, r.Prompts, r.Unacked, promptRetryFor, r.Retries, r.Fatal)
+	fmt.Fprintf(w, "  workload: %d silent turns (agent quiet over %v), %d cancels; %d prompts answered 2xx inside a lossy restart's window\n",
+		r.Silent, silentMin, r.Cancels, r.LostWithRedis)
+	if r.Faults[FaultLossy] > 0 {
+		fmt.Fprintf(w, "  lossy restarts: %d, losing %d stream entries in all; %d resets seen by subscribers\n", r.Faults[FaultLossy], r.LostEntries, r.Resets)
+	}
 	fmt.Fprintf(w, "  takeovers: %d measured, p50 %v, p99 %v, max %v (lock TTL %v; bound TTL+1s = %v)\n",
 		len(r.Takeovers), quantile(r.Takeovers, 0.5).Round(time.Millisecond), quantile(r.Takeovers, 0.99).Round(time.Millisecond),
 		quantile(r.Takeovers, 1).Round(time.Millisecond), r.LockTTL, r.LockTTL+time.Second)
