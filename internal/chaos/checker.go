@@ -113,8 +113,9 @@ func readStream(ctx context.Context, rdb *redis.Client, ws, sid string) (*stream
 		if err != nil {
 			return nil, fmt.Errorf("entry id %s", m.ID)
 		}
+		tag, _ := m.Values["tk"].(string) // the entry's tag, which its cursor carries
 		ev := eventlog.Event{
-			ID: eventlog.Cursor{Gen: s.gen, Index: idx}.String(), Index: idx, SessionID: sid,
+			ID: eventlog.Cursor{Gen: s.gen, Index: idx, Tag: tag}.String(), Index: idx, SessionID: sid, Tag: tag,
 		}
 		ev.Type, _ = m.Values["t"].(string)
 		d, _ := m.Values["d"].(string)
