@@ -562,11 +562,14 @@ func (s *memStore) ReadInbox(ctx context.Context, ws string, epoch uint64, consu
 	return out, nil
 }
 
-func (s *memStore) ClaimInbox(ctx context.Context, ws, consumer, start string, count int) ([]model.InboxEntry, string, error) {
+func (s *memStore) ClaimInbox(ctx context.Context, ws string, epoch uint64, consumer, start string, count int) ([]model.InboxEntry, string, error) {
 	var out []model.InboxEntry
 	next := "0-0"
-	c := &memCall{Method: "ClaimInbox", WS: ws}
+	c := &memCall{Method: "ClaimInbox", WS: ws, Epoch: epoch}
 	err := s.do(ctx, c, func(d *memData) error {
+		if err := d.checkFence("claim inbox "+ws, ws, epoch); err != nil {
+			return err
+		}
 		in := d.inboxes[ws]
 		if in == nil || !in.group {
 			return errors.New("NOGROUP no such key or consumer group")
@@ -591,13 +594,23 @@ func (s *memStore) ClaimInbox(ctx context.Context, ws, consumer, start string, c
 	return out, next, nil
 }
 
-func (s *memStore) AckInbox(ctx context.Context, ws string, ids ...string) error {
+// AckInbox acknowledges and deletes entries, as eventlog's fenced script
+// does (the consumers a complete claim deletes in eventlog are not
+// modelled: nothing here reads them).
+func (s *memStore) AckInbox(ctx context.Context, ws string, epoch uint64, ids ...string) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	return s.do(ctx, &memCall{Method: "AckInbox", WS: ws}, func(d *memData) error {
+	return s.do(ctx, &memCall{Method: "AckInbox", WS: ws, Epoch: epoch}, func(d *memData) error {
+		if err := d.checkFence("ack inbox "+ws, ws, epoch); err != nil {
+			return err
+		}
+		in := d.inbox(ws)
 		for _, id := range ids {
-			delete(d.inbox(ws).pending, id)
+			if _, ok := in.pending[id]; ok {
+				delete(in.pending, id)
+				in.entries = slices.DeleteFunc(in.entries, func(e model.InboxEntry) bool { return e.ID == id })
+			}
 		}
 		return nil
 	})

@@ -36,8 +36,12 @@ type Inbox interface {
 	// ReadInbox reads entries consumer has not received (those after
 	// after already pending for it first), while epoch is the fence.
 	ReadInbox(ctx context.Context, ws string, epoch uint64, consumer string, count int, after string) ([]model.InboxEntry, error)
-	ClaimInbox(ctx context.Context, ws, consumer, start string, count int) ([]model.InboxEntry, string, error)
-	AckInbox(ctx context.Context, ws string, ids ...string) error
+	// ClaimInbox claims entries pending with any consumer, and AckInbox
+	// acknowledges (and deletes) entries, both only while epoch is the
+	// fence (else model.ErrStaleWriter, and nothing changed). A claim scan
+	// that completes deletes the other consumers that hold no entry.
+	ClaimInbox(ctx context.Context, ws string, epoch uint64, consumer, start string, count int) ([]model.InboxEntry, string, error)
+	AckInbox(ctx context.Context, ws string, epoch uint64, ids ...string) error
 	InboxPending(ctx context.Context, ws string) (int64, error)
 	InboxDepth(ctx context.Context, ws string) (int64, error)
 }
