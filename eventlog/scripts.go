@@ -58,6 +58,9 @@ var (
 	ownerDelScript = loadScript("owner_del", false)
 	// enqueueScript accepts a command for the owner (store.go).
 	enqueueScript = loadScript("enqueue", false)
+	// presenceReadScript reads presence reports, deleting dead nodes'
+	// (store.go).
+	presenceReadScript = loadScript("presence_read", false)
 	// deleteWorkspaceScript marks a workspace deleted (store.go).
 	deleteWorkspaceScript = loadScript("delete_workspace", false)
 )

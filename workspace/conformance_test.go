@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -275,11 +276,21 @@ func storeConformance(t *testing.T, st Store) {
 		if a, _ := st.Active(ctx, 10); slices.Contains(a, ws) {
 			t.Fatalf("active %v", a)
 		}
-		must(st.ReportPresence(ctx, "n1", map[string][]byte{ws: []byte(`{"exp":1,"users":{}}`)}, nil, nil, time.Minute, sigPresence))
-		must(st.ReportPresence(ctx, "n2", map[string][]byte{ws: []byte(`{"exp":2,"users":{}}`)}, nil, nil, time.Minute, sigPresence))
+		soon := func(d time.Duration) []byte {
+			return []byte(`{"exp":` + strconv.FormatInt(time.Now().Add(d).UnixMilli(), 10) + `,"users":{}}`)
+		}
+		must(st.ReportPresence(ctx, "n1", map[string][]byte{ws: soon(time.Minute)}, nil, nil, time.Minute, sigPresence))
+		must(st.ReportPresence(ctx, "n2", map[string][]byte{ws: soon(time.Minute)}, nil, nil, time.Minute, sigPresence))
 		must(st.ReportPresence(ctx, "n1", nil, []string{ws}, []string{ws}, time.Minute, sigPresence))
 		if p, _ := st.PresenceReports(ctx, ws); len(p) != 1 || p["n2"] == "" {
 			t.Fatalf("presence %v", p)
+		}
+		// A dead node's report (expired longer ago than the grace) is
+		// deleted; one just expired is kept for the readers to judge.
+		must(st.ReportPresence(ctx, "dead", map[string][]byte{ws: soon(-time.Hour)}, nil, nil, time.Minute, sigPresence))
+		must(st.ReportPresence(ctx, "late", map[string][]byte{ws: soon(-time.Second)}, nil, nil, time.Minute, sigPresence))
+		if p, _ := st.PresenceReports(ctx, ws); len(p) != 2 || p["dead"] != "" || p["late"] == "" {
+			t.Fatalf("presence with a dead node's report %v", p)
 		}
 	})
 

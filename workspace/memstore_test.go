@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tandem-dev/tandem/eventlog"
 	"github.com/tandem-dev/tandem/eventlog/model"
 )
 
@@ -1119,6 +1120,14 @@ func (s *memStore) PresenceReports(ctx context.Context, ws string) (map[string]s
 	out := map[string]string{}
 	err := s.do(ctx, &memCall{Method: "PresenceReports", WS: ws}, func(d *memData) error {
 		if h := d.presence[ws]; h != nil && !expired(h.exp) {
+			// Reports expired for longer than the grace are deleted, as
+			// eventlog's read script does.
+			for node, raw := range h.f {
+				var p model.PresenceReport
+				if json.Unmarshal([]byte(raw), &p) == nil && p.Exp+eventlog.PresenceGrace.Milliseconds() < nowMs() {
+					delete(h.f, node)
+				}
+			}
 			maps.Copy(out, h.f)
 		}
 		return nil
