@@ -221,12 +221,10 @@ func (s *Store) runStrings(ctx context.Context, script *redis.Script, keys []str
 	return out, nil
 }
 
-// MarkActive puts ws in the set of workspaces pollers check for an owner.
+// MarkActive puts ws in the set of workspaces pollers check for an owner,
+// due now, unless it is there (active.go).
 func (s *Store) MarkActive(ctx context.Context, ws string) error {
-	if err := checkIDs(ws); err != nil {
-		return err
-	}
-	return unavailableIf("mark active", s.rdb.ZAdd(ctx, ActiveKey, redis.Z{Score: float64(time.Now().UnixMilli()), Member: ws}).Err())
+	return s.scoreActive(ctx, "mark active", "mark", ws, 0)
 }
 
 // UnmarkActive removes ws from that set.

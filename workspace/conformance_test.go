@@ -294,6 +294,47 @@ func storeConformance(t *testing.T, st Store) {
 		}
 	})
 
+	t.Run("Active", func(t *testing.T) {
+		const a = "act"
+		due := func() []string {
+			t.Helper()
+			free, _, err := st.DueActive(ctx, 100, time.Hour)
+			must(err)
+			return free
+		}
+		must(st.MarkActive(ctx, a))
+		if got := due(); !slices.Equal(got, []string{a}) {
+			t.Fatalf("due after the mark %v", got)
+		}
+		if got := due(); len(got) != 0 {
+			t.Fatalf("due again at once %v: a page read is moved on", got)
+		}
+		must(st.HandOffActive(ctx, a)) // its owner let go
+		must(st.MarkActive(ctx, a))    // listed: stays due now
+		lk, _ := st.NewLock(a, time.Minute)
+		must(lk.TryLock(ctx))
+		if got := due(); len(got) != 0 {
+			t.Fatalf("due while locked %v", got)
+		}
+		must(st.HandOffActive(ctx, a))
+		must(lk.Unlock(ctx))
+		if got := due(); !slices.Equal(got, []string{a}) {
+			t.Fatalf("due after a hand-off %v", got)
+		}
+		must(st.HandOffActive(ctx, a))
+		must(st.LeaseActive(ctx, a, time.Minute))
+		must(st.LeaseActive(ctx, a, time.Millisecond)) // never earlier
+		if got := due(); len(got) != 0 {
+			t.Fatalf("due while leased %v", got)
+		}
+		must(st.UnmarkActive(ctx, a))
+		must(st.LeaseActive(ctx, a, 0))
+		must(st.HandOffActive(ctx, a))
+		if got, _ := st.Active(ctx, 100); slices.Contains(got, a) {
+			t.Fatalf("a lease or hand-off listed it again: %v", got)
+		}
+	})
+
 	t.Run("Locks", func(t *testing.T) {
 		l1, _ := st.NewLock(ws, 300*time.Millisecond)
 		l2, _ := st.NewLock(ws, 300*time.Millisecond)

@@ -878,9 +878,64 @@ func (s *memStore) FinishDelete(ctx context.Context, ws string, epoch uint64) er
 
 func (s *memStore) MarkActive(ctx context.Context, ws string) error {
 	return s.do(ctx, &memCall{Method: "MarkActive", WS: ws}, func(d *memData) error {
-		d.active[ws] = nowMs()
+		if _, ok := d.active[ws]; !ok {
+			d.active[ws] = nowMs()
+		}
 		return nil
 	})
+}
+
+// The active set is scored by when pollers should look (eventlog/active.go).
+
+func (s *memStore) LeaseActive(ctx context.Context, ws string, ttl time.Duration) error {
+	return s.do(ctx, &memCall{Method: "LeaseActive", WS: ws}, func(d *memData) error {
+		if at, ok := d.active[ws]; ok {
+			d.active[ws] = max(at, nowMs()+ttl.Milliseconds())
+		}
+		return nil
+	})
+}
+
+func (s *memStore) HandOffActive(ctx context.Context, ws string) error {
+	return s.do(ctx, &memCall{Method: "HandOffActive", WS: ws}, func(d *memData) error {
+		if _, ok := d.active[ws]; ok {
+			d.active[ws] = nowMs()
+		}
+		return nil
+	})
+}
+
+func (s *memStore) DueActive(ctx context.Context, n int, retry time.Duration) ([]string, bool, error) {
+	var free []string
+	full := false
+	err := s.do(ctx, &memCall{Method: "DueActive"}, func(d *memData) error {
+		now := nowMs()
+		var due []string
+		for ws, at := range d.active {
+			if at <= now {
+				due = append(due, ws)
+			}
+		}
+		sort.Slice(due, func(i, j int) bool {
+			if d.active[due[i]] != d.active[due[j]] {
+				return d.active[due[i]] < d.active[due[j]]
+			}
+			return due[i] < due[j]
+		})
+		full = len(due) >= n
+		due = due[:min(n, len(due))]
+		for _, ws := range due {
+			next := now + retry.Milliseconds()
+			if d.lockHeld(ws) {
+				next = d.locks[ws].exp.UnixMilli()
+			} else {
+				free = append(free, ws)
+			}
+			d.active[ws] = max(d.active[ws], next)
+		}
+		return nil
+	})
+	return free, full, err
 }
 
 func (s *memStore) UnmarkActive(ctx context.Context, ws string) error {
