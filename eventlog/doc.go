@@ -34,7 +34,7 @@
 //	{ws:ID}:lock             the redsync mutex; {ws:ID}:sessions zset + {ws:ID}:session:SID hashes
 //	{ws:ID}:inbox            stream + consumer group "owner": commands for the owner
 //	{ws:ID}:idem:H, :rate:H  idempotency keys and prompt-rate buckets; {ws:ID}:presence hash
-//	tandem:active            zset: workspaces that may need an owner (the one untagged key)
+//	tandem:active            zset: workspaces that may need an owner, scored by when to look (the one untagged key; active.go)
 //	(the state also holds tok and rcpt: the last append call's token and reply, so that the call sent again lands once)
 //
 // # Guarantees
@@ -54,7 +54,12 @@
 // the last one it knows it received before any new one, so a reply lost
 // on the way (Redis killed after the read, a connection cut, go-redis
 // sending it again) delivers them again. Tested by TestReadInboxIsFenced,
-// TestReadInboxAfterLostReply; ids by TestInvalidIDsRefused.
+// TestReadInboxAfterLostReply; ids by TestInvalidIDsRefused. Its ack and
+// claim (lua/inbox_ack.lua, lua/inbox_claim.lua) are fenced too; the ack
+// deletes what it acknowledged, so the inbox holds only what is pending or
+// unread, and a complete claim deletes empty consumers. Tested by
+// TestAckAndClaimAreFenced, TestInboxStaysBounded,
+// TestClaimDeletesEmptyConsumers.
 //
 // # Concurrency properties
 //

@@ -67,36 +67,60 @@ func (s *Store) ReadInbox(ctx context.Context, ws string, epoch uint64, consumer
 
 // ClaimInbox claims for consumer, in inbox order, the entries pending with
 // any consumer from start ("0-0" first), up to count of them, and returns
-// them with the cursor to continue from ("0-0": the scan is complete). The
-// claim is idempotent (min-idle 0 claims entries already consumer's
-// again), so a reply that was lost, or sent again by go-redis, claims the
-// same entries once more.
-func (s *Store) ClaimInbox(ctx context.Context, ws, consumer, start string, count int) ([]model.InboxEntry, string, error) {
+// them with the cursor to continue from ("0-0": the scan is complete), but
+// only while epoch is the workspace's fence (else ErrStaleWriter): a
+// paused ex-owner claims nothing. The claim is idempotent (min-idle 0
+// claims entries already consumer's again), so a reply that was lost, or
+// sent again by go-redis, claims the same entries once more. When the scan
+// is complete, the consumers of earlier owners that hold no entry are
+// deleted (lua/inbox_claim.lua): one is made per takeover.
+func (s *Store) ClaimInbox(ctx context.Context, ws string, epoch uint64, consumer, start string, count int) ([]model.InboxEntry, string, error) {
 	if err := checkIDs(ws); err != nil {
 		return nil, "", err
 	}
-	msgs, next, err := s.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
-		Stream: InboxKey(ws), Group: ConsumerGroup, Consumer: consumer, MinIdle: 0, Start: start, Count: int64(count),
-	}).Result()
-	if err != nil {
-		return nil, "", unavailable("claim inbox", err)
+	res, err := inboxClaimScript.Run(ctx, s.rdb, []string{FenceKey(ws), InboxKey(ws)},
+		epoch, ConsumerGroup, consumer, start, count).Result()
+	if isNoGroup(err) {
+		if err := s.EnsureInbox(ctx, ws); err != nil {
+			return nil, "", err
+		}
+		return nil, "0-0", nil
 	}
-	out := make([]model.InboxEntry, len(msgs))
-	for i, m := range msgs {
-		out[i] = entryOf(m)
+	if err != nil {
+		return nil, "", redisErr("claim inbox "+ws, err)
+	}
+	r, ok := res.([]any)
+	if !ok || len(r) < 2 {
+		return nil, "", fmt.Errorf("claim inbox %s: unexpected reply %v", ws, res)
+	}
+	next, _ := r[0].(string)
+	out, err := parseReadReply([]any{[]any{InboxKey(ws), r[1]}})
+	if err != nil {
+		return nil, "", fmt.Errorf("claim inbox %s: %w", ws, err)
 	}
 	return out, next, nil
 }
 
-// AckInbox acknowledges inbox entries: they are done.
-func (s *Store) AckInbox(ctx context.Context, ws string, ids ...string) error {
+// AckInbox acknowledges inbox entries, they are done, and deletes them
+// from the inbox, but only while epoch is the workspace's fence (else
+// ErrStaleWriter): a paused ex-owner changes nothing. The inbox keeps the
+// entries pending or not read yet, and nothing else (lua/inbox_ack.lua).
+func (s *Store) AckInbox(ctx context.Context, ws string, epoch uint64, ids ...string) error {
 	if len(ids) == 0 {
 		return nil
 	}
 	if err := checkIDs(ws); err != nil {
 		return err
 	}
-	return unavailableIf("inbox ack", s.rdb.XAck(ctx, InboxKey(ws), ConsumerGroup, ids...).Err())
+	args := make([]any, 0, 2+len(ids))
+	args = append(args, epoch, ConsumerGroup)
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	if err := inboxAckScript.Run(ctx, s.rdb, []string{FenceKey(ws), InboxKey(ws)}, args...).Err(); err != nil {
+		return redisErr("ack inbox "+ws, err)
+	}
+	return nil
 }
 
 // InboxPending returns how many inbox entries are read and not
@@ -124,9 +148,22 @@ func (s *Store) InboxDepth(ctx context.Context, ws string) (int64, error) {
 	}
 	var total int64
 	for _, g := range groups {
-		if g.Name == ConsumerGroup {
-			total += g.Pending + max(g.Lag, 0)
+		if g.Name != ConsumerGroup {
+			continue
 		}
+		if g.Lag >= 0 {
+			total += g.Pending + g.Lag
+			continue
+		}
+		// Redis cannot tell the lag right after the last entry delivered
+		// was deleted (acknowledged, lua/inbox_ack.lua): until the next
+		// delivery. Acknowledged entries are deleted, so the inbox holds
+		// only pending and unread ones.
+		n, err := s.rdb.XLen(ctx, InboxKey(ws)).Result()
+		if err != nil {
+			return 0, unavailable("inbox depth", err)
+		}
+		total += max(n, g.Pending)
 	}
 	return total, nil
 }

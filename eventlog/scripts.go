@@ -44,6 +44,12 @@ var (
 	appendScript = loadScript("append", true)
 	// inboxReadScript reads the inbox for the owner (inbox.go).
 	inboxReadScript = loadScript("inbox_read", true)
+	// inboxAckScript acknowledges and deletes inbox entries for the owner
+	// (inbox.go).
+	inboxAckScript = loadScript("inbox_ack", true)
+	// inboxClaimScript claims pending inbox entries for a new owner and
+	// deletes the consumers of earlier ones (inbox.go).
+	inboxClaimScript = loadScript("inbox_claim", true)
 	// fencedHSetScript updates a session record for the owner (store.go).
 	fencedHSetScript = loadScript("fenced_hset", true)
 	// finishDeleteScript removes a deleted workspace's settings (store.go).
@@ -54,6 +60,9 @@ var (
 	ownerDelScript = loadScript("owner_del", false)
 	// enqueueScript accepts a command for the owner (store.go).
 	enqueueScript = loadScript("enqueue", false)
+	// presenceReadScript reads presence reports, deleting dead nodes'
+	// (store.go).
+	presenceReadScript = loadScript("presence_read", false)
 	// deleteWorkspaceScript marks a workspace deleted (store.go).
 	deleteWorkspaceScript = loadScript("delete_workspace", false)
 )

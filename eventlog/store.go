@@ -221,12 +221,10 @@ func (s *Store) runStrings(ctx context.Context, script *redis.Script, keys []str
 	return out, nil
 }
 
-// MarkActive puts ws in the set of workspaces pollers check for an owner.
+// MarkActive puts ws in the set of workspaces pollers check for an owner,
+// due now, unless it is there (active.go).
 func (s *Store) MarkActive(ctx context.Context, ws string) error {
-	if err := checkIDs(ws); err != nil {
-		return err
-	}
-	return unavailableIf("mark active", s.rdb.ZAdd(ctx, ActiveKey, redis.Z{Score: float64(time.Now().UnixMilli()), Member: ws}).Err())
+	return s.scoreActive(ctx, "mark active", "mark", ws, 0)
 }
 
 // UnmarkActive removes ws from that set.
@@ -490,17 +488,27 @@ func (s *Store) ReportPresence(ctx context.Context, node string, put map[string]
 }
 
 // PresenceReports returns every node's report of a workspace (node →
-// JSON of a model.PresenceReport).
+// JSON of a model.PresenceReport). Reports expired for more than
+// PresenceGrace are deleted as they are read (lua/presence_read.lua): a
+// node that died leaves no field behind in a key other nodes keep alive.
 func (s *Store) PresenceReports(ctx context.Context, ws string) (map[string]string, error) {
 	if err := checkIDs(ws); err != nil {
 		return nil, err
 	}
-	v, err := s.rdb.HGetAll(ctx, PresenceKey(ws)).Result()
+	v, err := presenceReadScript.Run(ctx, s.rdb, []string{PresenceKey(ws)}, PresenceGrace.Milliseconds()).StringSlice()
 	if err != nil {
 		return nil, unavailable("presence", err)
 	}
-	return v, nil
+	out := make(map[string]string, len(v)/2)
+	for i := 0; i+1 < len(v); i += 2 {
+		out[v[i]] = v[i+1]
+	}
+	return out, nil
 }
+
+// PresenceGrace is how long after its expiry a presence report is kept
+// (clocks of nodes and Redis may disagree by that much).
+const PresenceGrace = 10 * time.Second
 
 // isNoGroup reports whether err says the inbox has no consumer group.
 func isNoGroup(err error) bool { return err != nil && strings.Contains(err.Error(), "NOGROUP") }

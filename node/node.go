@@ -61,6 +61,10 @@ type Config struct {
 	// BenchRoutes serves the load tool's append route (never in
 	// production: it appends synthetic events).
 	BenchRoutes bool
+	// AllowEviction lets the node start on a Redis whose maxmemory-policy
+	// may evict keys (anything but noeviction), with a loud warning; by
+	// default the node refuses (CheckEvictionPolicy).
+	AllowEviction bool
 
 	Logger *slog.Logger // nil: slog.Default()
 }
@@ -148,6 +152,9 @@ func Run(ctx context.Context, cfg Config, ln net.Listener) error {
 		return err
 	}
 	defer rdb.Close()
+	if err := CheckEvictionPolicy(ctx, rdb, cfg.AllowEviction, logger); err != nil {
+		return err
+	}
 
 	// The default sandbox, and the local server when the node runs one.
 	var local *sandbox.Local

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -196,12 +197,21 @@ func storeConformance(t *testing.T, st Store) {
 		if n, _ := st.InboxDepth(ctx, ws); n != 4 { // three pending, the rate test's one unread
 			t.Fatalf("depth %d", n)
 		}
-		page, next, err := st.ClaimInbox(ctx, ws, "c2", "0-0", 2)
+		if _, _, err := st.ClaimInbox(ctx, ws, 1, "c2", "0-0", 2); !errors.Is(err, model.ErrStaleWriter) {
+			t.Fatalf("stale claim: %v", err)
+		}
+		if err := st.AckInbox(ctx, ws, 1, ids[0]); !errors.Is(err, model.ErrStaleWriter) {
+			t.Fatalf("stale ack: %v", err)
+		}
+		if n, _ := st.InboxPending(ctx, ws); n != 3 {
+			t.Fatalf("pending after a stale claim and ack %d", n)
+		}
+		page, next, err := st.ClaimInbox(ctx, ws, 2, "c2", "0-0", 2)
 		must(err)
 		if len(page) != 2 || page[0].ID != ids[0] || next != ids[2] {
 			t.Fatalf("claim %+v next %s", page, next)
 		}
-		page, next, _ = st.ClaimInbox(ctx, ws, "c2", next, 2)
+		page, next, _ = st.ClaimInbox(ctx, ws, 2, "c2", next, 2)
 		if len(page) != 1 || page[0].ID != ids[2] || next != "0-0" {
 			t.Fatalf("claim on %+v next %s", page, next)
 		}
@@ -209,9 +219,17 @@ func storeConformance(t *testing.T, st Store) {
 		if got, _ := st.ReadInbox(ctx, ws, e2, "c1", 10, ""); len(got) != 1 || got[0].Kind != cmdPrompt {
 			t.Fatalf("c1 after the claim %+v", got)
 		}
-		must(st.AckInbox(ctx, ws, ids[0], ids[1]))
+		must(st.AckInbox(ctx, ws, 2, ids[0], ids[1]))
 		if n, _ := st.InboxPending(ctx, ws); n != 2 {
 			t.Fatalf("pending after ack %d", n)
+		}
+		// Acknowledged entries are gone: the depth is what is pending or
+		// unread, and the next read of c2's own pending skips nothing.
+		if n, _ := st.InboxDepth(ctx, ws); n != 2 {
+			t.Fatalf("depth after ack %d", n)
+		}
+		if got, _ := st.ReadInbox(ctx, ws, 2, "c2", 10, ""); len(got) != 1 || got[0].ID != ids[2] {
+			t.Fatalf("c2 after the ack %+v", got)
 		}
 	})
 
@@ -289,11 +307,62 @@ func storeConformance(t *testing.T, st Store) {
 		if a, _ := st.Active(ctx, 10); slices.Contains(a, ws) {
 			t.Fatalf("active %v", a)
 		}
-		must(st.ReportPresence(ctx, "n1", map[string][]byte{ws: []byte(`{"exp":1,"users":{}}`)}, nil, nil, time.Minute, sigPresence))
-		must(st.ReportPresence(ctx, "n2", map[string][]byte{ws: []byte(`{"exp":2,"users":{}}`)}, nil, nil, time.Minute, sigPresence))
+		soon := func(d time.Duration) []byte {
+			return []byte(`{"exp":` + strconv.FormatInt(time.Now().Add(d).UnixMilli(), 10) + `,"users":{}}`)
+		}
+		must(st.ReportPresence(ctx, "n1", map[string][]byte{ws: soon(time.Minute)}, nil, nil, time.Minute, sigPresence))
+		must(st.ReportPresence(ctx, "n2", map[string][]byte{ws: soon(time.Minute)}, nil, nil, time.Minute, sigPresence))
 		must(st.ReportPresence(ctx, "n1", nil, []string{ws}, []string{ws}, time.Minute, sigPresence))
 		if p, _ := st.PresenceReports(ctx, ws); len(p) != 1 || p["n2"] == "" {
 			t.Fatalf("presence %v", p)
+		}
+		// A dead node's report (expired longer ago than the grace) is
+		// deleted; one just expired is kept for the readers to judge.
+		must(st.ReportPresence(ctx, "dead", map[string][]byte{ws: soon(-time.Hour)}, nil, nil, time.Minute, sigPresence))
+		must(st.ReportPresence(ctx, "late", map[string][]byte{ws: soon(-time.Second)}, nil, nil, time.Minute, sigPresence))
+		if p, _ := st.PresenceReports(ctx, ws); len(p) != 2 || p["dead"] != "" || p["late"] == "" {
+			t.Fatalf("presence with a dead node's report %v", p)
+		}
+	})
+
+	t.Run("Active", func(t *testing.T) {
+		const a = "act"
+		due := func() []string {
+			t.Helper()
+			free, _, err := st.DueActive(ctx, 100, time.Hour)
+			must(err)
+			return free
+		}
+		must(st.MarkActive(ctx, a))
+		if got := due(); !slices.Equal(got, []string{a}) {
+			t.Fatalf("due after the mark %v", got)
+		}
+		if got := due(); len(got) != 0 {
+			t.Fatalf("due again at once %v: a page read is moved on", got)
+		}
+		must(st.HandOffActive(ctx, a)) // its owner let go
+		must(st.MarkActive(ctx, a))    // listed: stays due now
+		lk, _ := st.NewLock(a, time.Minute)
+		must(lk.TryLock(ctx))
+		if got := due(); len(got) != 0 {
+			t.Fatalf("due while locked %v", got)
+		}
+		must(st.HandOffActive(ctx, a))
+		must(lk.Unlock(ctx))
+		if got := due(); !slices.Equal(got, []string{a}) {
+			t.Fatalf("due after a hand-off %v", got)
+		}
+		must(st.HandOffActive(ctx, a))
+		must(st.LeaseActive(ctx, a, time.Minute))
+		must(st.LeaseActive(ctx, a, time.Millisecond)) // never earlier
+		if got := due(); len(got) != 0 {
+			t.Fatalf("due while leased %v", got)
+		}
+		must(st.UnmarkActive(ctx, a))
+		must(st.LeaseActive(ctx, a, 0))
+		must(st.HandOffActive(ctx, a))
+		if got, _ := st.Active(ctx, 100); slices.Contains(got, a) {
+			t.Fatalf("a lease or hand-off listed it again: %v", got)
 		}
 	})
 

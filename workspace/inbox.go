@@ -40,7 +40,10 @@ func (o *owner) ack(ctx context.Context, ids ...string) {
 	if len(ids) == 0 {
 		return
 	}
-	if err := o.m.store.AckInbox(ctx, o.ws, ids...); err != nil {
+	if err := o.m.store.AckInbox(ctx, o.ws, o.epoch, ids...); err != nil {
+		if o.stale(err) {
+			return // the next owner claims them and skips what was done
+		}
 		o.logger.Warn("inbox ack failed; the entry will be handled again by the next owner, which skips what was done", slog.Any("err", err))
 	}
 }

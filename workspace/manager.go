@@ -305,46 +305,6 @@ func (m *Manager) Run(ctx context.Context) error {
 	return nil
 }
 
-// poll looks at the workspaces that may need an owner: those with accepted
-// work (the active set) and those this node has stream clients for. Any
-// without a lock is taken.
-func (m *Manager) poll(ctx context.Context) {
-	cands := map[string]bool{}
-	active, err := m.store.Active(ctx, 10000)
-	if err != nil {
-		return // Redis is away; the next poll tries again
-	}
-	for _, ws := range active {
-		cands[ws] = true
-	}
-	if m.audience != nil {
-		for ws := range m.audience.Presence() {
-			cands[ws] = true
-		}
-	}
-	m.mu.Lock()
-	for ws := range m.owners {
-		delete(cands, ws)
-	}
-	m.mu.Unlock()
-	if len(cands) == 0 {
-		return
-	}
-	list := make([]string, 0, len(cands))
-	for ws := range cands {
-		list = append(list, ws)
-	}
-	locked, err := m.store.Locked(ctx, list)
-	if err != nil {
-		return
-	}
-	for i, ws := range list {
-		if !locked[i] {
-			m.tryTake(ctx, ws)
-		}
-	}
-}
-
 // tryTake becomes the owner of ws when its lock is free.
 func (m *Manager) tryTake(ctx context.Context, ws string) {
 	m.mu.Lock()
@@ -387,6 +347,7 @@ func (m *Manager) tryTake(ctx context.Context, ws string) {
 	m.mu.Unlock()
 	m.obs.Owned(1)
 	m.obs.TookOver()
+	_ = m.store.LeaseActive(ctx, ws, m.cfg.LockTTL) // other pollers need not look at it
 	go func() {
 		defer m.wg.Done()
 		for {

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tandem-dev/tandem/eventlog"
 	"github.com/tandem-dev/tandem/eventlog/model"
 )
 
@@ -633,11 +634,14 @@ func (s *memStore) ReadInbox(ctx context.Context, ws string, epoch uint64, consu
 	return out, nil
 }
 
-func (s *memStore) ClaimInbox(ctx context.Context, ws, consumer, start string, count int) ([]model.InboxEntry, string, error) {
+func (s *memStore) ClaimInbox(ctx context.Context, ws string, epoch uint64, consumer, start string, count int) ([]model.InboxEntry, string, error) {
 	var out []model.InboxEntry
 	next := "0-0"
-	c := &memCall{Method: "ClaimInbox", WS: ws}
+	c := &memCall{Method: "ClaimInbox", WS: ws, Epoch: epoch}
 	err := s.do(ctx, c, func(d *memData) error {
+		if err := d.checkFence("claim inbox "+ws, ws, epoch); err != nil {
+			return err
+		}
 		in := d.inboxes[ws]
 		if in == nil || !in.group {
 			return errors.New("NOGROUP no such key or consumer group")
@@ -662,13 +666,23 @@ func (s *memStore) ClaimInbox(ctx context.Context, ws, consumer, start string, c
 	return out, next, nil
 }
 
-func (s *memStore) AckInbox(ctx context.Context, ws string, ids ...string) error {
+// AckInbox acknowledges and deletes entries, as eventlog's fenced script
+// does (the consumers a complete claim deletes in eventlog are not
+// modelled: nothing here reads them).
+func (s *memStore) AckInbox(ctx context.Context, ws string, epoch uint64, ids ...string) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	return s.do(ctx, &memCall{Method: "AckInbox", WS: ws}, func(d *memData) error {
+	return s.do(ctx, &memCall{Method: "AckInbox", WS: ws, Epoch: epoch}, func(d *memData) error {
+		if err := d.checkFence("ack inbox "+ws, ws, epoch); err != nil {
+			return err
+		}
+		in := d.inbox(ws)
 		for _, id := range ids {
-			delete(d.inbox(ws).pending, id)
+			if _, ok := in.pending[id]; ok {
+				delete(in.pending, id)
+				in.entries = slices.DeleteFunc(in.entries, func(e model.InboxEntry) bool { return e.ID == id })
+			}
 		}
 		return nil
 	})
@@ -935,9 +949,64 @@ func (s *memStore) FinishDelete(ctx context.Context, ws string, epoch uint64) er
 
 func (s *memStore) MarkActive(ctx context.Context, ws string) error {
 	return s.do(ctx, &memCall{Method: "MarkActive", WS: ws}, func(d *memData) error {
-		d.active[ws] = nowMs()
+		if _, ok := d.active[ws]; !ok {
+			d.active[ws] = nowMs()
+		}
 		return nil
 	})
+}
+
+// The active set is scored by when pollers should look (eventlog/active.go).
+
+func (s *memStore) LeaseActive(ctx context.Context, ws string, ttl time.Duration) error {
+	return s.do(ctx, &memCall{Method: "LeaseActive", WS: ws}, func(d *memData) error {
+		if at, ok := d.active[ws]; ok {
+			d.active[ws] = max(at, nowMs()+ttl.Milliseconds())
+		}
+		return nil
+	})
+}
+
+func (s *memStore) HandOffActive(ctx context.Context, ws string) error {
+	return s.do(ctx, &memCall{Method: "HandOffActive", WS: ws}, func(d *memData) error {
+		if _, ok := d.active[ws]; ok {
+			d.active[ws] = nowMs()
+		}
+		return nil
+	})
+}
+
+func (s *memStore) DueActive(ctx context.Context, n int, retry time.Duration) ([]string, bool, error) {
+	var free []string
+	full := false
+	err := s.do(ctx, &memCall{Method: "DueActive"}, func(d *memData) error {
+		now := nowMs()
+		var due []string
+		for ws, at := range d.active {
+			if at <= now {
+				due = append(due, ws)
+			}
+		}
+		sort.Slice(due, func(i, j int) bool {
+			if d.active[due[i]] != d.active[due[j]] {
+				return d.active[due[i]] < d.active[due[j]]
+			}
+			return due[i] < due[j]
+		})
+		full = len(due) >= n
+		due = due[:min(n, len(due))]
+		for _, ws := range due {
+			next := now + retry.Milliseconds()
+			if d.lockHeld(ws) {
+				next = d.locks[ws].exp.UnixMilli()
+			} else {
+				free = append(free, ws)
+			}
+			d.active[ws] = max(d.active[ws], next)
+		}
+		return nil
+	})
+	return free, full, err
 }
 
 func (s *memStore) UnmarkActive(ctx context.Context, ws string) error {
@@ -1177,6 +1246,14 @@ func (s *memStore) PresenceReports(ctx context.Context, ws string) (map[string]s
 	out := map[string]string{}
 	err := s.do(ctx, &memCall{Method: "PresenceReports", WS: ws}, func(d *memData) error {
 		if h := d.presence[ws]; h != nil && !expired(h.exp) {
+			// Reports expired for longer than the grace are deleted, as
+			// eventlog's read script does.
+			for node, raw := range h.f {
+				var p model.PresenceReport
+				if json.Unmarshal([]byte(raw), &p) == nil && p.Exp+eventlog.PresenceGrace.Milliseconds() < nowMs() {
+					delete(h.f, node)
+				}
+			}
 			maps.Copy(out, h.f)
 		}
 		return nil

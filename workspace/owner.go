@@ -368,7 +368,7 @@ func (o *owner) takeOver(ctx context.Context) error {
 	// does not end the scan: only the cursor says it is complete.
 	start := "0-0"
 	for pages := 0; ; pages++ {
-		msgs, next, err := o.m.store.ClaimInbox(ctx, o.ws, o.consumer, start, 100)
+		msgs, next, err := o.m.store.ClaimInbox(ctx, o.ws, o.epoch, o.consumer, start, 100)
 		if err != nil {
 			return err
 		}

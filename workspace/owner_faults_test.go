@@ -160,7 +160,7 @@ func (h *harness) seedEarlierOwner(texts []string, dispatched, acked []int) []st
 		}
 	}
 	for _, i := range acked {
-		if err := st.AckInbox(ctx, testWS, ids[i]); err != nil {
+		if err := st.AckInbox(ctx, testWS, ep, ids[i]); err != nil {
 			h.t.Fatal(err)
 		}
 	}

@@ -36,8 +36,12 @@ type Inbox interface {
 	// ReadInbox reads entries consumer has not received (those after
 	// after already pending for it first), while epoch is the fence.
 	ReadInbox(ctx context.Context, ws string, epoch uint64, consumer string, count int, after string) ([]model.InboxEntry, error)
-	ClaimInbox(ctx context.Context, ws, consumer, start string, count int) ([]model.InboxEntry, string, error)
-	AckInbox(ctx context.Context, ws string, ids ...string) error
+	// ClaimInbox claims entries pending with any consumer, and AckInbox
+	// acknowledges (and deletes) entries, both only while epoch is the
+	// fence (else model.ErrStaleWriter, and nothing changed). A claim scan
+	// that completes deletes the other consumers that hold no entry.
+	ClaimInbox(ctx context.Context, ws string, epoch uint64, consumer, start string, count int) ([]model.InboxEntry, string, error)
+	AckInbox(ctx context.Context, ws string, epoch uint64, ids ...string) error
 	InboxPending(ctx context.Context, ws string) (int64, error)
 	InboxDepth(ctx context.Context, ws string) (int64, error)
 }
@@ -56,6 +60,15 @@ type Records interface {
 	UnmarkActive(ctx context.Context, ws string) error
 	Active(ctx context.Context, n int) ([]string, error)
 	Locked(ctx context.Context, wss []string) ([]bool, error)
+	// DueActive reads up to n workspaces of the active set that are due
+	// (new work, or an owner's lease that ran out) and returns those with
+	// a free lock; full says n were read. Each one read is moved on: a
+	// locked one to its lock's expiry, a free one by retry.
+	DueActive(ctx context.Context, n int, retry time.Duration) (free []string, full bool, err error)
+	// LeaseActive moves ws, when active, to ttl from now (never earlier):
+	// its owner holds it until then. HandOffActive makes it due now.
+	LeaseActive(ctx context.Context, ws string, ttl time.Duration) error
+	HandOffActive(ctx context.Context, ws string) error
 
 	SetOwner(ctx context.Context, ws string, o model.OwnerRecord, ttl time.Duration) error
 	ExpireOwner(ctx context.Context, ws string, ttl time.Duration) error

@@ -35,6 +35,7 @@ func (o *owner) extendLoop(ctx context.Context) {
 			return
 		}
 		_ = o.m.store.ExpireOwner(ctx, o.ws, o.m.cfg.LockTTL)
+		_ = o.m.store.LeaseActive(ctx, o.ws, o.m.cfg.LockTTL) // pollers look again when the lease runs out
 	}
 }
 
@@ -46,6 +47,11 @@ func (o *owner) release(ctx context.Context) {
 	}
 	if err := o.mutex.Unlock(ctx); err != nil {
 		o.logger.Debug("unlock", slog.Any("err", err))
+	}
+	// Work still listed (a handover, or a prompt accepted while going
+	// idle) is due at once, not when the lease would have run out.
+	if err := o.m.store.HandOffActive(ctx, o.ws); err != nil {
+		o.logger.Debug("hand off", slog.Any("err", err))
 	}
 }
 
