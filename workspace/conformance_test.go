@@ -197,21 +197,21 @@ func storeConformance(t *testing.T, st Store) {
 		if n, _ := st.InboxDepth(ctx, ws); n != 4 { // three pending, the rate test's one unread
 			t.Fatalf("depth %d", n)
 		}
-		if _, _, err := st.ClaimInbox(ctx, ws, 1, "c2", "0-0", 2); !errors.Is(err, model.ErrStaleWriter) {
+		if _, _, err := st.ClaimInbox(ctx, ws, e1, "c2", "0-0", 2); !errors.Is(err, model.ErrStaleWriter) {
 			t.Fatalf("stale claim: %v", err)
 		}
-		if err := st.AckInbox(ctx, ws, 1, ids[0]); !errors.Is(err, model.ErrStaleWriter) {
+		if err := st.AckInbox(ctx, ws, e1, ids[0]); !errors.Is(err, model.ErrStaleWriter) {
 			t.Fatalf("stale ack: %v", err)
 		}
 		if n, _ := st.InboxPending(ctx, ws); n != 3 {
 			t.Fatalf("pending after a stale claim and ack %d", n)
 		}
-		page, next, err := st.ClaimInbox(ctx, ws, 2, "c2", "0-0", 2)
+		page, next, err := st.ClaimInbox(ctx, ws, e2, "c2", "0-0", 2)
 		must(err)
 		if len(page) != 2 || page[0].ID != ids[0] || next != ids[2] {
 			t.Fatalf("claim %+v next %s", page, next)
 		}
-		page, next, _ = st.ClaimInbox(ctx, ws, 2, "c2", next, 2)
+		page, next, _ = st.ClaimInbox(ctx, ws, e2, "c2", next, 2)
 		if len(page) != 1 || page[0].ID != ids[2] || next != "0-0" {
 			t.Fatalf("claim on %+v next %s", page, next)
 		}
@@ -219,7 +219,7 @@ func storeConformance(t *testing.T, st Store) {
 		if got, _ := st.ReadInbox(ctx, ws, e2, "c1", 10, ""); len(got) != 1 || got[0].Kind != cmdPrompt {
 			t.Fatalf("c1 after the claim %+v", got)
 		}
-		must(st.AckInbox(ctx, ws, 2, ids[0], ids[1]))
+		must(st.AckInbox(ctx, ws, e2, ids[0], ids[1]))
 		if n, _ := st.InboxPending(ctx, ws); n != 2 {
 			t.Fatalf("pending after ack %d", n)
 		}
@@ -228,7 +228,7 @@ func storeConformance(t *testing.T, st Store) {
 		if n, _ := st.InboxDepth(ctx, ws); n != 2 {
 			t.Fatalf("depth after ack %d", n)
 		}
-		if got, _ := st.ReadInbox(ctx, ws, 2, "c2", 10, ""); len(got) != 1 || got[0].ID != ids[2] {
+		if got, _ := st.ReadInbox(ctx, ws, e2, "c2", 10, ""); len(got) != 1 || got[0].ID != ids[2] {
 			t.Fatalf("c2 after the ack %+v", got)
 		}
 	})
