@@ -78,7 +78,7 @@ bench-smoke: deps build
 
 ## chaos: the fault campaign (scripts/chaos.sh): three nodes behind nginx,
 ## randomized faults, an independent history checker. CHAOS_DURATION
-## (default 3m), CHAOS_SEED (replay), CHAOS_LONG=1 (at least 200 faults)
+## (default 3m), CHAOS_SEED (replay), CHAOS_LONG=1 (at least 300 faults)
 chaos:
 	@CHAOS_DURATION=$(CHAOS_DURATION) CHAOS_SEED=$(CHAOS_SEED) CHAOS_LONG=$(CHAOS_LONG) scripts/chaos.sh
 

@@ -9,8 +9,8 @@
 # Knobs (environment):
 #   CHAOS_DURATION  fault phase of the campaign (default 3m)
 #   CHAOS_SEED      seed to replay (default: from the clock, printed)
-#   CHAOS_LONG=1    the long campaign: at least 200 faults (CHAOS_FAULTS,
-#                   default 200), bounded by CHAOS_DURATION (default 60m)
+#   CHAOS_LONG=1    the long campaign: at least 300 faults (CHAOS_FAULTS,
+#                   default 300), bounded by CHAOS_DURATION (default 60m)
 #   CHAOS_FAULTS    end the fault phase after this many faults
 #   CHAOS_BREAK     deliberately break a guarantee to see the checker fail:
 #                   client-gap (the Go subscribers skip an event) or
@@ -41,7 +41,7 @@ go build -o "$out/tandem-chaos" ./cmd/tandem-chaos
 
 args=()
 if [ "${CHAOS_LONG:-0}" = 1 ]; then
-  args+=(-duration "${CHAOS_DURATION:-60m}" -faults "${CHAOS_FAULTS:-200}")
+  args+=(-duration "${CHAOS_DURATION:-60m}" -faults "${CHAOS_FAULTS:-300}")
 else
   args+=(-duration "${CHAOS_DURATION:-3m}")
   [ -n "${CHAOS_FAULTS:-}" ] && args+=(-faults "$CHAOS_FAULTS")
