@@ -182,6 +182,9 @@ func (o *owner) opened(ctx context.Context, s *session, r openResult) {
 		return
 	}
 	s.conn, s.connID = r.conn, r.connID
+	if s.settling {
+		s.lastMsg = time.Now() // the replay comes from now
+	}
 	if t := s.turn; t != nil && r.reattached && !sameTurn(r.stateTurn, t.Req) {
 		// The turn's end is in the stream, but the answer to that append
 		// was lost (the connection was dropped for it, and is resumed

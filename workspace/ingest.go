@@ -111,6 +111,10 @@ func (o *owner) prepareIngest(sid string, msgs []acpMsg) *ingested {
 				s.turn.delivery = deliveryWritten // the agent is working: it has the prompt
 			}
 		}
+		if s.settling && s.turn == nil && !s.diverged && turnOutput(m.env) {
+			o.logger.Warn("the agent answers a prompt the stream does not know: Redis lost its record", slog.String("sid", s.id))
+			s.diverged = true
+		}
 	}
 	if len(w.recs) == 0 {
 		return nil
@@ -208,6 +212,35 @@ func (o *owner) persistIngested(ctx context.Context, work []*ingested) {
 			o.dispatch(ctx, w.s)
 		}
 	}
+}
+
+// turnOutput reports whether env is the agent working on a prompt: a
+// prompt's answer (a response with a stopReason) or a turn's output (a
+// message chunk, a thought, a tool call or a plan), not the notices an
+// agent sends on its own (commands, mode changes).
+func turnOutput(env acp.Envelope) bool {
+	switch env.Kind() {
+	case acp.KindResponse:
+		var pr acp.PromptResult
+		return env.Error == nil && json.Unmarshal(env.Result, &pr) == nil && pr.StopReason != ""
+	case acp.KindNotification:
+		if env.Method != acp.MethodSessionUpdate {
+			return false
+		}
+		var p struct {
+			Update struct {
+				SessionUpdate string `json:"sessionUpdate"`
+			} `json:"update"`
+		}
+		if json.Unmarshal(env.Params, &p) != nil {
+			return false
+		}
+		switch p.Update.SessionUpdate {
+		case "agent_message_chunk", "agent_thought_chunk", "tool_call", "tool_call_update", "plan":
+			return true
+		}
+	}
+	return false
 }
 
 // answerAgent replies to a request of the agent. Tandem has no one to ask

@@ -386,6 +386,7 @@ func (m *Manager) restartOwner(ctx context.Context, prev *owner) (*owner, error)
 	}
 	o.rewinds = prev.rewinds
 	o.dispatchedIDs = prev.dispatchedIDs
+	o.inherited = true
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.stopped {

@@ -195,6 +195,31 @@ func (s *memStore) snapshotStreams(ws string) map[string]*memStream {
 	return out
 }
 
+// snapshotInbox copies ws's inbox, for rewindInbox.
+func (s *memStore) snapshotInbox(ws string) *memInbox {
+	s.d.mu.Lock()
+	defer s.d.mu.Unlock()
+	in := s.d.inboxes[ws]
+	if in == nil {
+		return nil
+	}
+	c := *in
+	c.entries = slices.Clone(in.entries)
+	c.pending = maps.Clone(in.pending)
+	return &c
+}
+
+// rewindInbox puts ws's inbox back as snap has it (a lossy restart loses
+// reads and acknowledgements too).
+func (s *memStore) rewindInbox(ws string, snap *memInbox) {
+	s.d.mu.Lock()
+	defer s.d.mu.Unlock()
+	c := *snap
+	c.entries = slices.Clone(snap.entries)
+	c.pending = maps.Clone(snap.pending)
+	s.d.inboxes[ws] = &c
+}
+
 // rewindStreams puts the streams back as snap has them, as a Redis that
 // restarted from an older snapshot (or whose AOF lost its tail) does; the
 // inbox, fence and locks are left as they are.

@@ -57,6 +57,11 @@ type owner struct {
 	// dispatched lately, carried over when an owner starts again after a
 	// rewind: evidence of a dispatch that Redis lost.
 	dispatchedIDs *idSet
+	// started is when this owner took the workspace; inherited says it
+	// followed an owner of this node stopped by a rewind (restartOwner),
+	// whose dispatches dispatchedIDs knows.
+	started   time.Time
+	inherited bool
 	// restart, set with the ownership lost, asks the manager to start
 	// the workspace again at once under the same lock with a new epoch
 	// (Redis lost acknowledged writes); rewinds are the sessions' lost
@@ -79,11 +84,18 @@ type session struct {
 	rec   SessionRecord
 	state streamState // the stream's state, as loaded and as this owner wrote it since
 	head  uint64      // the stream's last index this owner saw acknowledged
-	// rewound: Redis lost events of the session; the agent's lost messages
-	// come again when the connection is re-attached, and the next prompt
-	// waits until they stopped coming, so that they are not recorded
-	// inside its turn.
-	rewound  bool
+	// settling: the session's connection is being re-attached at a
+	// takeover: the agent's messages the stream does not hold yet (lost
+	// with Redis's writes, or read but not persisted by the predecessor)
+	// come first, and the next prompt waits until they stopped coming, so
+	// that they are not recorded inside its turn and are seen before it.
+	settling bool
+	// diverged: while settling, the agent showed work the stream knows
+	// nothing of (a turn's output with no turn in flight): Redis lost the
+	// record of a prompt that reached the agent. Which one cannot be told,
+	// so prompts accepted before this owner started and without evidence
+	// of dispatch end as delivery_unknown instead of being sent (again).
+	diverged bool
 	conn     *acp.Conn
 	connID   string
 	opening  bool
@@ -135,6 +147,7 @@ func newOwner(ctx context.Context, m *Manager, ws string, mu model.Lock, md meta
 		stopping:  make(chan struct{}),
 		lost:      make(chan struct{}),
 		lastBusy:  time.Now(),
+		started:   time.Now(),
 
 		dispatchedIDs: newIDSet(1024),
 	}
@@ -349,10 +362,10 @@ func (o *owner) takeOver(ctx context.Context) error {
 				if _, err := o.appendTo(ctx, s, nil, "", statusRecord(StatusHistoryRewound, map[string]any{"firstLost": r.first, "lastLost": r.last, "node": o.m.cfg.NodeID})); err != nil {
 					return err
 				}
-				s.rewound = true
 			}
 		}
 		if s.state.Conn != "" || s.turn != nil {
+			s.settling = true
 			if _, err := o.appendTo(ctx, s, nil, "", statusRecord(StatusOwnerChanged, map[string]any{"node": o.m.cfg.NodeID, "epoch": o.epoch})); err != nil {
 				return err
 			}

@@ -104,3 +104,55 @@ func TestFakePausedExOwnerIdleStopKeepsConnection(t *testing.T) {
 		}
 	})
 }
+
+// Redis lost the record of a prompt the agent had received (its dispatch,
+// its acknowledgement), and the owner that sent it is gone: the next owner
+// finds the prompt in the inbox with no evidence of dispatch. It used to
+// send it again (the agent received it twice). Now the re-attached
+// connection's replay shows the agent answering a prompt the stream does
+// not know, and the prompt ends as delivery_unknown instead; a prompt
+// accepted after the takeover is sent as usual.
+func TestFakeLostDispatchRecordNotSentAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		a := h.start("a", nodeOpts{})
+		a.put(t)
+		h.openSession(a)
+		// Redis's snapshot is taken right before the dispatch's append:
+		// the prompt is in the inbox, read by a, not dispatched.
+		var streams map[string]*memStream
+		var inbox *memInbox
+		var taken atomic.Bool
+		a.store.hooks(func(c *memCall) error {
+			if isDispatch(c) && taken.CompareAndSwap(false, true) {
+				streams, inbox = h.store.snapshotStreams(testWS), h.store.snapshotInbox(testWS)
+			}
+			return nil
+		}, nil)
+		lost := a.prompt(t, "lost [chunks=2]")
+		h.waitCount("status:turn_ended", 1)
+		a.store.pause() // the owner is gone (SIGKILL, then Redis restarted)
+		h.store.expireLock(testWS)
+		h.store.rewindStreams(streams)
+		h.store.rewindInbox(testWS, inbox)
+		b := h.start("b", nodeOpts{})
+		waitFor(t, "the lost prompt ended", func() bool {
+			return slices.Contains(stopReasons(h.events()), StopDeliveryUnknown)
+		})
+		after := b.prompt(t, "after [chunks=1]")
+		waitFor(t, "the next prompt answered", func() bool { return len(h.sb.Prompts()) == 2 })
+		h.waitCount("status:turn_ended", 2)
+		if got := h.promptTexts(); !slices.Equal(got, []string{"lost [chunks=2]", "after [chunks=1]"}) {
+			t.Fatalf("the agent received %v", got)
+		}
+		evs := h.events()
+		checkIndexes(t, evs)
+		if got := chatUsers(evs); !slices.Equal(got, []string{lost.ID, after.ID}) {
+			t.Fatalf("chat.user %v", got)
+		}
+		if got := stopReasons(evs); !slices.Equal(got, []string{StopDeliveryUnknown, "end_turn"}) {
+			t.Fatalf("stop reasons %v", got)
+		}
+		a.store.resume()
+	})
+}

@@ -7,6 +7,8 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -25,16 +27,20 @@ func (o *owner) dispatch(ctx context.Context, s *session) {
 		}
 		return
 	}
-	if s.rewound {
-		// The agent's messages lost with Redis's writes are being read
-		// again from the re-attached connection: they belong before the
-		// next prompt. tick tries again.
+	if s.settling {
+		// The agent's messages the stream lacks are being read from the
+		// re-attached connection: they belong before the next prompt.
+		// tick tries again.
 		if time.Since(s.lastMsg) < rewindSettle {
 			return
 		}
-		s.rewound = false
+		s.settling = false
 	}
 	e := s.queue[0]
+	if s.diverged && !o.inherited && acceptedBefore(e.ID, o.started) && !o.dispatchedIDs.has(e.ID) {
+		o.deliveryUnknown(ctx, s, e)
+		return
+	}
 	blocks := []acp.ContentBlock{}
 	if s.restore {
 		if h := o.history(ctx, s.id); h != "" {
@@ -110,8 +116,47 @@ func (o *owner) dispatch(ctx context.Context, s *session) {
 	o.send(ctx, s, t, env)
 }
 
-// rewindSettle is how long a rewound session's re-attached connection must
-// stay quiet before its next prompt is dispatched.
+// deliveryUnknown ends prompt e, never sent by this owner, as
+// delivery_unknown: Redis lost the record of prompts that reached the agent
+// (s.diverged), and e, accepted before this owner started, may be one of
+// them. Its chat.user and turn_ended are appended, so the room sees what
+// was asked and that it may not have been answered.
+func (o *owner) deliveryUnknown(ctx context.Context, s *session, e inboxEntry) {
+	user, _ := json.Marshal(map[string]any{"userId": e.User, "text": e.Text, "promptId": e.ID})
+	recs := []model.Record{
+		{Type: TypeChatUser, Body: user},
+		statusRecord(StatusTurnEnded, map[string]any{"stopReason": StopDeliveryUnknown, "promptId": e.ID,
+			"reason": "Redis lost the record of prompts the agent had received; this one may have been among them, so it is not sent again: send it again if needed"}),
+	}
+	last := e.ID
+	if cur := s.state.LastInbox; cur != "" && idAfter(cur, e.ID) {
+		last = cur
+	}
+	if _, err := o.appendTo(ctx, s, stateWrite{lastInbox: last}.fields(), e.ID, recs...); err != nil {
+		if !o.stale(err) {
+			o.logger.Warn("ending a prompt of unknown delivery failed; will retry", slog.String("sid", s.id), slog.Any("err", err))
+		}
+		return
+	}
+	o.logger.Warn("prompt of unknown delivery after Redis lost writes; ended, not sent", slog.String("sid", s.id), slog.String("prompt", e.ID))
+	o.dispatchedIDs.add(e.ID)
+	s.queue = s.queue[1:]
+	s.state.LastInbox = last
+	o.m.obs.TurnEnded(StopDeliveryUnknown)
+	o.ack(ctx, e.ID)
+	o.dispatch(ctx, s)
+}
+
+// acceptedBefore reports whether inbox entry id (its milliseconds are
+// Redis's clock when it was accepted) was accepted before t.
+func acceptedBefore(id string, t time.Time) bool {
+	ms, _, _ := strings.Cut(id, "-")
+	n, err := strconv.ParseInt(ms, 10, 64)
+	return err == nil && n < t.UnixMilli()
+}
+
+// rewindSettle is how long a re-attached connection must stay quiet
+// before its session's next prompt is dispatched.
 const rewindSettle = 500 * time.Millisecond
 
 // sameTurn reports whether the stream state's turn tr is the turn of
