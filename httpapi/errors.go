@@ -65,6 +65,13 @@ var (
 	probRateLimited      = problemKind{"rate_limited", http.StatusTooManyRequests, "Too many requests"}
 )
 
+// The problem types of answering a permission request (permissions.go).
+var (
+	probPermissionMissing  = problemKind{"permission_not_found", http.StatusNotFound, "Permission request not found"}
+	probPermissionResolved = problemKind{"permission_already_resolved", http.StatusConflict, "Permission request already resolved"}
+	probInvalidOption      = problemKind{"invalid_option", http.StatusBadRequest, "Option not offered"}
+)
+
 // apiError is an error that already knows its problem kind.
 type apiError struct {
 	kind   problemKind
@@ -87,6 +94,9 @@ var errorTable = []struct {
 	{workspace.ErrWorkspaceNotFound, probWorkspaceMissing},
 	{workspace.ErrSessionNotFound, probSessionMissing},
 	{workspace.ErrSessionDestroyed, probSessionDestroyed},
+	{workspace.ErrPermissionNotFound, probPermissionMissing},
+	{workspace.ErrPermissionResolved, probPermissionResolved},
+	{workspace.ErrInvalidOption, probInvalidOption},
 	{workspace.ErrSandboxNotAllowed, probSandboxForbidden},
 	{workspace.ErrInvalid, probInvalid},
 	{workspace.ErrTooLarge, probPromptTooLarge},
@@ -122,7 +132,7 @@ func problemFor(err error) (problemKind, string, *string) {
 	}
 	for _, row := range errorTable {
 		if errors.Is(err, row.err) {
-			if row.err == workspace.ErrInvalid || row.err == workspace.ErrSandboxNotAllowed || row.err == workspace.ErrTooLarge {
+			if row.err == workspace.ErrInvalid || row.err == workspace.ErrSandboxNotAllowed || row.err == workspace.ErrTooLarge || row.err == workspace.ErrInvalidOption {
 				// Our own description of the input, safe to show.
 				return row.kind, strings.TrimPrefix(err.Error()[strings.Index(err.Error(), row.err.Error()):], row.err.Error()+": "), nil
 			}
@@ -145,6 +155,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 		return
 	}
 	kind, detail, oldest := problemFor(err)
+	if resolvedProblem(c, err) {
+		return
+	}
 	if transientOnStream(c, kind) {
 		s.log.WarnContext(c.Request().Context(), "stream unavailable, client told to reconnect",
 			slog.String("path", c.Request().URL.Path), slog.Any("err", err))

@@ -174,6 +174,7 @@ func New(deps Deps, cfg Config) *Server {
 		e.DELETE(ses, s.deleteSession, member)
 		e.POST(ses+"/prompt", s.prompt, member)
 		e.POST(ses+"/cancel", s.cancel, member)
+		s.permissionRoutes(e, member)
 	}
 	if deps.Bench != nil {
 		e.POST(ses+"/bench/append", s.benchAppend, admin)

@@ -92,13 +92,15 @@ func (s *Server) putWorkspace(c echo.Context) error {
 			Token     string `json:"token"`
 			SandboxID string `json:"sandboxId"`
 		} `json:"sandbox"`
-		Agent string `json:"agent"`
+		Agent            string `json:"agent"`
+		PermissionPolicy string `json:"permissionPolicy"`
 	}
 	if err := s.decodeBody(c, &body, true); err != nil {
 		return err
 	}
 	var set workspace.Settings
 	set.Agent = body.Agent
+	set.PermissionPolicy = body.PermissionPolicy
 	if body.Sandbox != nil {
 		if body.Sandbox.BaseURL == "" {
 			return newError(probInvalid, "sandbox.baseUrl is required when sandbox is given")

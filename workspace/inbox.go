@@ -116,6 +116,7 @@ func (o *owner) carryOut(ctx context.Context, e inboxEntry) bool {
 		o.dispatch(ctx, s)
 	case cmdCancel:
 		if s.turn != nil && idAfter(e.ID, s.turn.Inbox) && s.conn != nil {
+			o.cancelPermissions(ctx, s, e.User)
 			o.sendCancel(ctx, s)
 		}
 		o.ack(ctx, e.ID)
@@ -124,6 +125,8 @@ func (o *owner) carryOut(ctx context.Context, e inboxEntry) bool {
 			o.open(ctx, s)
 		}
 		o.ack(ctx, e.ID)
+	case cmdPermission:
+		return o.permissionAnswered(ctx, s, e)
 	case cmdDestroy:
 		if !o.destroySession(ctx, s) {
 			return false

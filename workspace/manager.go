@@ -87,6 +87,9 @@ type Config struct {
 	PresenceInterval time.Duration
 	// IdempotencyTTL is how long an Idempotency-Key is remembered (default 24h).
 	IdempotencyTTL time.Duration
+	// PermissionTimeout: a permission request of the agent nobody answers
+	// for this long is answered cancelled (default 10m).
+	PermissionTimeout time.Duration
 	// MaxPromptBytes bounds a prompt's text (default 32 KiB).
 	MaxPromptBytes int
 	// PromptRate is how many prompts per second one user may send into
@@ -126,6 +129,7 @@ func (c Config) withDefaults() Config {
 	def(&c.DispatchTimeout, 10*time.Second)
 	def(&c.PresenceInterval, 2*time.Second)
 	def(&c.IdempotencyTTL, 24*time.Hour)
+	def(&c.PermissionTimeout, 10*time.Minute)
 	if c.HealthFailures == 0 {
 		c.HealthFailures = 3
 	}
@@ -165,7 +169,7 @@ func (c Config) Validate() error {
 	if c.LockTTL < 300*time.Millisecond {
 		return fmt.Errorf("workspace: lock TTL %v is too short", c.LockTTL)
 	}
-	if c.HealthFailures < 1 || c.MaxPromptBytes < 1 || c.HistoryEvents < 0 || c.HistoryChars < 0 {
+	if c.HealthFailures < 1 || c.MaxPromptBytes < 1 || c.HistoryEvents < 0 || c.HistoryChars < 0 || c.PermissionTimeout < 0 {
 		return errors.New("workspace: invalid limits")
 	}
 	return nil

@@ -84,6 +84,9 @@ type session struct {
 	// unsure is the inbox id of the prompt whose dispatch append failed
 	// last: it may have landed with its answer lost.
 	unsure string
+	// perms are the agent's permission requests whose answer was not
+	// carried out yet, by requestId (permission.go).
+	perms map[string]*pendingPerm
 }
 
 type acpMsg struct {
@@ -379,6 +382,9 @@ func (o *owner) loadSession(ctx context.Context, sid string) (*session, error) {
 	if st.Turn != nil {
 		s.turn = &turn{turnRecord: *st.Turn, takenOver: true, since: time.Now()}
 	}
+	if err := o.loadPermissions(ctx, s); err != nil {
+		return nil, err
+	}
 	o.sessions[sid] = s
 	return s, nil
 }
@@ -396,6 +402,7 @@ func (o *owner) tick(ctx context.Context) {
 		if t := s.turn; t != nil && t.ending != nil {
 			o.endTurn(ctx, s, t.ending.stopReason, t.ending.reason)
 		}
+		o.permissionTick(ctx, s)
 		if t := s.turn; t != nil && t.unsent != nil && s.conn != nil {
 			o.send(ctx, s, t, t.unsent)
 		}

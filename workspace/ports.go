@@ -86,4 +86,5 @@ type Store interface {
 	Inbox
 	Records
 	Locks
+	Permissions
 }

@@ -55,6 +55,11 @@ func (m *Manager) checkSettings(s Settings) error {
 	if len(s.Sandbox.SandboxID) > 128 || strings.ContainsAny(s.Sandbox.SandboxID, "\r\n") {
 		return invalid("sandbox.sandboxId is too long or holds line breaks")
 	}
+	switch s.PermissionPolicy {
+	case "", PolicyAsk, PolicyAllow, PolicyReject:
+	default:
+		return invalid("permissionPolicy %q: want ask, allow or reject", s.PermissionPolicy)
+	}
 	return nil
 }
 
@@ -75,6 +80,8 @@ func (m *Manager) PutWorkspace(ctx context.Context, ws string, s Settings) (bool
 		SandboxToken: s.Sandbox.Token,
 		SandboxID:    s.Sandbox.SandboxID,
 		Agent:        s.Agent,
+
+		PermissionPolicy: s.PermissionPolicy,
 	}, time.Now().UnixMilli())
 	if err != nil {
 		return false, err
@@ -106,9 +113,19 @@ func metaOf(v model.WorkspaceMeta) meta {
 		Settings: Settings{
 			Sandbox: Sandbox{BaseURL: v.SandboxURL, Token: v.SandboxToken, SandboxID: v.SandboxID},
 			Agent:   v.Agent,
+
+			PermissionPolicy: policyOf(v.PermissionPolicy),
 		},
 		CreatedAt: v.CreatedAt,
 	}
+}
+
+// policyOf is a stored permission policy: ask when none is stored.
+func policyOf(p string) string {
+	if p == "" {
+		return PolicyAsk
+	}
+	return p
 }
 
 // Exists returns ErrWorkspaceNotFound unless the workspace exists.
@@ -140,6 +157,8 @@ func (m *Manager) GetWorkspace(ctx context.Context, ws string) (Info, error) {
 		CreatedAt:   v.Meta.CreatedAt,
 		Status:      "idle",
 		Sessions:    v.Sessions,
+
+		PermissionPolicy: policyOf(v.Meta.PermissionPolicy),
 	}
 	if info.Sessions == nil {
 		info.Sessions = []string{}

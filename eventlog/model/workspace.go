@@ -17,6 +17,10 @@ type WorkspaceMeta struct {
 	Agent        string
 	CreatedAt    int64 // ms
 	Deleted      bool  // deletedAt is set: gone for the API, its owner finishes the deletion
+
+	// PermissionPolicy is ask, allow or reject; "" is ask (and, in a
+	// PutWorkspace, keeps the stored one).
+	PermissionPolicy string
 }
 
 // OwnerRecord says which node owns a workspace ({ws:ID}:owner).

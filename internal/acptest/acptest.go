@@ -497,6 +497,15 @@ func (s *Server) post(req *http.Request, id string, body []byte) *http.Response 
 	return respond(req, http.StatusOK, "application/json", answer)
 }
 
+// PermissionOptions are the options of a [permission] prompt's request.
+// The turn goes on after a selected option, its reply starting with a
+// chunk "permission: <optionId>\n"; after cancelled it ends cancelled.
+var PermissionOptions = []any{
+	map[string]any{"optionId": "allow-once", "name": "Allow once", "kind": "allow_once"},
+	map[string]any{"optionId": "allow-always", "name": "Always allow", "kind": "allow_always"},
+	map[string]any{"optionId": "reject-once", "name": "Reject", "kind": "reject_once"},
+}
+
 var directiveRE = regexp.MustCompile(`\[(?:chunks=(\d+)|delay=(\d+)ms|(hang)|(permission))\]`)
 
 type script struct {
@@ -606,14 +615,26 @@ func (s *Server) turn(ctx context.Context, c *conn, sid string, id json.RawMessa
 		c.waiting[pid] = ch
 		s.mu.Unlock()
 		req, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": json.RawMessage(pid), "method": "session/request_permission",
-			"params": map[string]any{"sessionId": sid, "toolCall": map[string]any{"toolCallId": "tool-" + pid, "title": "Write file"},
-				"options": []any{map[string]any{"optionId": "allow", "name": "Allow", "kind": "allow_once"}}}})
+			"params": map[string]any{"sessionId": sid, "toolCall": map[string]any{"toolCallId": "tool-" + pid, "title": "Write file", "kind": "edit"},
+				"options": PermissionOptions}})
 		s.push(c, req)
+		var answer []byte
 		select {
-		case <-ch:
+		case answer = <-ch:
 		case <-ctx.Done():
 			return stopped()
 		}
+		var r struct {
+			Result struct {
+				Outcome struct{ Outcome, OptionID string }
+			}
+		}
+		_ = json.Unmarshal(answer, &r)
+		if r.Result.Outcome.Outcome != "selected" {
+			return response(id, map[string]any{"stopReason": "cancelled"})
+		}
+		s.push(c, notification("session/update", map[string]any{"sessionId": sid,
+			"update": map[string]any{"sessionUpdate": "agent_message_chunk", "content": map[string]any{"type": "text", "text": "permission: " + r.Result.Outcome.OptionID + "\n"}}}))
 	}
 	if sc.hang {
 		<-ctx.Done()
