@@ -63,7 +63,7 @@ func (o *owner) open(ctx context.Context, s *session) {
 	// the old is lost: that is a restore, and the next prompt carries the
 	// history.
 	hadAgent := s.rec.AgentSessionID != ""
-	cwd := o.m.cfg.AgentCwd
+	newParams := o.newSessionParams(s)
 	firstID := int64(o.epoch)*1_000_000 + 1
 	o.spawn(func() {
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -115,7 +115,7 @@ func (o *owner) open(ctx context.Context, s *session) {
 			_, err = conn.Call(ctx, acp.MethodInitialize, acp.InitializeParams{ProtocolVersion: acp.ProtocolVersion})
 		}
 		var result json.RawMessage
-		init := acp.NewSessionParams{Cwd: cwd}
+		init := newParams
 		if err == nil {
 			result, err = conn.Call(ctx, acp.MethodSessionNew, init)
 		}
@@ -124,7 +124,7 @@ func (o *owner) open(ctx context.Context, s *session) {
 			if err = json.Unmarshal(result, &nr); err == nil && nr.SessionID == "" {
 				err = errors.New("session/new returned no sessionId")
 			}
-			res.agentSID = nr.SessionID
+			res.agentSID, res.newResult = nr.SessionID, result
 		}
 		if err != nil && conn != nil {
 			conn.Close()
@@ -148,6 +148,8 @@ type openResult struct {
 	agentSID string // set when a new agent session was made
 	init     json.RawMessage
 	restored bool
+	// newResult is session/new's result (modes, models, configOptions).
+	newResult json.RawMessage
 	// reattached says conn is the connection the state named, resumed;
 	// stateTurn is the turn the stream's state held then (nil: none).
 	reattached bool
@@ -229,6 +231,7 @@ func (o *owner) opened(ctx context.Context, s *session, r openResult) {
 			o.logger.Warn("recording the connection failed", slog.Any("err", err))
 		}
 		s.state.Conn = r.connID
+		o.sessionOpened(ctx, s, r.newResult, r.restored)
 	}
 	o.dispatch(ctx, s)
 }

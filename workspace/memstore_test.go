@@ -973,6 +973,7 @@ func memParseRecord(v map[string]string) model.SessionRecord {
 	if s := v["sessionInit"]; s != "" && json.Valid([]byte(s)) {
 		r.SessionInit = []byte(s)
 	}
+	model.ParseSessionConfig(&r, v)
 	return r
 }
 

@@ -87,6 +87,9 @@ type session struct {
 	// perms are the agent's permission requests whose answer was not
 	// carried out yet, by requestId (permission.go).
 	perms map[string]*pendingPerm
+	// configuring counts configuration changes being sent to the agent
+	// (session_config.go): prompts wait for them.
+	configuring int
 }
 
 type acpMsg struct {

@@ -87,4 +87,5 @@ type Store interface {
 	Records
 	Locks
 	Permissions
+	SessionUpdater
 }

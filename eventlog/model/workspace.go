@@ -51,6 +51,15 @@ type SessionRecord struct {
 	DestroyedAt      *int64          `json:"destroyedAt,omitempty"`
 	SandboxID        string          `json:"sandboxId,omitempty"`
 	SessionInit      json.RawMessage `json:"sessionInit,omitempty"`
+
+	// What the agent's session/new answered (SDK field names), kept up to
+	// date when the mode or model changes (session_config.go).
+	Modes         json.RawMessage `json:"modes,omitempty"`
+	Models        json.RawMessage `json:"models,omitempty"`
+	ConfigOptions json.RawMessage `json:"configOptions,omitempty"`
+	// Want is what people asked for (mode, model, configOptions,
+	// sessionInit), applied to every new agent session of this one.
+	Want json.RawMessage `json:"-"`
 }
 
 // InboxEntry is a command waiting for the owner in {ws:ID}:inbox.

@@ -475,7 +475,15 @@ func (s *Server) post(req *http.Request, id string, body []byte) *http.Response 
 		sid := fmt.Sprintf("agent-session-%d", s.seq)
 		c.sessions[sid] = &agentSession{id: sid}
 		s.mu.Unlock()
-		answer = response(env.ID, map[string]any{"sessionId": sid})
+		answer = response(env.ID, map[string]any{"sessionId": sid, "modes": map[string]any{"currentModeId": "ask",
+			"availableModes": []any{map[string]any{"id": "ask", "name": "Ask"}, map[string]any{"id": "code", "name": "Code"}}}})
+	case "session/set_mode":
+		var p struct{ SessionID, ModeID string }
+		_ = json.Unmarshal(env.Params, &p)
+		answer = rpcError(env.ID, -32602, "unknown mode "+p.ModeID)
+		if p.ModeID == "ask" || p.ModeID == "code" {
+			answer = response(env.ID, map[string]any{})
+		}
 	case "session/prompt":
 		done, errMsg := s.startTurn(c, env)
 		if done == nil {
