@@ -70,6 +70,7 @@ var (
 	probPermissionMissing  = problemKind{"permission_not_found", http.StatusNotFound, "Permission request not found"}
 	probPermissionResolved = problemKind{"permission_already_resolved", http.StatusConflict, "Permission request already resolved"}
 	probInvalidOption      = problemKind{"invalid_option", http.StatusBadRequest, "Option not offered"}
+	probUnknownAgent       = problemKind{"unknown_agent", http.StatusBadRequest, "Unknown agent"}
 )
 
 // apiError is an error that already knows its problem kind.
@@ -97,6 +98,7 @@ var errorTable = []struct {
 	{workspace.ErrPermissionNotFound, probPermissionMissing},
 	{workspace.ErrPermissionResolved, probPermissionResolved},
 	{workspace.ErrInvalidOption, probInvalidOption},
+	{workspace.ErrUnknownAgent, probUnknownAgent},
 	{workspace.ErrSandboxNotAllowed, probSandboxForbidden},
 	{workspace.ErrInvalid, probInvalid},
 	{workspace.ErrTooLarge, probPromptTooLarge},
@@ -132,7 +134,7 @@ func problemFor(err error) (problemKind, string, *string) {
 	}
 	for _, row := range errorTable {
 		if errors.Is(err, row.err) {
-			if row.err == workspace.ErrInvalid || row.err == workspace.ErrSandboxNotAllowed || row.err == workspace.ErrTooLarge || row.err == workspace.ErrInvalidOption {
+			if row.err == workspace.ErrInvalid || row.err == workspace.ErrSandboxNotAllowed || row.err == workspace.ErrTooLarge || row.err == workspace.ErrInvalidOption || row.err == workspace.ErrUnknownAgent {
 				// Our own description of the input, safe to show.
 				return row.kind, strings.TrimPrefix(err.Error()[strings.Index(err.Error(), row.err.Error()):], row.err.Error()+": "), nil
 			}

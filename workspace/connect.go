@@ -64,6 +64,10 @@ func (o *owner) open(ctx context.Context, s *session) {
 	// history.
 	hadAgent := s.rec.AgentSessionID != ""
 	newParams := o.newSessionParams(s)
+	var hs *handshake // a retry's handshake is appended only when it succeeds
+	if s.failures > 0 {
+		hs = &handshake{on: true}
+	}
 	firstID := int64(o.epoch)*1_000_000 + 1
 	o.spawn(func() {
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -109,10 +113,14 @@ func (o *owner) open(ctx context.Context, s *session) {
 		}
 		conn, err := client.Dial(ctx, acp.ConnConfig{
 			ServerID: newID, Agent: agent, FirstID: firstID,
-			OnMessage: o.onMessage(sid, newID, closed), OnSend: o.onSend(sid, newID),
+			OnMessage: hs.wrapMsg(o.onMessage(sid, newID, closed), newID), OnSend: hs.wrapSend(o.onSend(sid, newID), newID),
 		})
+		var initResult json.RawMessage
 		if err == nil {
-			_, err = conn.Call(ctx, acp.MethodInitialize, acp.InitializeParams{ProtocolVersion: acp.ProtocolVersion})
+			initResult, err = conn.Call(ctx, acp.MethodInitialize, acp.InitializeParams{ProtocolVersion: acp.ProtocolVersion})
+		}
+		if err == nil {
+			res.authMethods, err = autoAuthenticate(ctx, conn, initResult)
 		}
 		var result json.RawMessage
 		init := newParams
@@ -125,6 +133,10 @@ func (o *owner) open(ctx context.Context, s *session) {
 				err = errors.New("session/new returned no sessionId")
 			}
 			res.agentSID, res.newResult = nr.SessionID, result
+		}
+		if err == nil {
+			err = hs.flush(ctx, o, sid, newID)
+			res.flushed = hs != nil && err == nil
 		}
 		if err != nil && conn != nil {
 			conn.Close()
@@ -150,6 +162,10 @@ type openResult struct {
 	restored bool
 	// newResult is session/new's result (modes, models, configOptions).
 	newResult json.RawMessage
+	// authMethods are those initialize advertised; flushed says a retry's
+	// handshake was appended (agent_failure.go).
+	authMethods []authMethod
+	flushed     bool
 	// reattached says conn is the connection the state named, resumed;
 	// stateTurn is the turn the stream's state held then (nil: none).
 	reattached bool
@@ -164,6 +180,7 @@ func (o *owner) opened(ctx context.Context, s *session, r openResult) {
 		s.failures++
 		s.retryAt = time.Now().Add(min(time.Duration(s.failures)*time.Second, 10*time.Second))
 		o.logger.Warn("opening session failed", slog.String("sid", s.id), slog.Any("err", r.err))
+		o.agentFailed(ctx, s, r)
 		if s.turn != nil && s.turn.Conn != "" && s.turn.Conn != s.connID {
 			o.endTurn(ctx, s, "error", "the agent connection was lost")
 		}
@@ -184,6 +201,9 @@ func (o *owner) opened(ctx context.Context, s *session, r openResult) {
 		return
 	}
 	s.conn, s.connID = r.conn, r.connID
+	if r.flushed {
+		s.srcConn = r.connID // the handshake's messages are stored
+	}
 	if t := s.turn; t != nil && r.reattached && !sameTurn(r.stateTurn, t.Req) {
 		// The turn's end is in the stream, but the answer to that append
 		// was lost (the connection was dropped for it, and is resumed

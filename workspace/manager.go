@@ -90,6 +90,10 @@ type Config struct {
 	// PermissionTimeout: a permission request of the agent nobody answers
 	// for this long is answered cancelled (default 10m).
 	PermissionTimeout time.Duration
+	// AgentFailureLimit: after this many failed attempts in a row to
+	// start the agent, a session's queued prompts end with stopReason
+	// "error" (default 3).
+	AgentFailureLimit int
 	// MaxPromptBytes bounds a prompt's text (default 32 KiB).
 	MaxPromptBytes int
 	// PromptRate is how many prompts per second one user may send into
@@ -132,6 +136,9 @@ func (c Config) withDefaults() Config {
 	def(&c.PermissionTimeout, 10*time.Minute)
 	if c.HealthFailures == 0 {
 		c.HealthFailures = 3
+	}
+	if c.AgentFailureLimit == 0 {
+		c.AgentFailureLimit = 3
 	}
 	if c.MaxPromptBytes == 0 {
 		c.MaxPromptBytes = MaxPromptBytes

@@ -90,6 +90,12 @@ type session struct {
 	// configuring counts configuration changes being sent to the agent
 	// (session_config.go): prompts wait for them.
 	configuring int
+	// agentFailures counts opens the agent failed in a row, agentErr is
+	// the digest of the last agent_error appended, agentDown says the
+	// queued prompts were ended for it (agent_failure.go).
+	agentFailures int
+	agentErr      string
+	agentDown     bool
 }
 
 type acpMsg struct {
@@ -399,7 +405,7 @@ func (o *owner) tick(ctx context.Context) {
 		if s.rec.DestroyedAt != nil {
 			continue
 		}
-		if s.conn == nil && !s.opening && (len(s.queue) > 0 || s.turn != nil || s.restore) && now.After(s.retryAt) && !o.unhealthy {
+		if s.conn == nil && !s.opening && (len(s.queue) > 0 || s.turn != nil || s.restore && !s.agentDown) && now.After(s.retryAt) && !o.unhealthy {
 			o.open(ctx, s)
 		}
 		if t := s.turn; t != nil && t.ending != nil {

@@ -235,6 +235,9 @@ func (m *Manager) CreateSessionWith(ctx context.Context, ws, id, user string, o 
 	if err := o.SessionInit.check(); err != nil {
 		return SessionRecord{}, false, err
 	}
+	if err := m.checkSessionAgent(ctx, ws, o.Agent); err != nil {
+		return SessionRecord{}, false, err
+	}
 	text := ""
 	if !c.empty() || o.SessionInit != nil {
 		b, _ := json.Marshal(configureCmd{SessionChange: c, SessionInit: o.SessionInit})
@@ -326,6 +329,7 @@ func (o *owner) configure(ctx context.Context, s *session, e inboxEntry) bool {
 // sessionOpened records what a new agent session offers and applies what
 // is wanted to it.
 func (o *owner) sessionOpened(ctx context.Context, s *session, result json.RawMessage, restored bool) {
+	o.agentStarted(ctx, s)
 	var nr struct {
 		Modes         json.RawMessage `json:"modes"`
 		Models        json.RawMessage `json:"models"`

@@ -75,6 +75,11 @@ func (m *Manager) PutWorkspace(ctx context.Context, ws string, s Settings) (bool
 	if err := m.checkSettings(s); err != nil {
 		return false, err
 	}
+	if s.Agent != m.cfg.DefaultAgent {
+		if err := m.checkAgent(ctx, s.Sandbox, s.Agent); err != nil {
+			return false, err
+		}
+	}
 	created, err := m.store.PutWorkspace(ctx, ws, model.WorkspaceMeta{
 		SandboxURL:   strings.TrimRight(s.Sandbox.BaseURL, "/"),
 		SandboxToken: s.Sandbox.Token,
@@ -306,6 +311,9 @@ func (m *Manager) Cancel(ctx context.Context, ws, sid, user string) (string, err
 func (m *Manager) CreateSession(ctx context.Context, ws, id, agent string) (SessionRecord, bool, error) {
 	if agent != "" && !validAgent(agent) {
 		return SessionRecord{}, false, invalid("agent %q: want 1-64 characters of [a-z0-9._-]", agent)
+	}
+	if err := m.checkSessionAgent(ctx, ws, agent); err != nil {
+		return SessionRecord{}, false, err
 	}
 	r, err := m.enqueue(ctx, ws, enqueueReq{kind: cmdOpen, sid: id, agent: agent, create: true})
 	if err != nil {

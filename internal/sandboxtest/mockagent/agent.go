@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -148,6 +150,10 @@ func (a *agent) handle(line []byte) (crash bool) {
 		}
 		if err := json.Unmarshal(env.Params, &p); err != nil {
 			a.fail(env.ID, codeInvalidParams, "invalid params: "+err.Error())
+			return
+		}
+		if fi, err := os.Stat(p.Cwd); err != nil || !fi.IsDir() {
+			a.fail(env.ID, codeInvalidParams, "cwd "+strconv.Quote(p.Cwd)+" is not a directory")
 			return
 		}
 		id := newSessionID()
