@@ -55,6 +55,8 @@ type Server struct {
 	deleted  []string
 	health   int
 
+	authMethods []any // advertised by initialize; session/new needs authenticate then
+
 	turns sync.WaitGroup
 }
 
@@ -91,6 +93,7 @@ type conn struct {
 	gone      chan struct{} // closed when the connection is deleted or forgotten
 	sessions  map[string]*agentSession
 	waiting   map[string]chan json.RawMessage // permission request id → the client's answer
+	authed    bool                            // authenticate was called
 }
 
 type agentSession struct {
@@ -126,6 +129,15 @@ func (s *Server) Close() {
 	}
 	s.mu.Unlock()
 	s.turns.Wait()
+}
+
+// SetAuthMethods makes initialize advertise these auth methods and
+// session/new fail with -32000 "Authentication required" on a connection
+// that did not call authenticate.
+func (s *Server) SetAuthMethods(methods ...any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.authMethods = methods
 }
 
 // SetHealthy makes the health check answer 200 (true) or 503 (false).
@@ -468,9 +480,22 @@ func (s *Server) post(req *http.Request, id string, body []byte) *http.Response 
 	var answer []byte
 	switch env.Method {
 	case "initialize":
-		answer = response(env.ID, map[string]any{"protocolVersion": 1, "agentCapabilities": map[string]any{"loadSession": false}, "authMethods": []any{}})
+		s.mu.Lock()
+		methods := append([]any{}, s.authMethods...)
+		s.mu.Unlock()
+		answer = response(env.ID, map[string]any{"protocolVersion": 1, "agentCapabilities": map[string]any{"loadSession": false}, "authMethods": methods})
+	case "authenticate":
+		s.mu.Lock()
+		c.authed = true
+		s.mu.Unlock()
+		answer = response(env.ID, map[string]any{})
 	case "session/new":
 		s.mu.Lock()
+		if len(s.authMethods) > 0 && !c.authed {
+			s.mu.Unlock()
+			answer = rpcError(env.ID, -32000, "Authentication required")
+			break
+		}
 		s.seq++
 		sid := fmt.Sprintf("agent-session-%d", s.seq)
 		c.sessions[sid] = &agentSession{id: sid}
