@@ -63,6 +63,9 @@ func (s *Store) PutWorkspace(ctx context.Context, ws string, m model.WorkspaceMe
 			"sandboxId", m.SandboxID,
 			"agent", m.Agent,
 			"updatedAt", now)
+		if m.PermissionPolicy != "" {
+			p.HSet(ctx, MetaKey(ws), "permissionPolicy", m.PermissionPolicy)
+		}
 		return nil
 	})
 	if err != nil {
@@ -80,6 +83,8 @@ func parseMeta(v map[string]string) model.WorkspaceMeta {
 		Agent:        v["agent"],
 		CreatedAt:    created,
 		Deleted:      v["deletedAt"] != "",
+
+		PermissionPolicy: v["permissionPolicy"],
 	}
 }
 
@@ -320,6 +325,7 @@ func parseRecord(v map[string]string) model.SessionRecord {
 	if s := v["sessionInit"]; s != "" && json.Valid([]byte(s)) {
 		r.SessionInit = []byte(s)
 	}
+	model.ParseSessionConfig(&r, v)
 	return r
 }
 

@@ -66,6 +66,14 @@ var (
 	probRateLimited      = problemKind{"rate_limited", http.StatusTooManyRequests, "Too many requests"}
 )
 
+// The problem types of answering a permission request (permissions.go).
+var (
+	probPermissionMissing  = problemKind{"permission_not_found", http.StatusNotFound, "Permission request not found"}
+	probPermissionResolved = problemKind{"permission_already_resolved", http.StatusConflict, "Permission request already resolved"}
+	probInvalidOption      = problemKind{"invalid_option", http.StatusBadRequest, "Option not offered"}
+	probUnknownAgent       = problemKind{"unknown_agent", http.StatusBadRequest, "Unknown agent"}
+)
+
 // apiError is an error that already knows its problem kind.
 type apiError struct {
 	kind   problemKind
@@ -89,6 +97,10 @@ var errorTable = []struct {
 	{workspace.ErrWorkspaceNotFound, probWorkspaceMissing},
 	{workspace.ErrSessionNotFound, probSessionMissing},
 	{workspace.ErrSessionDestroyed, probSessionDestroyed},
+	{workspace.ErrPermissionNotFound, probPermissionMissing},
+	{workspace.ErrPermissionResolved, probPermissionResolved},
+	{workspace.ErrInvalidOption, probInvalidOption},
+	{workspace.ErrUnknownAgent, probUnknownAgent},
 	{workspace.ErrSandboxNotAllowed, probSandboxForbidden},
 	{workspace.ErrInvalid, probInvalid},
 	{workspace.ErrTooLarge, probPromptTooLarge},
@@ -124,7 +136,7 @@ func problemFor(err error) (problemKind, string, *string) {
 	}
 	for _, row := range errorTable {
 		if errors.Is(err, row.err) {
-			if row.err == workspace.ErrInvalid || row.err == workspace.ErrSandboxNotAllowed || row.err == workspace.ErrTooLarge {
+			if row.err == workspace.ErrInvalid || row.err == workspace.ErrSandboxNotAllowed || row.err == workspace.ErrTooLarge || row.err == workspace.ErrInvalidOption || row.err == workspace.ErrUnknownAgent {
 				// Our own description of the input, safe to show.
 				return row.kind, strings.TrimPrefix(err.Error()[strings.Index(err.Error(), row.err.Error()):], row.err.Error()+": "), nil
 			}
@@ -147,6 +159,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 		return
 	}
 	kind, detail, oldest := problemFor(err)
+	if resolvedProblem(c, err) {
+		return
+	}
 	if transientOnStream(c, kind) {
 		s.log.WarnContext(c.Request().Context(), "stream unavailable, client told to reconnect",
 			slog.String("path", c.Request().URL.Path), slog.Any("err", err))

@@ -137,7 +137,7 @@ func New(deps Deps, cfg Config) *Server {
 	if len(s.cfg.CORSOrigins) > 0 {
 		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
 			AllowOrigins:     s.cfg.CORSOrigins,
-			AllowMethods:     []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete},
+			AllowMethods:     []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
 			AllowHeaders:     []string{"Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID", CSRFHeader},
 			ExposeHeaders:    []string{"Retry-After", echo.HeaderXRequestID},
 			AllowCredentials: true,
@@ -174,6 +174,8 @@ func New(deps Deps, cfg Config) *Server {
 		e.DELETE(ses, s.deleteSession, member)
 		e.POST(ses+"/prompt", s.prompt, member)
 		e.POST(ses+"/cancel", s.cancel, member)
+		s.permissionRoutes(e, member)
+		s.sessionConfigRoutes(e, member)
 	}
 	if deps.Bench != nil {
 		e.POST(ses+"/bench/append", s.benchAppend, admin)

@@ -92,13 +92,15 @@ func (s *Server) putWorkspace(c echo.Context) error {
 			Token     string `json:"token"`
 			SandboxID string `json:"sandboxId"`
 		} `json:"sandbox"`
-		Agent string `json:"agent"`
+		Agent            string `json:"agent"`
+		PermissionPolicy string `json:"permissionPolicy"`
 	}
 	if err := s.decodeBody(c, &body, true); err != nil {
 		return err
 	}
 	var set workspace.Settings
 	set.Agent = body.Agent
+	set.PermissionPolicy = body.PermissionPolicy
 	if body.Sandbox != nil {
 		if body.Sandbox.BaseURL == "" {
 			return newError(probInvalid, "sandbox.baseUrl is required when sandbox is given")
@@ -165,6 +167,10 @@ func (s *Server) createSession(c echo.Context) error {
 	var body struct {
 		ID    string `json:"id"`
 		Agent string `json:"agent"`
+		// As the SDK's createSession takes them (session_config.go).
+		Mode        string                 `json:"mode"`
+		Model       string                 `json:"model"`
+		SessionInit *workspace.SessionInit `json:"sessionInit"`
 	}
 	if err := s.decodeBody(c, &body, true); err != nil {
 		return err
@@ -176,7 +182,14 @@ func (s *Server) createSession(c echo.Context) error {
 	} else if !ValidID(body.ID) {
 		return newError(probInvalidID, "id must be 1-128 characters of [A-Za-z0-9._-]")
 	}
-	rec, created, err := s.deps.Workspaces.CreateSession(c.Request().Context(), c.Param("ws"), body.ID, body.Agent)
+	var rec workspace.SessionRecord
+	var created bool
+	var err error
+	if body.Mode != "" || body.Model != "" || body.SessionInit != nil {
+		rec, created, err = s.createSessionWith(c, body.ID, workspace.SessionOptions{Agent: body.Agent, Mode: body.Mode, Model: body.Model, SessionInit: body.SessionInit})
+	} else {
+		rec, created, err = s.deps.Workspaces.CreateSession(c.Request().Context(), c.Param("ws"), body.ID, body.Agent)
+	}
 	if err != nil {
 		return err
 	}

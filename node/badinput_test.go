@@ -157,6 +157,27 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"GET", "/v1/workspaces/nope/sessions/default/events/stream", "", "", nil, 404, "workspace_not_found"},
 		{"GET", "/v1/workspaces/w/sessions/nope/events/stream", "", "", nil, 404, "session_not_found"},
 		{"GET", "/v1/workspaces/w/sessions/s1/events/stream", "", "", map[string]string{"Last-Event-ID": "x"}, 400, "cursor_malformed"},
+		// Permission requests, modes and sessionInit.
+		{"PUT", "/v1/workspaces/w2", J, `{"permissionPolicy":"sometimes"}`, nil, 400, "invalid_request"},
+		{"POST", "/v1/workspaces/w/sessions", J, `{"id":"x","mode":"bad mode"}`, nil, 400, "invalid_request"},
+		{"POST", "/v1/workspaces/w/sessions", J, `{"id":"x","sessionInit":{"cwd":"relative"}}`, nil, 400, "invalid_request"},
+		{"POST", "/v1/workspaces/w/sessions", J, `{"id":"x","sessionInit":{"cwd":"/tmp","env":{}}}`, nil, 400, "malformed_json"},
+		{"POST", "/v1/workspaces/w/sessions", J, `{"id":"x","sessionInit":{"mcpServers":[1]}}`, nil, 400, "invalid_request"},
+		{"PATCH", "/v1/workspaces/w/sessions/s1", J, `{}`, nil, 400, "invalid_request"},
+		{"PATCH", "/v1/workspaces/w/sessions/s1", J, `{"mode":""}`, nil, 400, "invalid_request"},
+		{"PATCH", "/v1/workspaces/w/sessions/s1", J, `{"mode":"code","zzz":1}`, nil, 400, "malformed_json"},
+		{"PATCH", "/v1/workspaces/w/sessions/s1", J, `{"configOptions":{"a":1}}`, nil, 400, "malformed_json"},
+		{"PATCH", "/v1/workspaces/w/sessions/nope", J, `{"mode":"code"}`, nil, 404, "session_not_found"},
+		{"PATCH", "/v1/workspaces/w/sessions/gone", J, `{"mode":"code"}`, nil, 409, "session_destroyed"},
+		{"POST", "/v1/workspaces/w/sessions/s1/permissions/perm-1", J, `{"optionId":"allow-once"}`, nil, 404, "permission_not_found"},
+		{"POST", "/v1/workspaces/w/sessions/s1/permissions/a$b", J, `{"optionId":"allow-once"}`, nil, 404, "permission_not_found"},
+		{"POST", "/v1/workspaces/w/sessions/s1/permissions/perm-1", J, `{}`, nil, 400, "invalid_request"},
+		{"POST", "/v1/workspaces/w/sessions/s1/permissions/perm-1", J, `{"optionId":"a","outcome":"cancelled"}`, nil, 400, "invalid_request"},
+		{"POST", "/v1/workspaces/w/sessions/s1/permissions/perm-1", J, `{"outcome":"maybe"}`, nil, 400, "invalid_request"},
+		{"POST", "/v1/workspaces/w/sessions/s1/permissions/perm-1", J, `{"optionId":"a","by":"me"}`, nil, 400, "malformed_json"},
+		{"POST", "/v1/workspaces/w/sessions/nope/permissions/perm-1", J, `{"optionId":"a"}`, nil, 404, "session_not_found"},
+		{"POST", "/v1/workspaces/nope/sessions/s1/permissions/perm-1", J, `{"optionId":"a"}`, nil, 404, "workspace_not_found"},
+		{"GET", "/v1/workspaces/w/sessions/s1/permissions/perm-1", "", "", nil, 405, "method_not_allowed"},
 	} {
 		before := redisState(t, rdb)
 		code, p := do(tc.method, tc.path, tc.ctype, tc.body, tc.hdr)

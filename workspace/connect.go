@@ -63,7 +63,11 @@ func (o *owner) open(ctx context.Context, s *session) {
 	// the old is lost: that is a restore, and the next prompt carries the
 	// history.
 	hadAgent := s.rec.AgentSessionID != ""
-	cwd := o.m.cfg.AgentCwd
+	newParams := o.newSessionParams(s)
+	var hs *handshake // a retry's handshake is appended only when it succeeds
+	if s.failures > 0 {
+		hs = &handshake{on: true}
+	}
 	firstID := requestIDBase(o.epoch) + 1
 	o.spawn(func() {
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -109,13 +113,17 @@ func (o *owner) open(ctx context.Context, s *session) {
 		}
 		conn, err := client.Dial(ctx, acp.ConnConfig{
 			ServerID: newID, Agent: agent, FirstID: firstID,
-			OnMessage: o.onMessage(sid, newID, closed), OnSend: o.onSend(sid, newID),
+			OnMessage: hs.wrapMsg(o.onMessage(sid, newID, closed), newID), OnSend: hs.wrapSend(o.onSend(sid, newID), newID),
 		})
+		var initResult json.RawMessage
 		if err == nil {
-			_, err = conn.Call(ctx, acp.MethodInitialize, acp.InitializeParams{ProtocolVersion: acp.ProtocolVersion})
+			initResult, err = conn.Call(ctx, acp.MethodInitialize, acp.InitializeParams{ProtocolVersion: acp.ProtocolVersion})
+		}
+		if err == nil {
+			res.authMethods, err = autoAuthenticate(ctx, conn, initResult)
 		}
 		var result json.RawMessage
-		init := acp.NewSessionParams{Cwd: cwd}
+		init := newParams
 		if err == nil {
 			result, err = conn.Call(ctx, acp.MethodSessionNew, init)
 		}
@@ -124,7 +132,11 @@ func (o *owner) open(ctx context.Context, s *session) {
 			if err = json.Unmarshal(result, &nr); err == nil && nr.SessionID == "" {
 				err = errors.New("session/new returned no sessionId")
 			}
-			res.agentSID = nr.SessionID
+			res.agentSID, res.newResult = nr.SessionID, result
+		}
+		if err == nil {
+			err = hs.flush(ctx, o, sid, newID)
+			res.flushed = hs != nil && err == nil
 		}
 		if err != nil && conn != nil {
 			conn.Close()
@@ -148,6 +160,12 @@ type openResult struct {
 	agentSID string // set when a new agent session was made
 	init     json.RawMessage
 	restored bool
+	// newResult is session/new's result (modes, models, configOptions).
+	newResult json.RawMessage
+	// authMethods are those initialize advertised; flushed says a retry's
+	// handshake was appended (agent_failure.go).
+	authMethods []authMethod
+	flushed     bool
 	// reattached says conn is the connection the state named, resumed;
 	// stateTurn is the turn the stream's state held then (nil: none).
 	reattached bool
@@ -162,6 +180,7 @@ func (o *owner) opened(ctx context.Context, s *session, r openResult) {
 		s.failures++
 		s.retryAt = time.Now().Add(min(time.Duration(s.failures)*time.Second, 10*time.Second))
 		o.logger.Warn("opening session failed", slog.String("sid", s.id), slog.Any("err", r.err))
+		o.agentFailed(ctx, s, r)
 		if s.turn != nil && s.turn.Conn != "" && s.turn.Conn != s.connID {
 			o.endTurn(ctx, s, "error", "the agent connection was lost")
 		}
@@ -184,6 +203,9 @@ func (o *owner) opened(ctx context.Context, s *session, r openResult) {
 	s.conn, s.connID = r.conn, r.connID
 	if s.settling {
 		s.lastMsg = time.Now() // the replay comes from now
+	}
+	if r.flushed {
+		s.srcConn = r.connID // the handshake's messages are stored
 	}
 	if t := s.turn; t != nil && r.reattached && !sameTurn(r.stateTurn, t.Req) {
 		// The turn's end is in the stream, but the answer to that append
@@ -232,6 +254,7 @@ func (o *owner) opened(ctx context.Context, s *session, r openResult) {
 			o.logger.Warn("recording the connection failed", slog.Any("err", err))
 		}
 		s.state.Conn = r.connID
+		o.sessionOpened(ctx, s, r.newResult, r.restored)
 	}
 	o.dispatch(ctx, s)
 }

@@ -22,6 +22,9 @@
 //	state.go    what the owner keeps in a stream's state (streamState, turnRecord)
 //	presence.go who is in a workspace, across nodes
 //	hold.go     holding a workspace (the load tool's append route)
+//	permission.go     the agent's permission requests: recorded, answered by anyone, first wins
+//	session_config.go modes, models and config options: recorded, changed, applied again after a restore
+//	agent_failure.go  unknown agents refused; agent_error once per failure; bounded retries; autoAuthenticate
 //
 // # Guarantees (architecture.md) and where they are kept
 //

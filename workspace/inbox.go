@@ -119,14 +119,22 @@ func (o *owner) carryOut(ctx context.Context, e inboxEntry) bool {
 		o.dispatch(ctx, s)
 	case cmdCancel:
 		if s.turn != nil && idAfter(e.ID, s.turn.Inbox) && s.conn != nil {
+			o.cancelPermissions(ctx, s, e.User)
 			o.sendCancel(ctx, s)
 		}
 		o.ack(ctx, e.ID)
 	case cmdOpen:
+		if !o.openWith(ctx, s, e) {
+			return false
+		}
 		if s.rec.DestroyedAt == nil && s.conn == nil && !s.opening {
 			o.open(ctx, s)
 		}
 		o.ack(ctx, e.ID)
+	case cmdPermission:
+		return o.permissionAnswered(ctx, s, e)
+	case cmdConfigure:
+		return o.configure(ctx, s, e)
 	case cmdDestroy:
 		if !o.destroySession(ctx, s) {
 			return false

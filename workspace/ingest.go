@@ -67,7 +67,8 @@ type ingested struct {
 	ended      *turn
 	stopReason string
 	requests   []acp.Envelope
-	persisted  bool // every record of it landed
+	perms      []permAsked // permission requests among them (permission.go)
+	persisted  bool        // every record of it landed
 }
 
 func (o *owner) prepareIngest(sid string, msgs []acpMsg) *ingested {
@@ -105,6 +106,15 @@ func (o *owner) prepareIngest(sid string, msgs []acpMsg) *ingested {
 				w.state.clearTurn = true
 			}
 		case acp.KindRequest:
+			if m.env.Method == MethodRequestPermission {
+				req := parsePermissionRequest(m.connID, m.env, time.Now(), o.m.cfg.PermissionTimeout)
+				w.perms = append(w.perms, permAsked{idx: len(w.recs), req: req})
+				w.recs = append(w.recs, requestedRecord(req))
+				if s.turn != nil {
+					s.turn.delivery = deliveryWritten
+				}
+				continue
+			}
 			w.requests = append(w.requests, m.env)
 		case acp.KindNotification:
 			if m.env.Method == acp.MethodSessionUpdate && s.turn != nil {
@@ -137,6 +147,7 @@ func (o *owner) persistIngested(ctx context.Context, work []*ingested) {
 	var pending []*ingested // sessions whose last part is in parts
 	n := 0
 	failed := false
+	failed = !o.recordPermissions(ctx, work)
 	flush := func() {
 		if len(parts) == 0 || failed {
 			return
@@ -202,6 +213,7 @@ func (o *owner) persistIngested(ctx context.Context, work []*ingested) {
 		for _, r := range w.requests {
 			o.answerAgent(ctx, w.s, r)
 		}
+		o.permissionsAsked(ctx, w)
 		if w.ended != nil {
 			o.m.obs.TurnEnded(w.stopReason)
 			if w.ended.cancel != nil {
@@ -243,21 +255,17 @@ func turnOutput(env acp.Envelope) bool {
 	return false
 }
 
-// answerAgent replies to a request of the agent. Tandem has no one to ask
-// for permissions or files: permission requests are answered "cancelled"
-// and anything else "method not found", so that the agent never waits.
+// answerAgent replies to a request of the agent other than a permission
+// request (those are the room's to answer, permission.go): Tandem serves
+// no files or terminals, so anything else is answered "method not
+// found", and the agent never waits.
 func (o *owner) answerAgent(ctx context.Context, s *session, env acp.Envelope) {
 	conn := s.conn
 	if conn == nil {
 		return
 	}
 	var result any
-	var rpcErr *acp.RPCError
-	if env.Method == "session/request_permission" {
-		result = map[string]any{"outcome": map[string]any{"outcome": "cancelled"}}
-	} else {
-		rpcErr = &acp.RPCError{Code: -32601, Message: "method not supported by Tandem: " + env.Method}
-	}
+	rpcErr := &acp.RPCError{Code: -32601, Message: "method not supported by Tandem: " + env.Method}
 	id := env.ID
 	o.spawn(func() {
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)

@@ -87,6 +87,13 @@ type Config struct {
 	PresenceInterval time.Duration
 	// IdempotencyTTL is how long an Idempotency-Key is remembered (default 24h).
 	IdempotencyTTL time.Duration
+	// PermissionTimeout: a permission request of the agent nobody answers
+	// for this long is answered cancelled (default 10m).
+	PermissionTimeout time.Duration
+	// AgentFailureLimit: after this many failed attempts in a row to
+	// start the agent, a session's queued prompts end with stopReason
+	// "error" (default 3).
+	AgentFailureLimit int
 	// MaxPromptBytes bounds a prompt's text (default 32 KiB).
 	MaxPromptBytes int
 	// PromptRate is how many prompts per second one user may send into
@@ -126,8 +133,12 @@ func (c Config) withDefaults() Config {
 	def(&c.DispatchTimeout, 10*time.Second)
 	def(&c.PresenceInterval, 2*time.Second)
 	def(&c.IdempotencyTTL, 24*time.Hour)
+	def(&c.PermissionTimeout, 10*time.Minute)
 	if c.HealthFailures == 0 {
 		c.HealthFailures = 3
+	}
+	if c.AgentFailureLimit == 0 {
+		c.AgentFailureLimit = 3
 	}
 	if c.MaxPromptBytes == 0 {
 		c.MaxPromptBytes = MaxPromptBytes
@@ -165,7 +176,7 @@ func (c Config) Validate() error {
 	if c.LockTTL < 300*time.Millisecond {
 		return fmt.Errorf("workspace: lock TTL %v is too short", c.LockTTL)
 	}
-	if c.HealthFailures < 1 || c.MaxPromptBytes < 1 || c.HistoryEvents < 0 || c.HistoryChars < 0 {
+	if c.HealthFailures < 1 || c.MaxPromptBytes < 1 || c.HistoryEvents < 0 || c.HistoryChars < 0 || c.PermissionTimeout < 0 {
 		return errors.New("workspace: invalid limits")
 	}
 	return nil

@@ -77,6 +77,7 @@ type memData struct {
 	presence map[string]*memHash               // ws
 	locks    map[string]*memLockState          // ws
 	keys     map[string]*memHash               // idempotency and rate keys: "v"
+	perms    map[string]map[string]string      // ws \x00 sid → permissions hash (permission_memstore_test.go)
 	bells    map[*Manager]func(ws, msg string) // the doorbell's subscribers
 	lockSeq  int
 	signals  [][2]string // to deliver once the mutex is released
@@ -841,7 +842,7 @@ func memParseMeta(v map[string]string) model.WorkspaceMeta {
 	created, _ := strconv.ParseInt(v["createdAt"], 10, 64)
 	return model.WorkspaceMeta{
 		SandboxURL: v["sandboxUrl"], SandboxToken: v["sandboxToken"], SandboxID: v["sandboxId"], Agent: v["agent"],
-		CreatedAt: created, Deleted: v["deletedAt"] != "",
+		CreatedAt: created, Deleted: v["deletedAt"] != "", PermissionPolicy: v["permissionPolicy"],
 	}
 }
 
@@ -863,6 +864,9 @@ func (s *memStore) PutWorkspace(ctx context.Context, ws string, m model.Workspac
 		delete(h, "deletedAt")
 		maps.Copy(h, map[string]string{"sandboxUrl": m.SandboxURL, "sandboxToken": m.SandboxToken, "sandboxId": m.SandboxID,
 			"agent": m.Agent, "updatedAt": strconv.FormatInt(now, 10)})
+		if m.PermissionPolicy != "" {
+			h["permissionPolicy"] = m.PermissionPolicy
+		}
 		return nil
 	})
 	return created, err
@@ -1134,6 +1138,7 @@ func memParseRecord(v map[string]string) model.SessionRecord {
 	if s := v["sessionInit"]; s != "" && json.Valid([]byte(s)) {
 		r.SessionInit = []byte(s)
 	}
+	model.ParseSessionConfig(&r, v)
 	return r
 }
 

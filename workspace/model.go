@@ -13,6 +13,9 @@ type Sandbox struct {
 type Settings struct {
 	Sandbox Sandbox `json:"sandbox"`
 	Agent   string  `json:"agent"`
+	// PermissionPolicy is ask, allow or reject (permission.go); "" keeps
+	// the stored one (ask for a new workspace).
+	PermissionPolicy string `json:"permissionPolicy,omitempty"`
 }
 
 // Owner says which node owns a workspace, since when, with which epoch.
@@ -31,6 +34,8 @@ type Info struct {
 	Owner       *Owner   `json:"owner"`
 	Status      string   `json:"status"` // active (owned), idle, sandbox_unhealthy
 	Sessions    []string `json:"sessions"`
+	// PermissionPolicy is ask, allow or reject.
+	PermissionPolicy string `json:"permissionPolicy"`
 }
 
 // SessionRecord is a session in the Sandbox Agent SDK's SessionRecord

@@ -113,6 +113,18 @@ type session struct {
 	// unsure is the inbox id of the prompt whose dispatch append failed
 	// last: it may have landed with its answer lost.
 	unsure string
+	// perms are the agent's permission requests whose answer was not
+	// carried out yet, by requestId (permission.go).
+	perms map[string]*pendingPerm
+	// configuring counts configuration changes being sent to the agent
+	// (session_config.go): prompts wait for them.
+	configuring int
+	// agentFailures counts opens the agent failed in a row, agentErr is
+	// the digest of the last agent_error appended, agentDown says the
+	// queued prompts were ended for it (agent_failure.go).
+	agentFailures int
+	agentErr      string
+	agentDown     bool
 }
 
 type acpMsg struct {
@@ -507,6 +519,9 @@ func (o *owner) loadSession(ctx context.Context, sid string) (*session, error) {
 	if st.Turn != nil {
 		s.turn = &turn{turnRecord: *st.Turn, takenOver: true, since: time.Now()}
 	}
+	if err := o.loadPermissions(ctx, s); err != nil {
+		return nil, err
+	}
 	o.sessions[sid] = s
 	return s, nil
 }
@@ -518,12 +533,13 @@ func (o *owner) tick(ctx context.Context) {
 		if s.rec.DestroyedAt != nil {
 			continue
 		}
-		if s.conn == nil && !s.opening && (len(s.queue) > 0 || s.turn != nil || s.restore) && now.After(s.retryAt) && !o.unhealthy {
+		if s.conn == nil && !s.opening && (len(s.queue) > 0 || s.turn != nil || s.restore && !s.agentDown) && now.After(s.retryAt) && !o.unhealthy {
 			o.open(ctx, s)
 		}
 		if t := s.turn; t != nil && t.ending != nil {
 			o.endTurn(ctx, s, t.ending.stopReason, t.ending.reason)
 		}
+		o.permissionTick(ctx, s)
 		if t := s.turn; t != nil && t.unsent != nil && s.conn != nil {
 			o.send(ctx, s, t, t.unsent)
 		}

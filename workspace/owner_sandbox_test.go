@@ -2,7 +2,6 @@ package workspace
 
 import (
 	"context"
-	"encoding/json"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -225,35 +224,6 @@ func TestFakePresence(t *testing.T) {
 		waitFor(t, "the workspace let go", func() bool { return !a.owns() && h.store.lockHolder(testWS) == "" })
 		if _, err := b.m.GetPresence(ctx, "nope"); err == nil {
 			t.Fatal("presence of an unknown workspace")
-		}
-	})
-}
-
-// A permission request of the agent is answered "cancelled" (Tandem has
-// nobody to ask), persisted both ways, and the turn goes on.
-func TestFakePermissionRequest(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		h := newHarness(t)
-		a := h.start("a", nodeOpts{})
-		a.put(t)
-		a.prompt(t, "write [permission] [chunks=1]")
-		h.waitCount("status:turn_ended", 1)
-		replies := h.sb.Received("")
-		if len(replies) != 1 {
-			t.Fatalf("replies %v", replies)
-		}
-		var r struct {
-			Result struct{ Outcome struct{ Outcome string } }
-		}
-		if err := json.Unmarshal(replies[0].Raw, &r); err != nil || r.Result.Outcome.Outcome != "cancelled" {
-			t.Fatalf("reply %s", replies[0].Raw)
-		}
-		evs := h.events()
-		if count(evs, "agent:session/request_permission") != 1 || count(evs, "client:response") != 1 {
-			t.Fatalf("stream %v", describeAll(evs))
-		}
-		if d := statusDetails(evs, StatusTurnEnded); d[0]["stopReason"] != "end_turn" {
-			t.Fatalf("turn_ended %v", d)
 		}
 	})
 }

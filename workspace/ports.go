@@ -99,4 +99,6 @@ type Store interface {
 	Inbox
 	Records
 	Locks
+	Permissions
+	SessionUpdater
 }

@@ -55,6 +55,11 @@ func (m *Manager) checkSettings(s Settings) error {
 	if len(s.Sandbox.SandboxID) > 128 || strings.ContainsAny(s.Sandbox.SandboxID, "\r\n") {
 		return invalid("sandbox.sandboxId is too long or holds line breaks")
 	}
+	switch s.PermissionPolicy {
+	case "", PolicyAsk, PolicyAllow, PolicyReject:
+	default:
+		return invalid("permissionPolicy %q: want ask, allow or reject", s.PermissionPolicy)
+	}
 	return nil
 }
 
@@ -70,11 +75,18 @@ func (m *Manager) PutWorkspace(ctx context.Context, ws string, s Settings) (bool
 	if err := m.checkSettings(s); err != nil {
 		return false, err
 	}
+	if s.Agent != m.cfg.DefaultAgent {
+		if err := m.checkAgent(ctx, s.Sandbox, s.Agent); err != nil {
+			return false, err
+		}
+	}
 	created, err := m.store.PutWorkspace(ctx, ws, model.WorkspaceMeta{
 		SandboxURL:   strings.TrimRight(s.Sandbox.BaseURL, "/"),
 		SandboxToken: s.Sandbox.Token,
 		SandboxID:    s.Sandbox.SandboxID,
 		Agent:        s.Agent,
+
+		PermissionPolicy: s.PermissionPolicy,
 	}, time.Now().UnixMilli())
 	if err != nil {
 		return false, err
@@ -106,9 +118,19 @@ func metaOf(v model.WorkspaceMeta) meta {
 		Settings: Settings{
 			Sandbox: Sandbox{BaseURL: v.SandboxURL, Token: v.SandboxToken, SandboxID: v.SandboxID},
 			Agent:   v.Agent,
+
+			PermissionPolicy: policyOf(v.PermissionPolicy),
 		},
 		CreatedAt: v.CreatedAt,
 	}
+}
+
+// policyOf is a stored permission policy: ask when none is stored.
+func policyOf(p string) string {
+	if p == "" {
+		return PolicyAsk
+	}
+	return p
 }
 
 // Exists returns ErrWorkspaceNotFound unless the workspace exists.
@@ -140,6 +162,8 @@ func (m *Manager) GetWorkspace(ctx context.Context, ws string) (Info, error) {
 		CreatedAt:   v.Meta.CreatedAt,
 		Status:      "idle",
 		Sessions:    v.Sessions,
+
+		PermissionPolicy: policyOf(v.Meta.PermissionPolicy),
 	}
 	if info.Sessions == nil {
 		info.Sessions = []string{}
@@ -288,6 +312,9 @@ func (m *Manager) Cancel(ctx context.Context, ws, sid, user string) (string, err
 func (m *Manager) CreateSession(ctx context.Context, ws, id, agent string) (SessionRecord, bool, error) {
 	if agent != "" && !validAgent(agent) {
 		return SessionRecord{}, false, invalid("agent %q: want 1-64 characters of [a-z0-9._-]", agent)
+	}
+	if err := m.checkSessionAgent(ctx, ws, agent); err != nil {
+		return SessionRecord{}, false, err
 	}
 	r, err := m.enqueue(ctx, ws, enqueueReq{kind: cmdOpen, sid: id, agent: agent, create: true})
 	if err != nil {

@@ -18,7 +18,7 @@ import (
 
 // dispatch sends the session's next queued prompt when no turn runs.
 func (o *owner) dispatch(ctx context.Context, s *session) {
-	if s.turn != nil || len(s.queue) == 0 || s.rec.DestroyedAt != nil {
+	if s.turn != nil || len(s.queue) == 0 || s.rec.DestroyedAt != nil || s.configuring > 0 {
 		return
 	}
 	if s.conn == nil {

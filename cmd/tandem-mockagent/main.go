@@ -10,6 +10,9 @@
 //	[delay=Dms]  pause before each update (default 20 ms)
 //	[tool]       a tool_call and its completed tool_call_update before the text
 //	[crash]      exit at once with status 2, answering nothing
+//	[permission] ask for a permission first, and say the option chosen
+//	[modes]      say the current mode and model first (session/set_mode and
+//	             session/set_model change them)
 //
 // See package internal/sandboxtest/mockagent for the exact contract.
 package main

@@ -27,6 +27,7 @@ type config struct {
 	LockTTL        time.Duration
 	IdleTimeout    time.Duration
 	HealthInterval time.Duration
+	PermTimeout    time.Duration
 	Agent          string
 	AgentCwd       string
 
@@ -102,6 +103,7 @@ func parseServeConfig(args []string) (config, error) {
 	e.dur(&c.WaitTimeout, "redis-wait-timeout", "TANDEM_REDIS_WAIT_TIMEOUT", time.Second, "the longest an append waits for those replicas")
 	e.dur(&c.LockTTL, "lock-ttl", "TANDEM_LOCK_TTL", 8*time.Second, "expiry of a workspace's ownership lock")
 	e.dur(&c.IdleTimeout, "idle-timeout", "TANDEM_IDLE_TIMEOUT", 30*time.Second, "an owner with nothing to do lets its workspace go after this long")
+	e.dur(&c.PermTimeout, "permission-timeout", "TANDEM_PERMISSION_TIMEOUT", 10*time.Minute, "a permission request of the agent nobody answers is answered cancelled after this long")
 	e.dur(&c.HealthInterval, "health-interval", "TANDEM_HEALTH_INTERVAL", 2*time.Second, "how often an owner checks its sandbox")
 	e.str(&c.Agent, "agent", "TANDEM_AGENT", "mock", "default agent of new workspaces")
 	e.str(&c.AgentCwd, "agent-cwd", "TANDEM_AGENT_CWD", "/tmp", "working directory of new agent sessions")

@@ -3,6 +3,7 @@
 //	tandem serve              run a node (configuration: flags or TANDEM_* variables)
 //	tandem prompt WS [SID] TEXT  send a prompt
 //	tandem tail WS [SID]      follow a session
+//	tandem approve WS [SID] REQUEST OPTION  answer the agent's permission request
 //	tandem version            print the version
 package main
 
@@ -26,6 +27,8 @@ func main() {
 		err = promptCmd(os.Args[2:], os.Stdout)
 	case "tail":
 		err = tailCmd(os.Args[2:], os.Stdout, os.Stderr)
+	case "approve":
+		err = approveCmd(os.Args[2:], os.Stdout)
 	case "version":
 		fmt.Println("tandem", version)
 	case "help", "-h", "--help":
@@ -48,6 +51,7 @@ commands:
   serve     run a node; "tandem serve -h" lists its flags and TANDEM_* variables
   prompt    send a prompt to a session: tandem prompt WORKSPACE [SESSION] TEXT
   tail      follow a session: tandem tail WORKSPACE [SESSION]
+  approve   answer the agent's permission request: tandem approve WORKSPACE [SESSION] REQUEST_ID OPTION_ID
   version   print the version
 (-h after a command lists its flags)
 `)

@@ -90,6 +90,8 @@ func (r *renderer) Render(typ string, data []byte) {
 		r.line("! the stream could not resume at your cursor (%s): it continues from the oldest event kept", ev.Reason)
 	case "presence":
 		r.here(ev)
+	case "permission.requested", "permission.resolved":
+		r.permission(typ, data)
 	default:
 		r.line("? %s event", typ)
 	}
@@ -132,7 +134,9 @@ func (r *renderer) status(ev event) {
 	case "session_destroyed":
 		r.line("* the session was ended")
 	default:
-		r.line("* session status: %s", or(ev.Status, "unknown"))
+		if !r.configStatus(ev) {
+			r.line("* session status: %s", or(ev.Status, "unknown"))
+		}
 	}
 }
 

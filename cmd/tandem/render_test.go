@@ -117,3 +117,28 @@ func TestParseArgs(t *testing.T) {
 		t.Error("an unknown flag was accepted")
 	}
 }
+
+// Permission requests show their options and how to answer; their
+// resolutions and the configuration statuses say who did what.
+func TestRenderPermission(t *testing.T) {
+	var out bytes.Buffer
+	r := newRenderer(&out)
+	r.Render("permission.requested", []byte(`{"requestId":"perm-1","toolCall":{"title":"Run tests","kind":"execute","rawInput":{"command":["go","test"]}},"options":[{"optionId":"allow-once","name":"Allow once"},{"optionId":"reject-once","name":"Reject"}]}`))
+	r.Render("permission.resolved", []byte(`{"requestId":"perm-1","optionId":"allow-once","outcome":"selected","by":"bob"}`))
+	r.Render("permission.resolved", []byte(`{"requestId":"perm-2","outcome":"cancelled","by":"timeout","reason":"nobody answered in time"}`))
+	r.Render("session.status", []byte(`{"status":"mode_changed","detail":{"mode":"code","by":"ann"}}`))
+	r.Render("session.status", []byte(`{"status":"agent_error","detail":{"message":"cwd is not a directory","code":-32602}}`))
+	r.Flush()
+	want := `? the agent asks: Run tests (execute)
+    $ go test
+    request perm-1, options: allow-once (Allow once), reject-once (Reject)
+    answer with: tandem approve WORKSPACE [SESSION] perm-1 OPTION_ID
+* bob chose allow-once for request perm-1
+* timeout cancelled (nobody answered in time) for request perm-2
+* ann set the mode to code
+! the agent could not start: cwd is not a directory
+`
+	if got := out.String(); got != want {
+		t.Fatalf("got:\n%s\nwant:\n%s", got, want)
+	}
+}

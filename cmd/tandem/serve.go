@@ -55,6 +55,8 @@ func serveCmd(args []string) error {
 			MaxPromptBytes: int(cfg.MaxPromptBytes),
 			PromptRate:     cfg.PromptRate,
 			PromptBurst:    int(cfg.PromptBurst),
+
+			PermissionTimeout: cfg.PermTimeout,
 		},
 		Fanout: fanout.Config{MaxStreamsPerUser: int(cfg.MaxStreams)},
 		HTTP: httpapi.Config{

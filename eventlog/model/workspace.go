@@ -17,6 +17,10 @@ type WorkspaceMeta struct {
 	Agent        string
 	CreatedAt    int64 // ms
 	Deleted      bool  // deletedAt is set: gone for the API, its owner finishes the deletion
+
+	// PermissionPolicy is ask, allow or reject; "" is ask (and, in a
+	// PutWorkspace, keeps the stored one).
+	PermissionPolicy string
 }
 
 // OwnerRecord says which node owns a workspace ({ws:ID}:owner).
@@ -47,6 +51,15 @@ type SessionRecord struct {
 	DestroyedAt      *int64          `json:"destroyedAt,omitempty"`
 	SandboxID        string          `json:"sandboxId,omitempty"`
 	SessionInit      json.RawMessage `json:"sessionInit,omitempty"`
+
+	// What the agent's session/new answered (SDK field names), kept up to
+	// date when the mode or model changes (session_config.go).
+	Modes         json.RawMessage `json:"modes,omitempty"`
+	Models        json.RawMessage `json:"models,omitempty"`
+	ConfigOptions json.RawMessage `json:"configOptions,omitempty"`
+	// Want is what people asked for (mode, model, configOptions,
+	// sessionInit), applied to every new agent session of this one.
+	Want json.RawMessage `json:"-"`
 }
 
 // InboxEntry is a command waiting for the owner in {ws:ID}:inbox.

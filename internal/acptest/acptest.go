@@ -55,6 +55,8 @@ type Server struct {
 	deleted  []string
 	health   int
 
+	authMethods []any // advertised by initialize; session/new needs authenticate then
+
 	turns sync.WaitGroup
 }
 
@@ -91,6 +93,7 @@ type conn struct {
 	gone      chan struct{} // closed when the connection is deleted or forgotten
 	sessions  map[string]*agentSession
 	waiting   map[string]chan json.RawMessage // permission request id → the client's answer
+	authed    bool                            // authenticate was called
 }
 
 type agentSession struct {
@@ -126,6 +129,15 @@ func (s *Server) Close() {
 	}
 	s.mu.Unlock()
 	s.turns.Wait()
+}
+
+// SetAuthMethods makes initialize advertise these auth methods and
+// session/new fail with -32000 "Authentication required" on a connection
+// that did not call authenticate.
+func (s *Server) SetAuthMethods(methods ...any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.authMethods = methods
 }
 
 // SetHealthy makes the health check answer 200 (true) or 503 (false).
@@ -468,14 +480,35 @@ func (s *Server) post(req *http.Request, id string, body []byte) *http.Response 
 	var answer []byte
 	switch env.Method {
 	case "initialize":
-		answer = response(env.ID, map[string]any{"protocolVersion": 1, "agentCapabilities": map[string]any{"loadSession": false}, "authMethods": []any{}})
+		s.mu.Lock()
+		methods := append([]any{}, s.authMethods...)
+		s.mu.Unlock()
+		answer = response(env.ID, map[string]any{"protocolVersion": 1, "agentCapabilities": map[string]any{"loadSession": false}, "authMethods": methods})
+	case "authenticate":
+		s.mu.Lock()
+		c.authed = true
+		s.mu.Unlock()
+		answer = response(env.ID, map[string]any{})
 	case "session/new":
 		s.mu.Lock()
+		if len(s.authMethods) > 0 && !c.authed {
+			s.mu.Unlock()
+			answer = rpcError(env.ID, -32000, "Authentication required")
+			break
+		}
 		s.seq++
 		sid := fmt.Sprintf("agent-session-%d", s.seq)
 		c.sessions[sid] = &agentSession{id: sid}
 		s.mu.Unlock()
-		answer = response(env.ID, map[string]any{"sessionId": sid})
+		answer = response(env.ID, map[string]any{"sessionId": sid, "modes": map[string]any{"currentModeId": "ask",
+			"availableModes": []any{map[string]any{"id": "ask", "name": "Ask"}, map[string]any{"id": "code", "name": "Code"}}}})
+	case "session/set_mode":
+		var p struct{ SessionID, ModeID string }
+		_ = json.Unmarshal(env.Params, &p)
+		answer = rpcError(env.ID, -32602, "unknown mode "+p.ModeID)
+		if p.ModeID == "ask" || p.ModeID == "code" {
+			answer = response(env.ID, map[string]any{})
+		}
 	case "session/prompt":
 		done, errMsg := s.startTurn(c, env)
 		if done == nil {
@@ -495,6 +528,15 @@ func (s *Server) post(req *http.Request, id string, body []byte) *http.Response 
 	}
 	s.push(c, answer)
 	return respond(req, http.StatusOK, "application/json", answer)
+}
+
+// PermissionOptions are the options of a [permission] prompt's request.
+// The turn goes on after a selected option, its reply starting with a
+// chunk "permission: <optionId>\n"; after cancelled it ends cancelled.
+var PermissionOptions = []any{
+	map[string]any{"optionId": "allow-once", "name": "Allow once", "kind": "allow_once"},
+	map[string]any{"optionId": "allow-always", "name": "Always allow", "kind": "allow_always"},
+	map[string]any{"optionId": "reject-once", "name": "Reject", "kind": "reject_once"},
 }
 
 var directiveRE = regexp.MustCompile(`\[(?:chunks=(\d+)|delay=(\d+)ms|(hang)|(permission))\]`)
@@ -606,14 +648,26 @@ func (s *Server) turn(ctx context.Context, c *conn, sid string, id json.RawMessa
 		c.waiting[pid] = ch
 		s.mu.Unlock()
 		req, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": json.RawMessage(pid), "method": "session/request_permission",
-			"params": map[string]any{"sessionId": sid, "toolCall": map[string]any{"toolCallId": "tool-" + pid, "title": "Write file"},
-				"options": []any{map[string]any{"optionId": "allow", "name": "Allow", "kind": "allow_once"}}}})
+			"params": map[string]any{"sessionId": sid, "toolCall": map[string]any{"toolCallId": "tool-" + pid, "title": "Write file", "kind": "edit"},
+				"options": PermissionOptions}})
 		s.push(c, req)
+		var answer []byte
 		select {
-		case <-ch:
+		case answer = <-ch:
 		case <-ctx.Done():
 			return stopped()
 		}
+		var r struct {
+			Result struct {
+				Outcome struct{ Outcome, OptionID string }
+			}
+		}
+		_ = json.Unmarshal(answer, &r)
+		if r.Result.Outcome.Outcome != "selected" {
+			return response(id, map[string]any{"stopReason": "cancelled"})
+		}
+		s.push(c, notification("session/update", map[string]any{"sessionId": sid,
+			"update": map[string]any{"sessionUpdate": "agent_message_chunk", "content": map[string]any{"type": "text", "text": "permission: " + r.Result.Outcome.OptionID + "\n"}}}))
 	}
 	if sc.hang {
 		<-ctx.Done()

@@ -149,7 +149,7 @@ func TestResumePermissionHealthDelete(t *testing.T) {
 			if env.Method == "session/request_permission" {
 				go func() {
 					defer perm.Done()
-					if err := conn.Reply(context.Background(), env.ID, map[string]any{"outcome": map[string]any{"outcome": "cancelled"}}, nil); err != nil {
+					if err := conn.Reply(context.Background(), env.ID, map[string]any{"outcome": map[string]any{"outcome": "selected", "optionId": "allow-once"}}, nil); err != nil {
 						t.Error(err)
 					}
 				}()
@@ -167,7 +167,7 @@ func TestResumePermissionHealthDelete(t *testing.T) {
 		perm.Wait()
 		synctest.Wait()
 		mu.Lock()
-		if len(got2) != 3 || got2[0] != "3" {
+		if len(got2) != 4 || got2[0] != "3" { // the request, "permission: allow-once", the text, the response
 			t.Fatalf("second reader got ids %v", got2)
 		}
 		mu.Unlock()

@@ -503,8 +503,8 @@ func (e *env) promptsReceived(t testing.TB) map[string]int {
 	sc := bufio.NewScanner(f)
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		var l struct{ Text string }
-		if json.Unmarshal(sc.Bytes(), &l) == nil {
+		var l struct{ Text, Kind string }
+		if json.Unmarshal(sc.Bytes(), &l) == nil && l.Kind == "" { // kind: a reply the agent logged
 			out[l.Text]++
 		}
 	}

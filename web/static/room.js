@@ -13,6 +13,8 @@
 
 import { api, ApiError, identity, newKey, hue } from './api.js';
 import { Transcript, turnSummary, duration, replyText, backoff } from './transcript.js';
+import { renderPermission, updatePermission, resolutionText } from './permission.js';
+import { ModePicker } from './session.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -62,6 +64,7 @@ export class Room {
       error: $('composer-error'),
       announcer: $('announcer'),
     };
+    this.modes = new ModePicker($('mode-pick'), $('mode-select'), (mode) => this.#setMode(mode));
     this.#wire();
   }
 
@@ -118,6 +121,7 @@ export class Room {
     }
     if (gen !== this.gen) return;
     this.#open(gen);
+    this.#loadModes();
   }
 
   /** catchUp applies every page of events after the last applied one. */
@@ -172,7 +176,7 @@ export class Room {
         this.#setState('reconnecting'); // it retries with Last-Event-ID
       }
     };
-    for (const type of ['chat.user', 'session.event', 'session.status']) on(type, (ev) => this.#live(ev));
+    for (const type of ['chat.user', 'session.event', 'session.status', 'permission.requested', 'permission.resolved']) on(type, (ev) => this.#live(ev));
     on('presence', (p) => {
       this.presenceSeq++;
       this.#renderPresence(p);
@@ -235,16 +239,23 @@ export class Room {
     if (r.result !== 'applied') return r.result;
     for (const c of r.changes) {
       if (c.op === 'add') {
-        const li = renderItem(c.item);
+        const li = c.item.kind === 'permission' ? renderPermission(c.item, (rid, opt) => this.#answer(rid, opt)) : renderItem(c.item);
         this.nodes.set(c.item.key, li);
-        this.el.transcript.append(li);
+        const before = c.item.before && this.nodes.get(c.item.before);
+        if (before) before.before(li);
+        else this.el.transcript.append(li);
       } else {
         const li = this.nodes.get(c.item.key);
-        if (li) updateAgent(li, c.item);
+        if (li && c.item.kind === 'permission') updatePermission(li, c.item);
+        else if (li) updateAgent(li, c.item);
       }
       if (announce) this.#announceChange(c);
     }
     if (ev.type === 'chat.user' && ev.promptId) this.#settlePending(ev.promptId);
+    if (ev.type === 'session.status' && ev.status === 'mode_changed') {
+      if (this.modes.modes.length) this.modes.setCurrent(this.t.mode);
+      else if (this.live) this.#loadModes();
+    }
     this.#updateControls();
     if (announce) {
       this.#updateEmpty();
@@ -257,6 +268,8 @@ export class Room {
   #announceChange(c) {
     const it = c.item;
     if (c.op === 'add' && it.kind === 'user') this.#announce(it.userId + ' said: ' + it.text);
+    else if (c.op === 'add' && it.kind === 'permission') this.#announce('The agent asks: ' + it.title);
+    else if (it.kind === 'permission' && it.status === 'resolved') this.#announce(resolutionText(it));
     else if (c.op === 'add' && it.kind === 'notice') this.#announce(it.text);
     else if (it.kind === 'agent' && it.status !== 'running' && it.endedAt && !it.announced) {
       it.announced = true;
@@ -437,6 +450,36 @@ export class Room {
     if (!li) return;
     li.remove();
     this.pending.delete(promptId);
+  }
+
+  /** answer answers a permission request; someone else answering first is no error. */
+  async #answer(requestId, optionId) {
+    try {
+      await api('POST', this.base + '/sessions/' + this.sid + '/permissions/' + encodeURIComponent(requestId), { body: { optionId } });
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 409) return; // the card shows who answered
+      throw e;
+    }
+  }
+
+  /** loadModes shows the modes the agent offers in the header. */
+  async #loadModes() {
+    try {
+      const rec = await api('GET', this.base + '/sessions/' + this.sid);
+      this.modes.setRecord(rec);
+      if (this.t.mode) this.modes.setCurrent(this.t.mode);
+    } catch {
+      // No session yet (the first prompt creates it), or offline: no picker.
+    }
+  }
+
+  async #setMode(mode) {
+    try {
+      await api('PATCH', this.base + '/sessions/' + this.sid, { body: { mode } });
+    } catch (e) {
+      this.el.error.textContent = 'Could not change the mode: ' + e.message;
+      throw e;
+    }
   }
 
   async #cancel() {

@@ -7,6 +7,8 @@
 // refuses one it has already applied (a duplicate) and one that would leave
 // a hole (a gap, which the page fills from the paging route first).
 
+import { permissionItem, resolvePermission, configNotice } from './permission.js';
+
 /** @typedef {{type:'text'|'thought', text:string, v:number} | {type:'tool', id:string, title:string, kind:string, status:string, v:number} | {type:'error', text:string, v:number}} Part */
 
 /**
@@ -15,6 +17,7 @@
  * - agent:  {kind:'agent', key, promptId, userId, status:'running'|'done'|'cancelled'|'error',
  *            stopReason, reason, startedAt, endedAt, parts: Part[], v}
  * - notice: {kind:'notice', key, status, level:'info'|'ok'|'warn'|'error', text, at}
+ * - permission: the agent's permission request (see permission.js)
  */
 
 export class Transcript {
@@ -36,6 +39,10 @@ export class Transcript {
     this.tools = new Map();
     /** promptIds whose chat.user has been seen */
     this.prompts = new Set();
+    /** permission items by requestId */
+    this.perms = new Map();
+    /** the session's mode as the last mode_changed said ('' before any) */
+    this.mode = '';
   }
 
   /** running is the agent item of the turn in progress, if any. */
@@ -74,6 +81,10 @@ export class Transcript {
         break;
       case 'session.event':
         this.#sessionEvent(ev, changes);
+        break;
+      case 'permission.requested':
+      case 'permission.resolved':
+        this.#permission(ev, changes);
         break;
       default:
         break; // a type this client does not know: skipped, but counted
@@ -173,9 +184,38 @@ export class Transcript {
       case 'session_destroyed':
         this.#notice(ev, 'info', 'The session was ended', changes);
         return;
+      case 'mode_changed':
+      case 'model_changed':
+      case 'config_changed':
+      case 'config_failed':
+      case 'agent_error': {
+        if (ev.status === 'mode_changed' && str(d.mode)) this.mode = str(d.mode);
+        const n = configNotice(ev.status, d);
+        this.#notice(ev, n.level, n.text, changes);
+        return;
+      }
       default:
         this.#notice(ev, 'info', 'Session status: ' + (str(ev.status) || 'unknown'), changes);
     }
+  }
+
+  #permission(ev, changes) {
+    if (ev.type === 'permission.requested') {
+      const item = permissionItem(ev);
+      if (item.requestId) this.perms.set(item.requestId, item);
+      // Asked before the turn said anything: shown before its reply.
+      if (this.current && this.current.status === 'running' && this.current.parts.length === 0) item.before = this.current.key;
+      this.#add(item, changes);
+      return;
+    }
+    const item = this.perms.get(ev.requestId);
+    if (!item) {
+      // Its request was trimmed away: say how it was answered.
+      this.#notice(ev, 'info', 'A permission request was answered by ' + (str(ev.by) || 'someone'), changes);
+      return;
+    }
+    resolvePermission(item, ev);
+    if (!changes.some((c) => c.item === item)) changes.push({ op: 'update', item });
   }
 
   #notice(ev, level, text, changes) {

@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -59,11 +61,15 @@ type agent struct {
 	sessions map[string]*session
 	toolSeq  int
 
+	reqs requests // the agent's own requests (permission.go)
+
 	turns sync.WaitGroup
 }
 
 type session struct {
 	cancel context.CancelFunc // of the running turn; nil when idle
+	mode   string
+	model  string
 }
 
 // Serve runs the agent on one connection: requests are read from in, one JSON
@@ -118,7 +124,8 @@ func (a *agent) handle(line []byte) (crash bool) {
 		if len(env.ID) == 0 {
 			a.write(envelope{ID: json.RawMessage("null"), Error: &rpcError{codeInvalidRequest, "invalid request"}})
 		}
-		return // a response: this agent sends no requests, so none is awaited
+		a.answered(line, env.ID) // a response to a request of the agent
+		return
 	}
 	if len(env.ID) == 0 {
 		a.notification(env)
@@ -145,11 +152,21 @@ func (a *agent) handle(line []byte) (crash bool) {
 			a.fail(env.ID, codeInvalidParams, "invalid params: "+err.Error())
 			return
 		}
+		if fi, err := os.Stat(p.Cwd); err != nil || !fi.IsDir() {
+			a.fail(env.ID, codeInvalidParams, "cwd "+strconv.Quote(p.Cwd)+" is not a directory")
+			return
+		}
 		id := newSessionID()
 		a.mu.Lock()
-		a.sessions[id] = &session{}
+		a.sessions[id] = &session{mode: Modes[0]["id"].(string), model: Models[0]["modelId"].(string)}
 		a.mu.Unlock()
-		a.result(env.ID, map[string]any{"sessionId": id})
+		a.result(env.ID, map[string]any{"sessionId": id,
+			"modes":  map[string]any{"currentModeId": Modes[0]["id"], "availableModes": Modes},
+			"models": map[string]any{"currentModelId": Models[0]["modelId"], "availableModels": Models}})
+	case "session/set_mode":
+		a.setMode(env, false)
+	case "session/set_model":
+		a.setMode(env, true)
 	case "session/prompt":
 		return a.prompt(env)
 	default:
@@ -222,6 +239,25 @@ func (a *agent) prompt(env envelope) (crash bool) {
 
 	go func() {
 		defer a.turns.Done()
+		if sc.permission {
+			choice := a.askPermission(ctx, p.SessionID, toolID)
+			if choice == "" {
+				a.notify("session/update", map[string]any{"sessionId": p.SessionID, "update": map[string]any{"sessionUpdate": "agent_message_chunk", "content": contentBlock{Type: "text", Text: "permission: cancelled"}}})
+				a.mu.Lock()
+				s.cancel = nil
+				a.mu.Unlock()
+				cancel()
+				a.result(env.ID, map[string]any{"stopReason": "cancelled"})
+				return
+			}
+			sc.chunks = append([]string{"permission: " + choice + "\n"}, sc.chunks...)
+		}
+		if sc.modes {
+			a.mu.Lock()
+			mode, model := s.mode, s.model
+			a.mu.Unlock()
+			sc.chunks = append([]string{"mode: " + mode + ", model: " + model + "\n"}, sc.chunks...)
+		}
 		stop := a.turn(ctx, p.SessionID, toolID, sc)
 		// Go idle before answering, so that a prompt sent right after the
 		// answer is not refused as busy.

@@ -10,7 +10,12 @@
 //   - initialize: protocolVersion 1, agentCapabilities.loadSession false, no
 //     auth methods.
 //   - authenticate: an empty result.
-//   - session/new: a fresh random sessionId.
+//   - session/new: a fresh random sessionId, with the modes ask (current) and
+//     code, and the models mock-small (current) and mock-large; error -32602
+//     when cwd is not a directory.
+//   - session/set_mode, session/set_model: change the session's mode or
+//     model (error -32602 for one not offered); set_mode then sends a
+//     current_mode_update.
 //   - session/prompt: a turn (below), answered with {stopReason}.
 //   - session/cancel (notification): stops the running turn of that session,
 //     which then answers {stopReason: "cancelled"}.
@@ -35,6 +40,21 @@
 //	             tool_call_update (status completed) for one mock tool call
 //	[crash]      answer nothing more and exit at once with status 2, as an
 //	             agent process that dies (Serve returns ErrCrash)
+//
+// and, in the last text block only (the user's own, not a restored
+// session's history):
+//
+//	[permission] before the text, send session/request_permission (an edit
+//	             of a file with its diff; options allow-once, allow-always,
+//	             reject-once, reject-always) and wait for the answer: a
+//	             selected option is said first, "permission: <optionId>\n";
+//	             cancelled sends "permission: cancelled" and ends the turn
+//	             cancelled
+//	[modes]      say the current mode and model first, "mode: M, model: X\n"
+//
+// With a prompt log, every response to the agent's own requests is logged
+// too, as {"kind":"response","id","awaited","result"}: awaited is false for
+// a response to no request waiting (a second reply).
 //
 // Example: the prompt "[chunks=2] [delay=0ms] hi" is answered "You said: hi"
 // in two chunks, "You said" and ": hi".

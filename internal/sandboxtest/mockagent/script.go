@@ -13,7 +13,7 @@ const (
 	DefaultDelay  = 20 * time.Millisecond
 )
 
-var directiveRE = regexp.MustCompile(`\[(?:chunks=(\d+)|delay=(\d+)ms|(tool)|(crash))\]`)
+var directiveRE = regexp.MustCompile(`\[(?:chunks=(\d+)|delay=(\d+)ms|(tool)|(crash)|(permission)|(modes))\]`)
 
 // script is what a prompt asks of its turn.
 type script struct {
@@ -22,6 +22,10 @@ type script struct {
 	delay  time.Duration
 	tool   bool
 	crash  bool
+	// permission and modes count in the last text block only (the
+	// user's own text, not a restored session's history).
+	permission bool
+	modes      bool
 }
 
 // Reply is the text the agent answers to a prompt made of these text blocks.
@@ -47,6 +51,12 @@ func parse(texts []string) script {
 			s.tool = true
 		case m[4] != "":
 			s.crash = true
+		}
+	}
+	if len(texts) > 0 {
+		for _, m := range directiveRE.FindAllStringSubmatch(texts[len(texts)-1], -1) {
+			s.permission = s.permission || m[5] != ""
+			s.modes = s.modes || m[6] != ""
 		}
 	}
 	s.chunks = split(s.reply, n)
