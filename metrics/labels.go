@@ -24,7 +24,9 @@ func MethodLabel(method string) string {
 // StopReasonLabel returns reason when it is one of ACP's stop reasons,
 // or "error" (the node's own, for a turn the agent never ended), else
 // Other.
-func StopReasonLabel(reason string) string {
+func StopReasonLabel(reason string) string { return stopLabel(reason) }
+
+func stopLabel(reason string) string {
 	switch reason {
 	case "end_turn", "max_tokens", "max_turn_requests", "refusal", "cancelled", "error":
 		return reason
