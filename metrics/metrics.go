@@ -149,7 +149,7 @@ func (m *Metrics) Owned(delta int)             { m.owned.Add(float64(delta)) }
 func (m *Metrics) TookOver()                   { m.takeovers.Inc() }
 func (m *Metrics) Released(reason string)      { m.releases.WithLabelValues(reason).Inc() }
 func (m *Metrics) PromptAccepted()             { m.prompts.Inc() }
-func (m *Metrics) TurnEnded(reason string)     { m.turns.WithLabelValues(stopLabel(reason)).Inc() }
+func (m *Metrics) TurnEnded(stopReason string) { m.turns.WithLabelValues(stopLabel(stopReason)).Inc() }
 func (m *Metrics) HealthCheckFailed()          { m.healthFailures.Inc() }
 func (m *Metrics) SandboxRestarted(ok bool) {
 	if ok {
