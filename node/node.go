@@ -17,9 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
-	"path"
 	"strings"
 	"time"
 
@@ -119,6 +117,9 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("shutdown timeout is negative"))
 	}
 	errs = append(errs, c.EventLog.Validate(), c.Fanout.Validate(), c.HTTP.Validate(), c.Sandbox.validate())
+	if _, err := sandbox.NewAllowList("", c.SandboxAllow); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -167,8 +168,15 @@ func Run(ctx context.Context, cfg Config, ln net.Listener) error {
 	default:
 		wcfg.DefaultSandbox = workspace.Sandbox{BaseURL: cfg.Sandbox.URL, Token: cfg.Sandbox.Token}
 	}
+	allow, err := sandbox.NewAllowList(wcfg.DefaultSandbox.BaseURL, cfg.SandboxAllow)
+	if err != nil {
+		return err
+	}
 	if wcfg.SandboxAllowed == nil {
-		wcfg.SandboxAllowed = sandboxAllowed(wcfg.DefaultSandbox.BaseURL, cfg.SandboxAllow)
+		wcfg.SandboxAllowed = allow.AllowURL
+	}
+	if wcfg.SandboxHTTPClient == nil {
+		wcfg.SandboxHTTPClient = allow.HTTPClient()
 	}
 	if err := wcfg.Validate(); err != nil {
 		return err
@@ -182,7 +190,7 @@ func Run(ctx context.Context, cfg Config, ln net.Listener) error {
 	mux := &bellMux{hub: hub}
 	bell := eventlog.NewBell(rdb, mux)
 	hub.SetDoorbell(bell)
-	mgr := workspace.New(eventlog.NewStore(log), bell, sandboxes{local: local}, hub, wcfg)
+	mgr := workspace.New(eventlog.NewStore(log), bell, sandboxes{local: local, http: wcfg.SandboxHTTPClient}, hub, wcfg)
 	mgr.SetObserver(mtr)
 	inboxDepth(mtr, mgr)
 	mux.mgr = mgr
@@ -299,48 +307,14 @@ func (b *bellMux) Signal(ws, msg string) {
 
 // sandboxes restarts the node's local sandbox server; others are managed
 // elsewhere and only checked.
-type sandboxes struct{ local *sandbox.Local }
+type sandboxes struct {
+	local *sandbox.Local
+	http  *http.Client // through the allow-list's dialer
+}
 
 func (s sandboxes) EnsureServer(ctx context.Context, sb workspace.Sandbox) error {
 	if s.local != nil && strings.TrimRight(sb.BaseURL, "/") == s.local.BaseURL() {
 		return s.local.EnsureServer(ctx)
 	}
-	return (&sandbox.Static{URL: sb.BaseURL, BearerToken: sb.Token}).EnsureServer(ctx)
-}
-
-// sandboxAllowed decides which sandbox URLs a workspace may use: the
-// default sandbox's host and port, and the allowed patterns. Anything else
-// would make the node a relay into the network it runs in.
-func sandboxAllowed(defaultURL string, patterns []string) func(*url.URL) bool {
-	def := ""
-	if u, err := url.Parse(defaultURL); err == nil {
-		def = hostPort(u)
-	}
-	return func(u *url.URL) bool {
-		hp := hostPort(u)
-		if hp == def {
-			return true
-		}
-		for _, p := range patterns {
-			if ok, _ := path.Match(p, hp); ok {
-				return true
-			}
-			if ok, _ := path.Match(p, u.Hostname()); ok && !strings.Contains(p, ":") {
-				return true
-			}
-		}
-		return false
-	}
-}
-
-// hostPort is u's host and port, the port made explicit.
-func hostPort(u *url.URL) string {
-	port := u.Port()
-	if port == "" {
-		port = "80"
-		if u.Scheme == "https" {
-			port = "443"
-		}
-	}
-	return net.JoinHostPort(strings.ToLower(u.Hostname()), port)
+	return (&sandbox.Static{URL: sb.BaseURL, BearerToken: sb.Token, HTTPClient: s.http}).EnsureServer(ctx)
 }
