@@ -63,6 +63,8 @@ var (
 	probTokenExpired     = problemKind{"token_expired", http.StatusUnauthorized, "Token expired"}
 	probForbidden        = problemKind{"forbidden", http.StatusForbidden, "Forbidden"}
 	probRateLimited      = problemKind{"rate_limited", http.StatusTooManyRequests, "Too many requests"}
+	probHostNotAllowed   = problemKind{"host_not_allowed", http.StatusForbidden, "Host not allowed"}
+	probCrossSite        = problemKind{"cross_site_request", http.StatusForbidden, "Cross-site request refused"}
 )
 
 // apiError is an error that already knows its problem kind.

@@ -30,7 +30,7 @@ func TestDistinctMethodsAndPathsAddNoSeries(t *testing.T) {
 	m := metrics.New()
 	h := httpapi.New(httpapi.Deps{Events: &fakeEvents{}, Streams: &fakeStreams{}, Workspaces: okWorkspaces{}, Observer: m}, httpapi.Config{})
 	send := func(method, path string) {
-		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(method, path, nil))
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(method, "http://127.0.0.1"+path, nil))
 	}
 	for _, p := range []string{"/nope0", "/v1/workspaces/w0", "/healthz"} {
 		send("BREW0", p)

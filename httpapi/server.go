@@ -61,6 +61,9 @@ type Config struct {
 	// CORSOrigins lists the origins of browser apps allowed to call the
 	// API from other origins; empty (the default) allows none.
 	CORSOrigins []string
+	// NoAuthAllowRemote, without authentication, serves any IP address as
+	// Host, not only loopback ones (TANDEM_AUTH_NONE_ALLOW_REMOTE).
+	NoAuthAllowRemote bool
 }
 
 func (c Config) withDefaults() Config {
@@ -143,6 +146,10 @@ func New(deps Deps, cfg Config) *Server {
 			AllowCredentials: true,
 			MaxAge:           600,
 		}))
+	}
+
+	if _, none := s.authn.(NoAuth); none {
+		e.Use(s.localGuard)
 	}
 
 	e.GET("/healthz", s.healthz)

@@ -58,8 +58,9 @@ func serveCmd(args []string) error {
 		},
 		Fanout: fanout.Config{MaxStreamsPerUser: int(cfg.MaxStreams)},
 		HTTP: httpapi.Config{
-			MaxBodyBytes: cfg.MaxBodyBytes,
-			CORSOrigins:  splitList(cfg.CORSOrigins),
+			MaxBodyBytes:      cfg.MaxBodyBytes,
+			CORSOrigins:       splitList(cfg.CORSOrigins),
+			NoAuthAllowRemote: cfg.security.AllowRemoteNone,
 		},
 		Auth:         authn,
 		PprofAddr:    cfg.PprofAddr,
