@@ -17,7 +17,7 @@ func TestNoAuthHosts(t *testing.T) {
 			"127.0.0.1:8080": 200, "127.0.0.2": 200, "localhost": 200, "LOCALHOST:1": 200, "app.localhost:8080": 200,
 			"[::1]:8080": 200, "[::ffff:127.0.0.1]:80": 200, "localhost.": 200,
 			"evil.example": 403, "127.0.0.1.nip.io": 403, "localhost.evil.example": 403, "": 403,
-			"0.0.0.0:8080": map[bool]int{false: 403, true: 200}[remote],
+			"0.0.0.0:8080":  map[bool]int{false: 403, true: 200}[remote],
 			"10.0.0.5:8080": map[bool]int{false: 403, true: 200}[remote],
 			"[fd00::1]:80":  map[bool]int{false: 403, true: 200}[remote],
 		} {
