@@ -64,6 +64,8 @@ type Config struct {
 	// NoAuthAllowRemote, without authentication, serves any IP address as
 	// Host, not only loopback ones (TANDEM_AUTH_NONE_ALLOW_REMOTE).
 	NoAuthAllowRemote bool
+	// MetricsToken, when set, is the bearer token GET /metrics requires.
+	MetricsToken string
 }
 
 func (c Config) withDefaults() Config {
@@ -155,7 +157,7 @@ func New(deps Deps, cfg Config) *Server {
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	if deps.Metrics != nil {
-		e.GET("/metrics", echo.WrapHandler(deps.Metrics))
+		e.GET("/metrics", s.metrics)
 	}
 	e.GET("/", s.index)
 	e.GET("/w/:ws", s.index)

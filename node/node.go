@@ -56,6 +56,10 @@ type Config struct {
 	// PprofAddr, when set, serves net/http/pprof there (keep it on
 	// loopback); empty: no profiling endpoints.
 	PprofAddr string
+	// MetricsToken, when set, is the bearer token GET /metrics on the API
+	// port requires. With PprofAddr, /metrics is served on that listener
+	// and not on the API port at all.
+	MetricsToken string
 	// BenchRoutes serves the load tool's append route (never in
 	// production: it appends synthetic events).
 	BenchRoutes bool
@@ -78,7 +82,11 @@ type SandboxConfig struct {
 	Bin, DataDir  string
 	Port          int
 	AgentLauncher string
-	Output        *os.File
+	// PassEnv names the variables of the node's environment the local
+	// server and its agents get besides PATH and the locale (agent
+	// credentials); nothing else of it reaches them.
+	PassEnv []string
+	Output  *os.File
 }
 
 func (c SandboxConfig) mode() string {
@@ -160,11 +168,22 @@ func Run(ctx context.Context, cfg Config, ln net.Listener) error {
 		local, err = sandbox.NewLocal(sandbox.LocalConfig{
 			Bin: cfg.Sandbox.Bin, DataDir: cfg.Sandbox.DataDir, Port: cfg.Sandbox.Port,
 			AgentLauncher: cfg.Sandbox.AgentLauncher, Output: cfg.Sandbox.Output, Logger: logger,
+			PassEnv: cfg.Sandbox.PassEnv,
 		})
 		if err != nil {
 			return err
 		}
+		// The local server's token is added by the node's sandbox client
+		// (localAuth), never stored with the workspaces.
 		wcfg.DefaultSandbox = workspace.Sandbox{BaseURL: local.BaseURL()}
+		if wcfg.AgentCwdFor == nil {
+			wcfg.AgentCwdFor = func(ws string, sb workspace.Sandbox) string {
+				if strings.TrimRight(sb.BaseURL, "/") != local.BaseURL() {
+					return ""
+				}
+				return local.WorkspaceDir(ws)
+			}
+		}
 	default:
 		wcfg.DefaultSandbox = workspace.Sandbox{BaseURL: cfg.Sandbox.URL, Token: cfg.Sandbox.Token}
 	}
@@ -177,6 +196,9 @@ func Run(ctx context.Context, cfg Config, ln net.Listener) error {
 	}
 	if wcfg.SandboxHTTPClient == nil {
 		wcfg.SandboxHTTPClient = allow.HTTPClient()
+		if local != nil {
+			wcfg.SandboxHTTPClient.Transport = localAuth(wcfg.SandboxHTTPClient.Transport, local)
+		}
 	}
 	if err := wcfg.Validate(); err != nil {
 		return err
@@ -201,11 +223,11 @@ func Run(ctx context.Context, cfg Config, ln net.Listener) error {
 		Workspaces: mgr,
 		Auth:       cfg.Auth,
 		Observer:   mtr,
-		Metrics:    mtr.Handler(),
+		Metrics:    apiMetrics(cfg, mtr),
 		Bench:      benchRoutes(cfg.BenchRoutes, mgr, log),
 		Ready:      func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
 		Logger:     logger,
-	}, cfg.HTTP)
+	}, withMetricsToken(cfg.HTTP, cfg.MetricsToken))
 
 	// Requests' contexts end when shutdown begins, so that nothing waits
 	// on a stream that would never end by itself.
@@ -254,7 +276,7 @@ func Run(ctx context.Context, cfg Config, ln net.Listener) error {
 	start("workspaces", func() error { return mgr.Run(runCtx) })
 	start("http", func() error { return srv.Serve(ln) })
 	if cfg.PprofAddr != "" {
-		start("pprof", func() error { return servePprof(runCtx, cfg.PprofAddr, logger) })
+		start("pprof", func() error { return servePprof(runCtx, cfg.PprofAddr, mtr.Handler(), logger) })
 	}
 	logger.Info("tandem node listening", slog.String("addr", ln.Addr().String()), slog.String("redis", RedactURL(cfg.RedisURL)))
 

@@ -4,6 +4,7 @@ package workspace
 // connection on the sandbox, and what happens when a connection ends.
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -64,6 +65,9 @@ func (o *owner) open(ctx context.Context, s *session) {
 	// history.
 	hadAgent := s.rec.AgentSessionID != ""
 	cwd := o.m.cfg.AgentCwd
+	if f := o.m.cfg.AgentCwdFor; f != nil {
+		cwd = cmp.Or(f(o.ws, o.meta.Sandbox), cwd)
+	}
 	firstID := int64(o.epoch)*1_000_000 + 1
 	o.spawn(func() {
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)

@@ -100,6 +100,10 @@ type Config struct {
 	DefaultAgent   string
 	// AgentCwd is the working directory of new agent sessions (default /tmp).
 	AgentCwd string
+	// AgentCwdFor, when set, gives a workspace's agent sessions on sandbox
+	// sb a working directory of their own (the local provider's, one per
+	// workspace); "" means AgentCwd. It runs on the owner's loop: quick.
+	AgentCwdFor func(ws string, sb Sandbox) string
 	// HistoryEvents and HistoryChars bound the history replayed into a
 	// restored session's next prompt (defaults 50 and 12,000).
 	HistoryEvents int

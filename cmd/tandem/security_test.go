@@ -20,7 +20,7 @@ func TestAuthNoneListensOnLoopbackOnly(t *testing.T) {
 		{"0.0.0.0:8080", true, true},
 	} {
 		s := security{Auth: "none", AllowRemoteNone: tc.force, MaxBodyBytes: 1 << 20, MaxPromptBytes: 1, PromptBurst: 1}
-		err := s.validate(tc.addr)
+		err := s.validate(tc.addr, false)
 		if (err == nil) != tc.ok {
 			t.Errorf("auth none on %s (forced %v): %v", tc.addr, tc.force, err)
 		}
@@ -29,11 +29,11 @@ func TestAuthNoneListensOnLoopbackOnly(t *testing.T) {
 		}
 	}
 	s := security{Auth: "jwt", MaxBodyBytes: 1 << 20, MaxPromptBytes: 1, PromptBurst: 1}
-	if err := s.validate("0.0.0.0:8080"); err == nil {
+	if err := s.validate("0.0.0.0:8080", false); err == nil {
 		t.Error("jwt without a secret or keys was accepted")
 	}
 	s.JWTSecret = "x"
-	if err := s.validate("0.0.0.0:8080"); err != nil {
+	if err := s.validate("0.0.0.0:8080", false); err != nil {
 		t.Errorf("jwt with a secret on any address: %v", err)
 	}
 }
