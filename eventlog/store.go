@@ -184,7 +184,7 @@ func (s *Store) Enqueue(ctx context.Context, ws string, e model.Enqueue) (model.
 	res, err := s.runStrings(ctx, enqueueScript,
 		[]string{MetaKey(ws), SessionsKey(ws), SessionKey(ws, e.Session), InboxKey(ws), IdemKey(ws, e.IdemKey), RateKey(ws, e.RateKey)},
 		e.Kind, e.Session, create, e.User, e.Text, e.IdemTTL.Milliseconds(), NotifyChannel(ws), e.Agent,
-		e.RateInterval.Milliseconds(), e.RateTolerance.Milliseconds())
+		e.RateInterval.Milliseconds(), e.RateTolerance.Milliseconds(), e.MaxSessions)
 	if err != nil {
 		return model.Enqueued{}, unavailable("enqueue "+e.Kind, err)
 	}

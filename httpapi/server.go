@@ -35,6 +35,7 @@ type Deps struct {
 	Auth       Authenticator // nil: NoAuth
 	Ready      ReadinessCheck
 	Observer   Observer      // nil: none
+	Quotas     Quotas        // nil: commands are not rate limited
 	Metrics    http.Handler  // served at /metrics; nil: not served
 	Bench      BenchAppender // the load tool's append route; nil: not served
 	Logger     *slog.Logger  // nil: slog.Default()
@@ -66,6 +67,12 @@ type Config struct {
 	NoAuthAllowRemote bool
 	// MetricsToken, when set, is the bearer token GET /metrics requires.
 	MetricsToken string
+	// CommandRate and CommandBurst bound the commands other than prompts
+	// (session create, cancel, destroy, workspace delete) per user and
+	// workspace, per second and in a burst, each kind its own bucket
+	// (defaults 1 and 20; a negative rate: unlimited).
+	CommandRate  float64
+	CommandBurst int
 }
 
 func (c Config) withDefaults() Config {

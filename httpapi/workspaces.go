@@ -131,6 +131,9 @@ func (s *Server) getWorkspace(c echo.Context) error {
 }
 
 func (s *Server) deleteWorkspace(c echo.Context) error {
+	if err := s.takeQuota(c, quotaDeleteWS); err != nil {
+		return err
+	}
 	if err := s.deps.Workspaces.DeleteWorkspace(c.Request().Context(), c.Param("ws")); err != nil {
 		return err
 	}
@@ -176,6 +179,9 @@ func (s *Server) createSession(c echo.Context) error {
 	} else if !ValidID(body.ID) {
 		return newError(probInvalidID, "id must be 1-128 characters of [A-Za-z0-9._-]")
 	}
+	if err := s.takeQuota(c, quotaOpen); err != nil {
+		return err
+	}
 	rec, created, err := s.deps.Workspaces.CreateSession(c.Request().Context(), c.Param("ws"), body.ID, body.Agent)
 	if err != nil {
 		return err
@@ -198,6 +204,9 @@ func (s *Server) getSession(c echo.Context) error {
 func (s *Server) deleteSession(c echo.Context) error {
 	ctx := c.Request().Context()
 	if _, err := s.deps.Workspaces.GetSession(ctx, c.Param("ws"), c.Param("sid")); err != nil {
+		return err
+	}
+	if err := s.takeQuota(c, quotaDestroy); err != nil {
 		return err
 	}
 	rec, err := s.deps.Workspaces.DeleteSession(ctx, c.Param("ws"), c.Param("sid"))
@@ -227,6 +236,9 @@ func (s *Server) prompt(c echo.Context) error {
 
 func (s *Server) cancel(c echo.Context) error {
 	user := principal(c).User
+	if err := s.takeQuota(c, quotaCancel); err != nil {
+		return err
+	}
 	id, err := s.deps.Workspaces.Cancel(c.Request().Context(), c.Param("ws"), c.Param("sid"), user)
 	if err != nil {
 		return err

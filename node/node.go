@@ -223,6 +223,7 @@ func Run(ctx context.Context, cfg Config, ln net.Listener) error {
 		Workspaces: mgr,
 		Auth:       cfg.Auth,
 		Observer:   mtr,
+		Quotas:     log,
 		Metrics:    apiMetrics(cfg, mtr),
 		Bench:      benchRoutes(cfg.BenchRoutes, mgr, log),
 		Ready:      func(ctx context.Context) error { return rdb.Ping(ctx).Err() },

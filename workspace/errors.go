@@ -22,6 +22,10 @@ var (
 	ErrNotOwner = errors.New("not the workspace owner")
 )
 
+// ErrSessionLimit: creating the session would pass the workspace's cap
+// on session records (Config.MaxSessions).
+var ErrSessionLimit = errors.New("too many sessions in the workspace")
+
 // ErrRateLimited is matched by a *RateLimitError.
 var ErrRateLimited = errors.New("rate limited")
 

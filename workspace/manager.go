@@ -100,6 +100,9 @@ type Config struct {
 	DefaultAgent   string
 	// AgentCwd is the working directory of new agent sessions (default /tmp).
 	AgentCwd string
+	// MaxSessions caps the session records of a workspace, destroyed ones
+	// included (each keeps its stream); 0: 1000; negative: no cap.
+	MaxSessions int
 	// AgentCwdFor, when set, gives a workspace's agent sessions on sandbox
 	// sb a working directory of their own (the local provider's, one per
 	// workspace); "" means AgentCwd. It runs on the owner's loop: quick.
@@ -141,6 +144,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PromptBurst == 0 {
 		c.PromptBurst = 10
+	}
+	if c.MaxSessions == 0 {
+		c.MaxSessions = 1000
 	}
 	if c.DefaultAgent == "" {
 		c.DefaultAgent = "mock"

@@ -690,6 +690,10 @@ func (s *memStore) Enqueue(ctx context.Context, ws string, e model.Enqueue) (mod
 				out.Status = model.EnqueueNoSession
 				return nil
 			}
+			if e.MaxSessions > 0 && len(d.zsess[ws]) >= e.MaxSessions {
+				out.Status = model.EnqueueTooMany
+				return nil
+			}
 			agent := e.Agent
 			if agent == "" {
 				agent = m["agent"]

@@ -221,6 +221,7 @@ func (m *Manager) enqueue(ctx context.Context, ws string, r enqueueReq) (enqueue
 		Kind: r.kind, Session: r.sid, User: r.user, Text: r.text, Agent: r.agent, Create: r.create,
 		IdemKey: hex.EncodeToString(sum[:16]), IdemTTL: ttl,
 		RateKey: hex.EncodeToString(userSum[:12]), RateInterval: interval, RateTolerance: tolerance,
+		MaxSessions: max(m.cfg.MaxSessions, 0),
 	})
 	if err != nil {
 		return enqueueRes{}, err
@@ -234,6 +235,8 @@ func (m *Manager) enqueue(ctx context.Context, ws string, r enqueueReq) (enqueue
 		return enqueueRes{}, fmt.Errorf("%s/%s: %w", ws, r.sid, ErrSessionDestroyed)
 	case model.EnqueueRateLimited:
 		return enqueueRes{}, &RateLimitError{RetryAfter: res.RetryAfter}
+	case model.EnqueueTooMany:
+		return enqueueRes{}, fmt.Errorf("%s: %w (%d)", ws, ErrSessionLimit, m.cfg.MaxSessions)
 	}
 	// Marked after the command is in the inbox: an owner going idle removes
 	// the mark and then checks the inbox, so either it sees the command or

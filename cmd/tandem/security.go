@@ -28,6 +28,9 @@ type security struct {
 	PromptBurst     int64
 	MaxStreams      int64
 	LocalWithJWT    bool
+	CommandRate     float64
+	CommandBurst    int64
+	MaxSessions     int64
 }
 
 func (s *security) register(e *envFlags) {
@@ -45,6 +48,9 @@ func (s *security) register(e *envFlags) {
 	e.float(&s.PromptRate, "prompt-rate", "TANDEM_PROMPT_RATE", 2, "prompts per second per user and workspace (negative: unlimited)")
 	e.int64(&s.PromptBurst, "prompt-burst", "TANDEM_PROMPT_BURST", 10, "burst of prompts allowed above the rate")
 	e.int64(&s.MaxStreams, "max-streams-per-user", "TANDEM_MAX_STREAMS_PER_USER", 32, "open streams per user on one node")
+	e.float(&s.CommandRate, "command-rate", "TANDEM_COMMAND_RATE", 1, "session creates, cancels and destroys per second per user and workspace, each kind its own bucket (negative: unlimited)")
+	e.int64(&s.CommandBurst, "command-burst", "TANDEM_COMMAND_BURST", 20, "burst of those commands allowed above the rate")
+	e.int64(&s.MaxSessions, "max-sessions-per-workspace", "TANDEM_MAX_SESSIONS_PER_WORKSPACE", 1000, "session records a workspace may hold, destroyed ones included (negative: no cap)")
 	e.boolean(&s.LocalWithJWT, "sandbox-local-with-jwt", "TANDEM_SANDBOX_LOCAL_WITH_JWT", "with TANDEM_AUTH=jwt, run the local sandbox anyway: its agents share the node's host (its files, its network, its processes)")
 }
 
@@ -67,7 +73,7 @@ func (s *security) validate(addr string, localSandbox bool) error {
 	default:
 		return fmt.Errorf("TANDEM_AUTH=%q: want none or jwt", s.Auth)
 	}
-	if s.MaxBodyBytes < 1024 || s.MaxPromptBytes < 1 || s.PromptBurst < 1 {
+	if s.MaxBodyBytes < 1024 || s.MaxPromptBytes < 1 || s.PromptBurst < 1 || s.CommandBurst < 1 || s.MaxSessions == 0 {
 		return errors.New("limits: body at least 1 KiB, prompt at least 1 byte, burst at least 1")
 	}
 	return nil

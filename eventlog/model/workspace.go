@@ -71,6 +71,9 @@ type Enqueue struct {
 	RateKey       string
 	RateInterval  time.Duration
 	RateTolerance time.Duration
+	// MaxSessions caps the workspace's session records when this command
+	// creates one (0: no cap).
+	MaxSessions int
 }
 
 // EnqueueStatus is the enqueue script's verdict.
@@ -83,6 +86,7 @@ const (
 	EnqueueNoSession   EnqueueStatus = "err_session"
 	EnqueueDestroyed   EnqueueStatus = "err_destroyed"
 	EnqueueRateLimited EnqueueStatus = "err_rate"
+	EnqueueTooMany     EnqueueStatus = "err_sessions"
 )
 
 // Enqueued is the answer of an enqueue.
