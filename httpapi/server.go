@@ -113,6 +113,9 @@ func (c Config) Validate() error {
 		if o == "*" {
 			return errors.New("httpapi: CORS origin * is not allowed; list the origins")
 		}
+		if err := validCORSOrigin(o); err != nil {
+			return err
+		}
 	}
 	return nil
 }
