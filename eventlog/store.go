@@ -62,6 +62,7 @@ func (s *Store) PutWorkspace(ctx context.Context, ws string, m model.WorkspaceMe
 			"sandboxToken", m.SandboxToken,
 			"sandboxId", m.SandboxID,
 			"agent", m.Agent,
+			"agents", strings.Join(m.Agents, ","),
 			"updatedAt", now)
 		return nil
 	})
@@ -71,6 +72,14 @@ func (s *Store) PutWorkspace(ctx context.Context, ws string, m model.WorkspaceMe
 	return created.Val(), nil
 }
 
+// splitAgents reads the agents field, a comma-joined list ("" for none).
+func splitAgents(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
 func parseMeta(v map[string]string) model.WorkspaceMeta {
 	created, _ := strconv.ParseInt(v["createdAt"], 10, 64)
 	return model.WorkspaceMeta{
@@ -78,6 +87,7 @@ func parseMeta(v map[string]string) model.WorkspaceMeta {
 		SandboxToken: v["sandboxToken"],
 		SandboxID:    v["sandboxId"],
 		Agent:        v["agent"],
+		Agents:       splitAgents(v["agents"]),
 		CreatedAt:    created,
 		Deleted:      v["deletedAt"] != "",
 	}

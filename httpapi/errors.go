@@ -66,6 +66,7 @@ var (
 	probHostNotAllowed   = problemKind{"host_not_allowed", http.StatusForbidden, "Host not allowed"}
 	probCrossSite        = problemKind{"cross_site_request", http.StatusForbidden, "Cross-site request refused"}
 	probSessionLimit     = problemKind{"session_limit", http.StatusConflict, "Too many sessions"}
+	probAgentForbidden   = problemKind{"agent_not_allowed", http.StatusForbidden, "Agent not allowed"}
 )
 
 // apiError is an error that already knows its problem kind.
@@ -95,6 +96,7 @@ var errorTable = []struct {
 	{workspace.ErrTooLarge, probPromptTooLarge},
 	{workspace.ErrRateLimited, probRateLimited},
 	{workspace.ErrSessionLimit, probSessionLimit},
+	{workspace.ErrAgentNotAllowed, probAgentForbidden},
 	{fanout.ErrTooManyStreams, probRateLimited},
 	{fanout.ErrClosed, probUnavailable},
 	{eventlog.ErrUnavailable, probUnavailable},

@@ -15,6 +15,7 @@ import (
 // prompt itself (TANDEM_PROMPT_RATE).
 type Quotas interface {
 	TakeQuota(ctx context.Context, ws, kind, user string, rate float64, burst int) (time.Duration, error)
+	RefundQuota(ctx context.Context, ws, kind, user string, rate float64, burst int) error
 }
 
 // The command kinds a quota counts, one bucket each: creating or
@@ -41,12 +42,14 @@ func (e *commandRateError) Error() string {
 }
 func (e *commandRateError) Unwrap() error { return workspace.ErrRateLimited }
 
-// takeQuota takes one command of kind from the caller's bucket in the
-// route's workspace; called once the request is known to be well formed,
-// so that a refused bad request takes nothing.
-func (s *Server) takeQuota(c echo.Context, kind string) error {
+// withQuota runs fn, a command of kind, once the caller's bucket in the
+// route's workspace lets it through; a command fn refuses (a workspace or
+// session that does not exist, an agent not allowed...) is given back, so
+// that only what is carried out counts and a refused request changes
+// nothing. Called once the request is known to be well formed.
+func (s *Server) withQuota(c echo.Context, kind string, fn func() error) error {
 	if s.deps.Quotas == nil || s.cfg.CommandRate < 0 {
-		return nil
+		return fn()
 	}
 	rate, burst := s.cfg.CommandRate, s.cfg.CommandBurst
 	if rate == 0 {
@@ -55,12 +58,19 @@ func (s *Server) takeQuota(c echo.Context, kind string) error {
 	if burst == 0 {
 		burst = defaultCommandBurst
 	}
-	wait, err := s.deps.Quotas.TakeQuota(c.Request().Context(), c.Param("ws"), kind, principal(c).User, rate, burst)
+	ctx, ws, user := c.Request().Context(), c.Param("ws"), principal(c).User
+	wait, err := s.deps.Quotas.TakeQuota(ctx, ws, kind, user, rate, burst)
 	if err != nil {
 		return err
 	}
 	if wait > 0 {
 		return &commandRateError{kind: kind, retryAfter: wait}
+	}
+	if err := fn(); err != nil {
+		if rerr := s.deps.Quotas.RefundQuota(context.WithoutCancel(ctx), ws, kind, user, rate, burst); rerr != nil {
+			s.log.WarnContext(ctx, "quota refund", "kind", kind, "err", rerr)
+		}
+		return err
 	}
 	return nil
 }

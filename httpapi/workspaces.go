@@ -92,13 +92,15 @@ func (s *Server) putWorkspace(c echo.Context) error {
 			Token     string `json:"token"`
 			SandboxID string `json:"sandboxId"`
 		} `json:"sandbox"`
-		Agent string `json:"agent"`
+		Agent  string   `json:"agent"`
+		Agents []string `json:"agents"`
 	}
 	if err := s.decodeBody(c, &body, true); err != nil {
 		return err
 	}
 	var set workspace.Settings
 	set.Agent = body.Agent
+	set.Agents = body.Agents
 	if body.Sandbox != nil {
 		if body.Sandbox.BaseURL == "" {
 			return newError(probInvalid, "sandbox.baseUrl is required when sandbox is given")
@@ -131,10 +133,9 @@ func (s *Server) getWorkspace(c echo.Context) error {
 }
 
 func (s *Server) deleteWorkspace(c echo.Context) error {
-	if err := s.takeQuota(c, quotaDeleteWS); err != nil {
-		return err
-	}
-	if err := s.deps.Workspaces.DeleteWorkspace(c.Request().Context(), c.Param("ws")); err != nil {
+	if err := s.withQuota(c, quotaDeleteWS, func() error {
+		return s.deps.Workspaces.DeleteWorkspace(c.Request().Context(), c.Param("ws"))
+	}); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
@@ -179,11 +180,12 @@ func (s *Server) createSession(c echo.Context) error {
 	} else if !ValidID(body.ID) {
 		return newError(probInvalidID, "id must be 1-128 characters of [A-Za-z0-9._-]")
 	}
-	if err := s.takeQuota(c, quotaOpen); err != nil {
+	var rec workspace.SessionRecord
+	var created bool
+	if err := s.withQuota(c, quotaOpen, func() (err error) {
+		rec, created, err = s.deps.Workspaces.CreateSession(c.Request().Context(), c.Param("ws"), body.ID, body.Agent)
 		return err
-	}
-	rec, created, err := s.deps.Workspaces.CreateSession(c.Request().Context(), c.Param("ws"), body.ID, body.Agent)
-	if err != nil {
+	}); err != nil {
 		return err
 	}
 	status := http.StatusOK
@@ -206,11 +208,11 @@ func (s *Server) deleteSession(c echo.Context) error {
 	if _, err := s.deps.Workspaces.GetSession(ctx, c.Param("ws"), c.Param("sid")); err != nil {
 		return err
 	}
-	if err := s.takeQuota(c, quotaDestroy); err != nil {
+	var rec workspace.SessionRecord
+	if err := s.withQuota(c, quotaDestroy, func() (err error) {
+		rec, err = s.deps.Workspaces.DeleteSession(ctx, c.Param("ws"), c.Param("sid"))
 		return err
-	}
-	rec, err := s.deps.Workspaces.DeleteSession(ctx, c.Param("ws"), c.Param("sid"))
-	if err != nil {
+	}); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, rec)
@@ -236,11 +238,11 @@ func (s *Server) prompt(c echo.Context) error {
 
 func (s *Server) cancel(c echo.Context) error {
 	user := principal(c).User
-	if err := s.takeQuota(c, quotaCancel); err != nil {
+	var id string
+	if err := s.withQuota(c, quotaCancel, func() (err error) {
+		id, err = s.deps.Workspaces.Cancel(c.Request().Context(), c.Param("ws"), c.Param("sid"), user)
 		return err
-	}
-	id, err := s.deps.Workspaces.Cancel(c.Request().Context(), c.Param("ws"), c.Param("sid"), user)
-	if err != nil {
+	}); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusAccepted, map[string]string{"id": id, "sessionId": c.Param("sid")})

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -698,6 +699,10 @@ func (s *memStore) Enqueue(ctx context.Context, ws string, e model.Enqueue) (mod
 			if agent == "" {
 				agent = m["agent"]
 			}
+			if agent != m["agent"] && !slices.Contains(strings.Split(m["agents"], ","), agent) {
+				out.Status = model.EnqueueAgent
+				return nil
+			}
 			if rec == nil {
 				rec = map[string]string{}
 				d.sessRec[skey(ws, e.Session)] = rec
@@ -735,8 +740,15 @@ func memParseMeta(v map[string]string) model.WorkspaceMeta {
 	created, _ := strconv.ParseInt(v["createdAt"], 10, 64)
 	return model.WorkspaceMeta{
 		SandboxURL: v["sandboxUrl"], SandboxToken: v["sandboxToken"], SandboxID: v["sandboxId"], Agent: v["agent"],
-		CreatedAt: created, Deleted: v["deletedAt"] != "",
+		CreatedAt: created, Deleted: v["deletedAt"] != "", Agents: memAgents(v["agents"]),
 	}
+}
+
+func memAgents(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
 }
 
 func (s *memStore) PutWorkspace(ctx context.Context, ws string, m model.WorkspaceMeta, now int64) (bool, error) {
@@ -756,7 +768,7 @@ func (s *memStore) PutWorkspace(ctx context.Context, ws string, m model.Workspac
 		}
 		delete(h, "deletedAt")
 		maps.Copy(h, map[string]string{"sandboxUrl": m.SandboxURL, "sandboxToken": m.SandboxToken, "sandboxId": m.SandboxID,
-			"agent": m.Agent, "updatedAt": strconv.FormatInt(now, 10)})
+			"agent": m.Agent, "agents": strings.Join(m.Agents, ","), "updatedAt": strconv.FormatInt(now, 10)})
 		return nil
 	})
 	return created, err

@@ -13,6 +13,9 @@ type Sandbox struct {
 type Settings struct {
 	Sandbox Sandbox `json:"sandbox"`
 	Agent   string  `json:"agent"`
+	// Agents lists the other agents members may choose for a session of
+	// their own (set by admins); none: only Agent.
+	Agents []string `json:"agents,omitempty"`
 }
 
 // Owner says which node owns a workspace, since when, with which epoch.
@@ -27,6 +30,7 @@ type Info struct {
 	WorkspaceID string   `json:"workspaceId"`
 	SandboxID   string   `json:"sandboxId"`
 	Agent       string   `json:"agent"`
+	Agents      []string `json:"agents,omitempty"`
 	CreatedAt   int64    `json:"createdAt"`
 	Owner       *Owner   `json:"owner"`
 	Status      string   `json:"status"` // active (owned), idle, sandbox_unhealthy

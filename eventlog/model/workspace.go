@@ -15,8 +15,11 @@ type WorkspaceMeta struct {
 	SandboxToken string
 	SandboxID    string
 	Agent        string
-	CreatedAt    int64 // ms
-	Deleted      bool  // deletedAt is set: gone for the API, its owner finishes the deletion
+	// Agents lists the other agents members may give a session of their
+	// own (the admin's choice); none: only Agent.
+	Agents    []string
+	CreatedAt int64 // ms
+	Deleted   bool  // deletedAt is set: gone for the API, its owner finishes the deletion
 }
 
 // OwnerRecord says which node owns a workspace ({ws:ID}:owner).
@@ -87,6 +90,7 @@ const (
 	EnqueueDestroyed   EnqueueStatus = "err_destroyed"
 	EnqueueRateLimited EnqueueStatus = "err_rate"
 	EnqueueTooMany     EnqueueStatus = "err_sessions"
+	EnqueueAgent       EnqueueStatus = "err_agent"
 )
 
 // Enqueued is the answer of an enqueue.
