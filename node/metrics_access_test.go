@@ -41,7 +41,7 @@ func TestMetricsAccess(t *testing.T) {
 		if code == 401 && !strings.Contains(body, "urn:tandem:error:unauthenticated") {
 			t.Errorf("401 is not the problem: %s", body)
 		}
-		if code == 200 && !strings.Contains(body, "tandem_http_requests_total") {
+		if code == 200 && !strings.Contains(body, "tandem_sse_connections") {
 			t.Errorf("metrics body: %.200s", body)
 		}
 	}
