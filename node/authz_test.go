@@ -106,6 +106,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 	routes := []route{
 		{"GET", "/v1/workspaces/%s", "", auth.RoleViewer, 200},
 		{"PUT", "/v1/workspaces/%s", `{"agent":"mock"}`, auth.RoleAdmin, 200},
+		{"PUT", "/v1/workspaces/%s", `{"agent":"mock","agents":["codex"]}`, auth.RoleAdmin, 200},
+		{"GET", "/v1/workspaces/%s/presence", "", auth.RoleViewer, 200},
 		{"GET", "/v1/workspaces/%s/sessions", "", auth.RoleViewer, 200},
 		{"POST", "/v1/workspaces/%s/sessions", `{"id":"s2"}`, auth.RoleMember, 201},
 		{"GET", "/v1/workspaces/%s/sessions/s1", "", auth.RoleViewer, 200},
