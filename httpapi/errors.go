@@ -67,6 +67,7 @@ var (
 	probCrossSite        = problemKind{"cross_site_request", http.StatusForbidden, "Cross-site request refused"}
 	probSessionLimit     = problemKind{"session_limit", http.StatusConflict, "Too many sessions"}
 	probAgentForbidden   = problemKind{"agent_not_allowed", http.StatusForbidden, "Agent not allowed"}
+	probWorkspaceLimit   = problemKind{"workspace_limit", http.StatusConflict, "Too many workspaces"}
 )
 
 // apiError is an error that already knows its problem kind.
@@ -97,6 +98,7 @@ var errorTable = []struct {
 	{workspace.ErrRateLimited, probRateLimited},
 	{workspace.ErrSessionLimit, probSessionLimit},
 	{workspace.ErrAgentNotAllowed, probAgentForbidden},
+	{errWorkspaceLimit, probWorkspaceLimit},
 	{fanout.ErrTooManyStreams, probRateLimited},
 	{fanout.ErrClosed, probUnavailable},
 	{eventlog.ErrUnavailable, probUnavailable},

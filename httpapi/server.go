@@ -34,11 +34,13 @@ type Deps struct {
 	Workspaces Workspaces    // nil: only the event routes are served (tests)
 	Auth       Authenticator // nil: NoAuth
 	Ready      ReadinessCheck
-	Observer   Observer      // nil: none
-	Quotas     Quotas        // nil: commands are not rate limited
-	Metrics    http.Handler  // served at /metrics; nil: not served
-	Bench      BenchAppender // the load tool's append route; nil: not served
-	Logger     *slog.Logger  // nil: slog.Default()
+	Observer   Observer // nil: none
+	Quotas     Quotas   // nil: commands are not rate limited
+	// UserWorkspaces counts the workspaces users create (nil: no cap).
+	UserWorkspaces UserWorkspaces
+	Metrics        http.Handler  // served at /metrics; nil: not served
+	Bench          BenchAppender // the load tool's append route; nil: not served
+	Logger         *slog.Logger  // nil: slog.Default()
 }
 
 // Config configures the HTTP layer. Zero values are the defaults given.
@@ -73,6 +75,9 @@ type Config struct {
 	// (defaults 1 and 20; a negative rate: unlimited).
 	CommandRate  float64
 	CommandBurst int
+	// MaxWorkspacesPerUser caps the workspaces one user creates (default
+	// 100; negative: no cap).
+	MaxWorkspacesPerUser int
 }
 
 func (c Config) withDefaults() Config {

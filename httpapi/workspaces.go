@@ -109,7 +109,7 @@ func (s *Server) putWorkspace(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	ws := c.Param("ws")
-	created, err := s.deps.Workspaces.PutWorkspace(ctx, ws, set)
+	created, err := s.putCounted(c, func() (bool, error) { return s.deps.Workspaces.PutWorkspace(ctx, ws, set) })
 	if err != nil {
 		return err
 	}
@@ -138,6 +138,7 @@ func (s *Server) deleteWorkspace(c echo.Context) error {
 	}); err != nil {
 		return err
 	}
+	s.uncount(c)
 	return c.NoContent(http.StatusNoContent)
 }
 

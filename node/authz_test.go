@@ -97,7 +97,8 @@ func keysOf(t testing.TB, rdb *redis.Client, ws string) string {
 func TestAuthorizationMatrix(t *testing.T) {
 	rs := redistest.Start(t, redistest.Options{})
 	rdb := rs.Client(t)
-	n := jwtNode(t, rs.URL(), nil)
+	// Every case makes a workspace as root: no cap on how many.
+	n := jwtNode(t, rs.URL(), func(c *node.Config) { c.HTTP.MaxWorkspacesPerUser = -1 })
 	type route struct {
 		method, path, body string
 		min                auth.Role

@@ -224,10 +224,12 @@ func Run(ctx context.Context, cfg Config, ln net.Listener) error {
 		Auth:       cfg.Auth,
 		Observer:   mtr,
 		Quotas:     log,
-		Metrics:    apiMetrics(cfg, mtr),
-		Bench:      benchRoutes(cfg.BenchRoutes, mgr, log),
-		Ready:      func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
-		Logger:     logger,
+		// The workspaces each user created, capped.
+		UserWorkspaces: log,
+		Metrics:        apiMetrics(cfg, mtr),
+		Bench:          benchRoutes(cfg.BenchRoutes, mgr, log),
+		Ready:          func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+		Logger:         logger,
 	}, withMetricsToken(cfg.HTTP, cfg.MetricsToken))
 
 	// Requests' contexts end when shutdown begins, so that nothing waits

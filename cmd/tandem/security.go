@@ -31,6 +31,7 @@ type security struct {
 	CommandRate     float64
 	CommandBurst    int64
 	MaxSessions     int64
+	MaxWorkspaces   int64
 }
 
 func (s *security) register(e *envFlags) {
@@ -51,6 +52,7 @@ func (s *security) register(e *envFlags) {
 	e.float(&s.CommandRate, "command-rate", "TANDEM_COMMAND_RATE", 1, "session creates, cancels and destroys per second per user and workspace, each kind its own bucket (negative: unlimited)")
 	e.int64(&s.CommandBurst, "command-burst", "TANDEM_COMMAND_BURST", 20, "burst of those commands allowed above the rate")
 	e.int64(&s.MaxSessions, "max-sessions-per-workspace", "TANDEM_MAX_SESSIONS_PER_WORKSPACE", 1000, "session records a workspace may hold, destroyed ones included (negative: no cap)")
+	e.int64(&s.MaxWorkspaces, "max-workspaces-per-user", "TANDEM_MAX_WORKSPACES_PER_USER", 100, "workspaces one user may create (negative: no cap)")
 	e.boolean(&s.LocalWithJWT, "sandbox-local-with-jwt", "TANDEM_SANDBOX_LOCAL_WITH_JWT", "with TANDEM_AUTH=jwt, run the local sandbox anyway: its agents share the node's host (its files, its network, its processes)")
 }
 
@@ -73,7 +75,7 @@ func (s *security) validate(addr string, localSandbox bool) error {
 	default:
 		return fmt.Errorf("TANDEM_AUTH=%q: want none or jwt", s.Auth)
 	}
-	if s.MaxBodyBytes < 1024 || s.MaxPromptBytes < 1 || s.PromptBurst < 1 || s.CommandBurst < 1 || s.MaxSessions == 0 {
+	if s.MaxBodyBytes < 1024 || s.MaxPromptBytes < 1 || s.PromptBurst < 1 || s.CommandBurst < 1 || s.MaxSessions == 0 || s.MaxWorkspaces == 0 {
 		return errors.New("limits: body at least 1 KiB, prompt at least 1 byte, burst at least 1")
 	}
 	return nil

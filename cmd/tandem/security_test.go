@@ -19,7 +19,7 @@ func TestAuthNoneListensOnLoopbackOnly(t *testing.T) {
 		{"10.0.0.5:8080", false, false},
 		{"0.0.0.0:8080", true, true},
 	} {
-		s := security{Auth: "none", AllowRemoteNone: tc.force, MaxBodyBytes: 1 << 20, MaxPromptBytes: 1, PromptBurst: 1, CommandBurst: 1, MaxSessions: 1}
+		s := security{Auth: "none", AllowRemoteNone: tc.force, MaxBodyBytes: 1 << 20, MaxPromptBytes: 1, PromptBurst: 1, CommandBurst: 1, MaxSessions: 1, MaxWorkspaces: 1}
 		err := s.validate(tc.addr, false)
 		if (err == nil) != tc.ok {
 			t.Errorf("auth none on %s (forced %v): %v", tc.addr, tc.force, err)
@@ -28,7 +28,7 @@ func TestAuthNoneListensOnLoopbackOnly(t *testing.T) {
 			t.Errorf("the refusal does not say what to do: %v", err)
 		}
 	}
-	s := security{Auth: "jwt", MaxBodyBytes: 1 << 20, MaxPromptBytes: 1, PromptBurst: 1, CommandBurst: 1, MaxSessions: 1}
+	s := security{Auth: "jwt", MaxBodyBytes: 1 << 20, MaxPromptBytes: 1, PromptBurst: 1, CommandBurst: 1, MaxSessions: 1, MaxWorkspaces: 1}
 	if err := s.validate("0.0.0.0:8080", false); err == nil {
 		t.Error("jwt without a secret or keys was accepted")
 	}
