@@ -75,6 +75,10 @@ type Config struct {
 	// (defaults 1 and 20; a negative rate: unlimited).
 	CommandRate  float64
 	CommandBurst int
+	// MaxPageBytes bounds a page of events by the size of their bodies
+	// (default 4 MiB): a page holds at least one event, and as many more
+	// as fit.
+	MaxPageBytes int
 	// MaxWorkspacesPerUser caps the workspaces one user creates (default
 	// 100; negative: no cap).
 	MaxWorkspacesPerUser int
@@ -98,6 +102,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.StreamRetry == 0 {
 		c.StreamRetry = time.Second
+	}
+	if c.MaxPageBytes == 0 {
+		c.MaxPageBytes = 4 << 20
 	}
 	return c
 }
