@@ -100,6 +100,10 @@ type Config struct {
 	DefaultAgent   string
 	// AgentCwd is the working directory of new agent sessions (default /tmp).
 	AgentCwd string
+	// MaxEventBytes bounds an agent message as stored: a larger one is
+	// stored cut, with a marker and its full size (0: 1 MiB; negative:
+	// no bound).
+	MaxEventBytes int
 	// MaxSessions caps the session records of a workspace, destroyed ones
 	// included (each keeps its stream); 0: 1000; negative: no cap.
 	MaxSessions int
@@ -147,6 +151,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxSessions == 0 {
 		c.MaxSessions = 1000
+	}
+	if c.MaxEventBytes == 0 {
+		c.MaxEventBytes = defaultMaxEventBytes
 	}
 	if c.DefaultAgent == "" {
 		c.DefaultAgent = "mock"

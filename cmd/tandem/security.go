@@ -32,6 +32,7 @@ type security struct {
 	CommandBurst    int64
 	MaxSessions     int64
 	MaxWorkspaces   int64
+	MaxEventBytes   int64
 }
 
 func (s *security) register(e *envFlags) {
@@ -53,6 +54,7 @@ func (s *security) register(e *envFlags) {
 	e.int64(&s.CommandBurst, "command-burst", "TANDEM_COMMAND_BURST", 20, "burst of those commands allowed above the rate")
 	e.int64(&s.MaxSessions, "max-sessions-per-workspace", "TANDEM_MAX_SESSIONS_PER_WORKSPACE", 1000, "session records a workspace may hold, destroyed ones included (negative: no cap)")
 	e.int64(&s.MaxWorkspaces, "max-workspaces-per-user", "TANDEM_MAX_WORKSPACES_PER_USER", 100, "workspaces one user may create (negative: no cap)")
+	e.int64(&s.MaxEventBytes, "max-event-bytes", "TANDEM_MAX_EVENT_BYTES", 1<<20, "largest agent message stored whole; a larger one is stored cut, with a marker and its full size (negative: no bound)")
 	e.boolean(&s.LocalWithJWT, "sandbox-local-with-jwt", "TANDEM_SANDBOX_LOCAL_WITH_JWT", "with TANDEM_AUTH=jwt, run the local sandbox anyway: its agents share the node's host (its files, its network, its processes)")
 }
 

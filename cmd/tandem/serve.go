@@ -59,6 +59,7 @@ func serveCmd(args []string) error {
 			PromptRate:     cfg.PromptRate,
 			PromptBurst:    int(cfg.PromptBurst),
 			MaxSessions:    int(cfg.MaxSessions),
+			MaxEventBytes:  int(cfg.MaxEventBytes),
 		},
 		Fanout: fanout.Config{MaxStreamsPerUser: int(cfg.MaxStreams)},
 		HTTP: httpapi.Config{
