@@ -77,3 +77,12 @@ func capText(env map[string]json.RawMessage, marker truncatedMarker, limit int) 
 	}
 	return nil, false
 }
+
+// maxEventBytes is the owner's bound on a stored agent message (the
+// default for an owner without a manager, as some tests build).
+func (o *owner) maxEventBytes() int {
+	if o.m == nil {
+		return defaultMaxEventBytes
+	}
+	return o.m.cfg.MaxEventBytes
+}
