@@ -69,9 +69,13 @@ func New(cfg Config) (*Client, error) {
 		http:  cfg.HTTPClient,
 		idle:  cfg.StreamIdleTimeout,
 	}
-	if c.http == nil {
-		c.http = &http.Client{}
+	// Never follow a redirect, whatever client was given.
+	hc := http.Client{}
+	if c.http != nil {
+		hc = *c.http
 	}
+	hc.CheckRedirect = refuseRedirect
+	c.http = &hc
 	if c.idle == 0 {
 		c.idle = 45 * time.Second
 	}
@@ -144,7 +148,7 @@ func (c *Client) Health(ctx context.Context) error {
 		Status string `json:"status"`
 	}
 	if err := json.Unmarshal(body, &h); err != nil || h.Status != "ok" {
-		return fmt.Errorf("acp: health: unexpected answer %.200q", body)
+		return fmt.Errorf("health: %w", ErrUnexpectedAnswer)
 	}
 	return nil
 }

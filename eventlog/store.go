@@ -62,6 +62,7 @@ func (s *Store) PutWorkspace(ctx context.Context, ws string, m model.WorkspaceMe
 			"sandboxToken", m.SandboxToken,
 			"sandboxId", m.SandboxID,
 			"agent", m.Agent,
+			"agents", strings.Join(m.Agents, ","),
 			"updatedAt", now)
 		if m.PermissionPolicy != "" {
 			p.HSet(ctx, MetaKey(ws), "permissionPolicy", m.PermissionPolicy)
@@ -74,6 +75,14 @@ func (s *Store) PutWorkspace(ctx context.Context, ws string, m model.WorkspaceMe
 	return created.Val(), nil
 }
 
+// splitAgents reads the agents field, a comma-joined list ("" for none).
+func splitAgents(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
 func parseMeta(v map[string]string) model.WorkspaceMeta {
 	created, _ := strconv.ParseInt(v["createdAt"], 10, 64)
 	return model.WorkspaceMeta{
@@ -81,6 +90,7 @@ func parseMeta(v map[string]string) model.WorkspaceMeta {
 		SandboxToken: v["sandboxToken"],
 		SandboxID:    v["sandboxId"],
 		Agent:        v["agent"],
+		Agents:       splitAgents(v["agents"]),
 		CreatedAt:    created,
 		Deleted:      v["deletedAt"] != "",
 
@@ -189,7 +199,7 @@ func (s *Store) Enqueue(ctx context.Context, ws string, e model.Enqueue) (model.
 	res, err := s.runStrings(ctx, enqueueScript,
 		[]string{MetaKey(ws), SessionsKey(ws), SessionKey(ws, e.Session), InboxKey(ws), IdemKey(ws, e.IdemKey), RateKey(ws, e.RateKey)},
 		e.Kind, e.Session, create, e.User, e.Text, e.IdemTTL.Milliseconds(), NotifyChannel(ws), e.Agent,
-		e.RateInterval.Milliseconds(), e.RateTolerance.Milliseconds())
+		e.RateInterval.Milliseconds(), e.RateTolerance.Milliseconds(), e.MaxSessions)
 	if err != nil {
 		return model.Enqueued{}, unavailable("enqueue "+e.Kind, err)
 	}

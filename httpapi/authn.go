@@ -22,6 +22,27 @@ type Authenticator interface {
 // EventSource (which cannot set headers) is authenticated too.
 const CookieName = "tandem_token"
 
+// SecureCookieName is the cookie's name over HTTPS: the __Host- prefix
+// makes the browser insist on Secure, Path=/ and no Domain, so that no
+// subdomain and no plain-HTTP page can plant one (with a token of its
+// own) for the node's origin. Over HTTPS only this one is read.
+const SecureCookieName = "__Host-" + CookieName
+
+// overHTTPS reports whether the browser reached the node over HTTPS:
+// directly, or through a proxy that says so (X-Forwarded-Proto, which
+// the proxies in deploy/ set).
+func overHTTPS(r *http.Request) bool {
+	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
+}
+
+// cookieName is the name of the token cookie for r.
+func cookieName(r *http.Request) string {
+	if overHTTPS(r) {
+		return SecureCookieName
+	}
+	return CookieName
+}
+
 // CSRFHeader must accompany every unsafe request authenticated by the
 // cookie: a cross-site page cannot set it without a CORS preflight.
 const CSRFHeader = "X-Tandem-Csrf"
@@ -69,7 +90,7 @@ func (a JWTAuth) Authenticate(r *http.Request) (auth.Principal, bool, error) {
 		p, err := a.Verifier.Verify(strings.TrimSpace(tok))
 		return p, false, err
 	}
-	if c, err := r.Cookie(CookieName); err == nil && c.Value != "" {
+	if c, err := r.Cookie(cookieName(r)); err == nil && c.Value != "" {
 		p, err := a.Verifier.Verify(c.Value)
 		return p, true, err
 	}
@@ -147,9 +168,9 @@ func (s *Server) setCookie(c echo.Context) error {
 	}
 	_, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	ck := &http.Cookie{
-		Name: CookieName, Value: strings.TrimSpace(tok), Path: "/",
+		Name: cookieName(r), Value: strings.TrimSpace(tok), Path: "/",
 		HttpOnly: true, SameSite: http.SameSiteStrictMode,
-		Secure: r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https",
+		Secure: overHTTPS(r),
 	}
 	if !p.Expires.IsZero() {
 		ck.Expires = p.Expires
@@ -161,7 +182,8 @@ func (s *Server) setCookie(c echo.Context) error {
 
 // clearCookie: DELETE /v1/auth/cookie forgets the browser's token.
 func (s *Server) clearCookie(c echo.Context) error {
-	http.SetCookie(c.Response(), &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	r := c.Request()
+	http.SetCookie(c.Response(), &http.Cookie{Name: cookieName(r), Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: overHTTPS(r)})
 	return c.NoContent(http.StatusNoContent)
 }
 

@@ -33,7 +33,7 @@ func TestNoAuthUserCookie(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := httptest.NewRequest("GET", "/v1/auth/me", nil)
+			r := httptest.NewRequest("GET", "http://127.0.0.1/v1/auth/me", nil)
 			if tc.header != "" {
 				r.Header.Set("X-User-Id", tc.header)
 			}
@@ -56,7 +56,7 @@ func TestNoAuthUserCookie(t *testing.T) {
 	// Through the server: /v1/auth/me names the mode and the user, and a
 	// bad cookie is a 400 invalid_user.
 	s := httpapi.New(httpapi.Deps{Events: &fakeEvents{}, Streams: &fakeStreams{}}, httpapi.Config{})
-	r := httptest.NewRequest("GET", "/v1/auth/me", nil)
+	r := httptest.NewRequest("GET", "http://127.0.0.1/v1/auth/me", nil)
 	r.AddCookie(&http.Cookie{Name: httpapi.UserCookieName, Value: "ann"})
 	w := httptest.NewRecorder()
 	s.ServeHTTP(w, r)
@@ -64,7 +64,7 @@ func TestNoAuthUserCookie(t *testing.T) {
 	if err := json.Unmarshal(w.Body.Bytes(), &me); err != nil || w.Code != 200 || me.Auth != "none" || me.UserID != "ann" {
 		t.Fatalf("me: %d %s", w.Code, w.Body)
 	}
-	r = httptest.NewRequest("GET", "/v1/auth/me", nil)
+	r = httptest.NewRequest("GET", "http://127.0.0.1/v1/auth/me", nil)
 	r.Header.Set("Cookie", httpapi.UserCookieName+"=a:b")
 	w = httptest.NewRecorder()
 	s.ServeHTTP(w, r)
@@ -81,7 +81,7 @@ func TestJWTIgnoresUserCookie(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := httpapi.JWTAuth{Verifier: v}
-	r := httptest.NewRequest("GET", "/v1/auth/me", nil)
+	r := httptest.NewRequest("GET", "http://127.0.0.1/v1/auth/me", nil)
 	r.AddCookie(&http.Cookie{Name: httpapi.UserCookieName, Value: "ann"})
 	r.Header.Set("X-User-Id", "ann")
 	if p, _, err := a.Authenticate(r); err == nil {
@@ -92,7 +92,7 @@ func TestJWTIgnoresUserCookie(t *testing.T) {
 		"sub": "bob", "role": "member", "workspaces": []string{"*"}, "exp": time.Now().Add(time.Hour).Unix(),
 	}).SignedString(secret)
 	s := httpapi.New(httpapi.Deps{Events: &fakeEvents{}, Streams: &fakeStreams{}, Auth: a}, httpapi.Config{})
-	r = httptest.NewRequest("GET", "/v1/auth/me", nil)
+	r = httptest.NewRequest("GET", "http://127.0.0.1/v1/auth/me", nil)
 	r.AddCookie(&http.Cookie{Name: httpapi.UserCookieName, Value: "ann"})
 	r.AddCookie(&http.Cookie{Name: httpapi.CookieName, Value: tok})
 	w := httptest.NewRecorder()

@@ -64,6 +64,11 @@ var (
 	probTokenExpired     = problemKind{"token_expired", http.StatusUnauthorized, "Token expired"}
 	probForbidden        = problemKind{"forbidden", http.StatusForbidden, "Forbidden"}
 	probRateLimited      = problemKind{"rate_limited", http.StatusTooManyRequests, "Too many requests"}
+	probHostNotAllowed   = problemKind{"host_not_allowed", http.StatusForbidden, "Host not allowed"}
+	probCrossSite        = problemKind{"cross_site_request", http.StatusForbidden, "Cross-site request refused"}
+	probSessionLimit     = problemKind{"session_limit", http.StatusConflict, "Too many sessions"}
+	probAgentForbidden   = problemKind{"agent_not_allowed", http.StatusForbidden, "Agent not allowed"}
+	probWorkspaceLimit   = problemKind{"workspace_limit", http.StatusConflict, "Too many workspaces"}
 )
 
 // The problem types of answering a permission request (permissions.go).
@@ -105,6 +110,9 @@ var errorTable = []struct {
 	{workspace.ErrInvalid, probInvalid},
 	{workspace.ErrTooLarge, probPromptTooLarge},
 	{workspace.ErrRateLimited, probRateLimited},
+	{workspace.ErrSessionLimit, probSessionLimit},
+	{workspace.ErrAgentNotAllowed, probAgentForbidden},
+	{errWorkspaceLimit, probWorkspaceLimit},
 	{fanout.ErrTooManyStreams, probRateLimited},
 	{fanout.ErrClosed, probUnavailable},
 	{eventlog.ErrUnavailable, probUnavailable},
@@ -169,7 +177,11 @@ func (s *Server) handleError(err error, c echo.Context) {
 		return
 	}
 	var rl *workspace.RateLimitError
-	if errors.As(err, &rl) {
+	var cr *commandRateError
+	if errors.As(err, &cr) {
+		c.Response().Header().Set("Retry-After", strconv.FormatInt(max(1, int64(math.Ceil(cr.retryAfter.Seconds()))), 10))
+		detail = "too many " + cr.kind + " requests; retry after " + cr.retryAfter.Round(time.Millisecond).String()
+	} else if errors.As(err, &rl) {
 		c.Response().Header().Set("Retry-After", strconv.FormatInt(max(1, int64(math.Ceil(rl.RetryAfter.Seconds()))), 10))
 		detail = "too many prompts; retry after " + rl.RetryAfter.Round(time.Millisecond).String()
 	} else if errors.Is(err, fanout.ErrTooManyStreams) {

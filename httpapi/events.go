@@ -39,11 +39,13 @@ func (s *Server) listEvents(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	full := len(evs) == limit
+	evs, cut := boundPage(evs, s.cfg.MaxPageBytes)
 	p := Page{Items: evs}
 	if p.Items == nil {
 		p.Items = []eventlog.Event{}
 	}
-	if len(evs) == limit {
+	if full || cut {
 		p.NextCursor = evs[len(evs)-1].ID
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")

@@ -70,6 +70,7 @@ type problem struct {
 func do(t *testing.T, h http.Handler, method, target string, hdr map[string]string) (*httptest.ResponseRecorder, problem) {
 	t.Helper()
 	req := httptest.NewRequest(method, target, nil)
+	req.Host = "127.0.0.1" // NoAuth serves loopback names only
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
@@ -219,7 +220,7 @@ func FuzzEventRoutes(f *testing.F) {
 	f.Fuzz(func(t *testing.T, query, lastID string) {
 		h := httpapi.New(httpapi.Deps{Events: &fakeEvents{evs: events(3)}, Streams: &fakeStreams{}}, httpapi.Config{})
 		for _, path := range []string{"/v1/workspaces/w/sessions/s/events", "/v1/workspaces/w/sessions/s/events/stream"} {
-			req, err := http.NewRequest("GET", path+"?"+query, nil)
+			req, err := http.NewRequest("GET", "http://127.0.0.1"+path+"?"+query, nil)
 			if err != nil {
 				return
 			}

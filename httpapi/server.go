@@ -34,10 +34,13 @@ type Deps struct {
 	Workspaces Workspaces    // nil: only the event routes are served (tests)
 	Auth       Authenticator // nil: NoAuth
 	Ready      ReadinessCheck
-	Observer   Observer      // nil: none
-	Metrics    http.Handler  // served at /metrics; nil: not served
-	Bench      BenchAppender // the load tool's append route; nil: not served
-	Logger     *slog.Logger  // nil: slog.Default()
+	Observer   Observer // nil: none
+	Quotas     Quotas   // nil: commands are not rate limited
+	// UserWorkspaces counts the workspaces users create (nil: no cap).
+	UserWorkspaces UserWorkspaces
+	Metrics        http.Handler  // served at /metrics; nil: not served
+	Bench          BenchAppender // the load tool's append route; nil: not served
+	Logger         *slog.Logger  // nil: slog.Default()
 }
 
 // Config configures the HTTP layer. Zero values are the defaults given.
@@ -61,6 +64,24 @@ type Config struct {
 	// CORSOrigins lists the origins of browser apps allowed to call the
 	// API from other origins; empty (the default) allows none.
 	CORSOrigins []string
+	// NoAuthAllowRemote, without authentication, serves any IP address as
+	// Host, not only loopback ones (TANDEM_AUTH_NONE_ALLOW_REMOTE).
+	NoAuthAllowRemote bool
+	// MetricsToken, when set, is the bearer token GET /metrics requires.
+	MetricsToken string
+	// CommandRate and CommandBurst bound the commands other than prompts
+	// (session create, cancel, destroy, workspace delete) per user and
+	// workspace, per second and in a burst, each kind its own bucket
+	// (defaults 1 and 20; a negative rate: unlimited).
+	CommandRate  float64
+	CommandBurst int
+	// MaxPageBytes bounds a page of events by the size of their bodies
+	// (default 4 MiB): a page holds at least one event, and as many more
+	// as fit.
+	MaxPageBytes int
+	// MaxWorkspacesPerUser caps the workspaces one user creates (default
+	// 100; negative: no cap).
+	MaxWorkspacesPerUser int
 }
 
 func (c Config) withDefaults() Config {
@@ -82,6 +103,9 @@ func (c Config) withDefaults() Config {
 	if c.StreamRetry == 0 {
 		c.StreamRetry = time.Second
 	}
+	if c.MaxPageBytes == 0 {
+		c.MaxPageBytes = 4 << 20
+	}
 	return c
 }
 
@@ -100,6 +124,9 @@ func (c Config) Validate() error {
 	for _, o := range c.CORSOrigins {
 		if o == "*" {
 			return errors.New("httpapi: CORS origin * is not allowed; list the origins")
+		}
+		if err := validCORSOrigin(o); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -145,10 +172,14 @@ func New(deps Deps, cfg Config) *Server {
 		}))
 	}
 
+	if _, none := s.authn.(NoAuth); none {
+		e.Use(s.localGuard)
+	}
+
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	if deps.Metrics != nil {
-		e.GET("/metrics", echo.WrapHandler(deps.Metrics))
+		e.GET("/metrics", s.metrics)
 	}
 	e.GET("/", s.index)
 	e.GET("/w/:ws", s.index)

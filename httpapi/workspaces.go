@@ -92,8 +92,9 @@ func (s *Server) putWorkspace(c echo.Context) error {
 			Token     string `json:"token"`
 			SandboxID string `json:"sandboxId"`
 		} `json:"sandbox"`
-		Agent            string `json:"agent"`
-		PermissionPolicy string `json:"permissionPolicy"`
+		Agent            string   `json:"agent"`
+		Agents           []string `json:"agents"`
+		PermissionPolicy string   `json:"permissionPolicy"`
 	}
 	if err := s.decodeBody(c, &body, true); err != nil {
 		return err
@@ -101,6 +102,7 @@ func (s *Server) putWorkspace(c echo.Context) error {
 	var set workspace.Settings
 	set.Agent = body.Agent
 	set.PermissionPolicy = body.PermissionPolicy
+	set.Agents = body.Agents
 	if body.Sandbox != nil {
 		if body.Sandbox.BaseURL == "" {
 			return newError(probInvalid, "sandbox.baseUrl is required when sandbox is given")
@@ -109,7 +111,7 @@ func (s *Server) putWorkspace(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	ws := c.Param("ws")
-	created, err := s.deps.Workspaces.PutWorkspace(ctx, ws, set)
+	created, err := s.putCounted(c, func() (bool, error) { return s.deps.Workspaces.PutWorkspace(ctx, ws, set) })
 	if err != nil {
 		return err
 	}
@@ -133,9 +135,12 @@ func (s *Server) getWorkspace(c echo.Context) error {
 }
 
 func (s *Server) deleteWorkspace(c echo.Context) error {
-	if err := s.deps.Workspaces.DeleteWorkspace(c.Request().Context(), c.Param("ws")); err != nil {
+	if err := s.withQuota(c, quotaDeleteWS, func() error {
+		return s.deps.Workspaces.DeleteWorkspace(c.Request().Context(), c.Param("ws"))
+	}); err != nil {
 		return err
 	}
+	s.uncount(c)
 	return c.NoContent(http.StatusNoContent)
 }
 
@@ -184,13 +189,14 @@ func (s *Server) createSession(c echo.Context) error {
 	}
 	var rec workspace.SessionRecord
 	var created bool
-	var err error
-	if body.Mode != "" || body.Model != "" || body.SessionInit != nil {
-		rec, created, err = s.createSessionWith(c, body.ID, workspace.SessionOptions{Agent: body.Agent, Mode: body.Mode, Model: body.Model, SessionInit: body.SessionInit})
-	} else {
-		rec, created, err = s.deps.Workspaces.CreateSession(c.Request().Context(), c.Param("ws"), body.ID, body.Agent)
-	}
-	if err != nil {
+	if err := s.withQuota(c, quotaOpen, func() (err error) {
+		if body.Mode != "" || body.Model != "" || body.SessionInit != nil {
+			rec, created, err = s.createSessionWith(c, body.ID, workspace.SessionOptions{Agent: body.Agent, Mode: body.Mode, Model: body.Model, SessionInit: body.SessionInit})
+		} else {
+			rec, created, err = s.deps.Workspaces.CreateSession(c.Request().Context(), c.Param("ws"), body.ID, body.Agent)
+		}
+		return err
+	}); err != nil {
 		return err
 	}
 	status := http.StatusOK
@@ -213,8 +219,11 @@ func (s *Server) deleteSession(c echo.Context) error {
 	if _, err := s.deps.Workspaces.GetSession(ctx, c.Param("ws"), c.Param("sid")); err != nil {
 		return err
 	}
-	rec, err := s.deps.Workspaces.DeleteSession(ctx, c.Param("ws"), c.Param("sid"))
-	if err != nil {
+	var rec workspace.SessionRecord
+	if err := s.withQuota(c, quotaDestroy, func() (err error) {
+		rec, err = s.deps.Workspaces.DeleteSession(ctx, c.Param("ws"), c.Param("sid"))
+		return err
+	}); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, rec)
@@ -240,8 +249,11 @@ func (s *Server) prompt(c echo.Context) error {
 
 func (s *Server) cancel(c echo.Context) error {
 	user := principal(c).User
-	id, err := s.deps.Workspaces.Cancel(c.Request().Context(), c.Param("ws"), c.Param("sid"), user)
-	if err != nil {
+	var id string
+	if err := s.withQuota(c, quotaCancel, func() (err error) {
+		id, err = s.deps.Workspaces.Cancel(c.Request().Context(), c.Param("ws"), c.Param("sid"), user)
+		return err
+	}); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusAccepted, map[string]string{"id": id, "sessionId": c.Param("sid")})

@@ -149,7 +149,7 @@ func (m *Metrics) Owned(delta int)             { m.owned.Add(float64(delta)) }
 func (m *Metrics) TookOver()                   { m.takeovers.Inc() }
 func (m *Metrics) Released(reason string)      { m.releases.WithLabelValues(reason).Inc() }
 func (m *Metrics) PromptAccepted()             { m.prompts.Inc() }
-func (m *Metrics) TurnEnded(stopReason string) { m.turns.WithLabelValues(stopReason).Inc() }
+func (m *Metrics) TurnEnded(stopReason string) { m.turns.WithLabelValues(stopLabel(stopReason)).Inc() }
 func (m *Metrics) HealthCheckFailed()          { m.healthFailures.Inc() }
 func (m *Metrics) SandboxRestarted(ok bool) {
 	if ok {
@@ -162,11 +162,13 @@ func (m *Metrics) SandboxRestarted(ok bool) {
 // httpapi observer
 
 // Request reports an answered HTTP request; route is the route pattern,
-// never the raw path, so that ids do not explode the label set.
+// never the raw path, so that ids do not explode the label set, and a
+// method outside the known ones counts as "other".
 func (m *Metrics) Request(route, method string, status int, d time.Duration) {
 	if route == "" {
 		route = "unmatched"
 	}
+	method = MethodLabel(method)
 	m.httpRequests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 	m.httpDuration.WithLabelValues(route, method).Observe(d.Seconds())
 }

@@ -99,7 +99,8 @@ func keysOf(t testing.TB, rdb *redis.Client, ws string) string {
 func TestAuthorizationMatrix(t *testing.T) {
 	rs := redistest.Start(t, redistest.Options{})
 	rdb := rs.Client(t)
-	n := jwtNode(t, rs.URL(), nil)
+	// Every case makes a workspace as root: no cap on how many.
+	n := jwtNode(t, rs.URL(), func(c *node.Config) { c.HTTP.MaxWorkspacesPerUser = -1 })
 	type route struct {
 		method, path, body string
 		min                auth.Role
@@ -108,6 +109,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 	routes := []route{
 		{"GET", "/v1/workspaces/%s", "", auth.RoleViewer, 200},
 		{"PUT", "/v1/workspaces/%s", `{"agent":"mock"}`, auth.RoleAdmin, 200},
+		{"PUT", "/v1/workspaces/%s", `{"agent":"mock","agents":["codex"]}`, auth.RoleAdmin, 200},
+		{"GET", "/v1/workspaces/%s/presence", "", auth.RoleViewer, 200},
 		{"GET", "/v1/workspaces/%s/sessions", "", auth.RoleViewer, 200},
 		{"POST", "/v1/workspaces/%s/sessions", `{"id":"s2"}`, auth.RoleMember, 201},
 		{"GET", "/v1/workspaces/%s/sessions/s1", "", auth.RoleViewer, 200},

@@ -263,7 +263,7 @@ func TestSlowBodyIsCut(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	fmt.Fprintf(conn, "POST /v1/workspaces/w/sessions/default/prompt HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"te")
+	fmt.Fprintf(conn, "POST /v1/workspaces/w/sessions/default/prompt HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"te")
 	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	start := time.Now()
 	status, err := bufio.NewReader(conn).ReadString('\n')

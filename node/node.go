@@ -17,9 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
-	"path"
 	"strings"
 	"time"
 
@@ -58,6 +56,10 @@ type Config struct {
 	// PprofAddr, when set, serves net/http/pprof there (keep it on
 	// loopback); empty: no profiling endpoints.
 	PprofAddr string
+	// MetricsToken, when set, is the bearer token GET /metrics on the API
+	// port requires. With PprofAddr, /metrics is served on that listener
+	// and not on the API port at all.
+	MetricsToken string
 	// BenchRoutes serves the load tool's append route (never in
 	// production: it appends synthetic events).
 	BenchRoutes bool
@@ -84,7 +86,11 @@ type SandboxConfig struct {
 	Bin, DataDir  string
 	Port          int
 	AgentLauncher string
-	Output        *os.File
+	// PassEnv names the variables of the node's environment the local
+	// server and its agents get besides PATH and the locale (agent
+	// credentials); nothing else of it reaches them.
+	PassEnv []string
+	Output  *os.File
 }
 
 func (c SandboxConfig) mode() string {
@@ -123,6 +129,9 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("shutdown timeout is negative"))
 	}
 	errs = append(errs, c.EventLog.Validate(), c.Fanout.Validate(), c.HTTP.Validate(), c.Sandbox.validate())
+	if _, err := sandbox.NewAllowList("", c.SandboxAllow); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -166,16 +175,37 @@ func Run(ctx context.Context, cfg Config, ln net.Listener) error {
 		local, err = sandbox.NewLocal(sandbox.LocalConfig{
 			Bin: cfg.Sandbox.Bin, DataDir: cfg.Sandbox.DataDir, Port: cfg.Sandbox.Port,
 			AgentLauncher: cfg.Sandbox.AgentLauncher, Output: cfg.Sandbox.Output, Logger: logger,
+			PassEnv: cfg.Sandbox.PassEnv,
 		})
 		if err != nil {
 			return err
 		}
+		// The local server's token is added by the node's sandbox client
+		// (localAuth), never stored with the workspaces.
 		wcfg.DefaultSandbox = workspace.Sandbox{BaseURL: local.BaseURL()}
+		if wcfg.AgentCwdFor == nil {
+			wcfg.AgentCwdFor = func(ws string, sb workspace.Sandbox) string {
+				if strings.TrimRight(sb.BaseURL, "/") != local.BaseURL() {
+					return ""
+				}
+				return local.WorkspaceDir(ws)
+			}
+		}
 	default:
 		wcfg.DefaultSandbox = workspace.Sandbox{BaseURL: cfg.Sandbox.URL, Token: cfg.Sandbox.Token}
 	}
+	allow, err := sandbox.NewAllowList(wcfg.DefaultSandbox.BaseURL, cfg.SandboxAllow)
+	if err != nil {
+		return err
+	}
 	if wcfg.SandboxAllowed == nil {
-		wcfg.SandboxAllowed = sandboxAllowed(wcfg.DefaultSandbox.BaseURL, cfg.SandboxAllow)
+		wcfg.SandboxAllowed = allow.AllowURL
+	}
+	if wcfg.SandboxHTTPClient == nil {
+		wcfg.SandboxHTTPClient = allow.HTTPClient()
+		if local != nil {
+			wcfg.SandboxHTTPClient.Transport = localAuth(wcfg.SandboxHTTPClient.Transport, local)
+		}
 	}
 	if err := wcfg.Validate(); err != nil {
 		return err
@@ -189,7 +219,7 @@ func Run(ctx context.Context, cfg Config, ln net.Listener) error {
 	mux := &bellMux{hub: hub}
 	bell := eventlog.NewBell(rdb, mux)
 	hub.SetDoorbell(bell)
-	mgr := workspace.New(eventlog.NewStore(log), bell, sandboxes{local: local}, hub, wcfg)
+	mgr := workspace.New(eventlog.NewStore(log), bell, sandboxes{local: local, http: wcfg.SandboxHTTPClient}, hub, wcfg)
 	mgr.SetObserver(mtr)
 	inboxDepth(mtr, mgr)
 	mux.mgr = mgr
@@ -200,11 +230,14 @@ func Run(ctx context.Context, cfg Config, ln net.Listener) error {
 		Workspaces: mgr,
 		Auth:       cfg.Auth,
 		Observer:   mtr,
-		Metrics:    mtr.Handler(),
-		Bench:      benchRoutes(cfg.BenchRoutes, mgr, log),
-		Ready:      func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
-		Logger:     logger,
-	}, cfg.HTTP)
+		Quotas:     log,
+		// The workspaces each user created, capped.
+		UserWorkspaces: log,
+		Metrics:        apiMetrics(cfg, mtr),
+		Bench:          benchRoutes(cfg.BenchRoutes, mgr, log),
+		Ready:          func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+		Logger:         logger,
+	}, withMetricsToken(cfg.HTTP, cfg.MetricsToken))
 
 	// Requests' contexts end when shutdown begins, so that nothing waits
 	// on a stream that would never end by itself.
@@ -253,7 +286,7 @@ func Run(ctx context.Context, cfg Config, ln net.Listener) error {
 	start("workspaces", func() error { return mgr.Run(runCtx) })
 	start("http", func() error { return srv.Serve(ln) })
 	if cfg.PprofAddr != "" {
-		start("pprof", func() error { return servePprof(runCtx, cfg.PprofAddr, logger) })
+		start("pprof", func() error { return servePprof(runCtx, cfg.PprofAddr, mtr.Handler(), logger) })
 	}
 	logger.Info("tandem node listening", slog.String("addr", ln.Addr().String()), slog.String("redis", RedactURL(cfg.RedisURL)))
 
@@ -306,48 +339,14 @@ func (b *bellMux) Signal(ws, msg string) {
 
 // sandboxes restarts the node's local sandbox server; others are managed
 // elsewhere and only checked.
-type sandboxes struct{ local *sandbox.Local }
+type sandboxes struct {
+	local *sandbox.Local
+	http  *http.Client // through the allow-list's dialer
+}
 
 func (s sandboxes) EnsureServer(ctx context.Context, sb workspace.Sandbox) error {
 	if s.local != nil && strings.TrimRight(sb.BaseURL, "/") == s.local.BaseURL() {
 		return s.local.EnsureServer(ctx)
 	}
-	return (&sandbox.Static{URL: sb.BaseURL, BearerToken: sb.Token}).EnsureServer(ctx)
-}
-
-// sandboxAllowed decides which sandbox URLs a workspace may use: the
-// default sandbox's host and port, and the allowed patterns. Anything else
-// would make the node a relay into the network it runs in.
-func sandboxAllowed(defaultURL string, patterns []string) func(*url.URL) bool {
-	def := ""
-	if u, err := url.Parse(defaultURL); err == nil {
-		def = hostPort(u)
-	}
-	return func(u *url.URL) bool {
-		hp := hostPort(u)
-		if hp == def {
-			return true
-		}
-		for _, p := range patterns {
-			if ok, _ := path.Match(p, hp); ok {
-				return true
-			}
-			if ok, _ := path.Match(p, u.Hostname()); ok && !strings.Contains(p, ":") {
-				return true
-			}
-		}
-		return false
-	}
-}
-
-// hostPort is u's host and port, the port made explicit.
-func hostPort(u *url.URL) string {
-	port := u.Port()
-	if port == "" {
-		port = "80"
-		if u.Scheme == "https" {
-			port = "443"
-		}
-	}
-	return net.JoinHostPort(strings.ToLower(u.Hostname()), port)
+	return (&sandbox.Static{URL: sb.BaseURL, BearerToken: sb.Token, HTTPClient: s.http}).EnsureServer(ctx)
 }

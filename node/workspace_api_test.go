@@ -52,7 +52,7 @@ func workspaceAndSessionRoutes(t *testing.T, redisURL string) {
 			t.Fatalf("PUT: %d", code)
 		}
 		var info map[string]any
-		if code := api(t, "PUT", base, map[string]any{"agent": "mock"}, &info); code != 200 {
+		if code := api(t, "PUT", base, map[string]any{"agent": "mock", "agents": []string{"codex"}}, &info); code != 200 {
 			t.Fatalf("second PUT: %d", code)
 		}
 		raw, _ := json.Marshal(info)

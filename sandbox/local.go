@@ -2,12 +2,16 @@ package sandbox
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,6 +31,16 @@ type LocalConfig struct {
 	// Port on 127.0.0.1, kept across restarts. Zero: a port free when
 	// NewLocal runs.
 	Port int
+
+	// Token is the bearer token the server requires. Empty: a random one,
+	// made by NewLocal and kept across restarts, so that nothing else on
+	// the host (another user's process, a web page reaching the loopback
+	// port) can drive the agents.
+	Token string
+
+	// PassEnv names the variables of the node's environment the server
+	// and its agents get (see ProcessConfig.PassEnv).
+	PassEnv []string
 
 	// AgentLauncher replaces the "mock" agent's launcher at every start (see
 	// ProcessConfig.AgentLauncher). Empty: agents are left as they are.
@@ -63,7 +77,7 @@ func (c LocalConfig) Validate() error {
 	case c.StartTimeout < 0 || c.StopGrace < 0 || c.MinBackoff < 0 || c.MaxBackoff < 0:
 		return errors.New("sandbox: local: negative duration")
 	}
-	return nil
+	return ValidPassEnv(c.PassEnv)
 }
 
 // Local runs a Sandbox Agent server as a child process, on 127.0.0.1 only,
@@ -93,9 +107,15 @@ func NewLocal(cfg LocalConfig) (*Local, error) {
 		}
 		cfg.Port = port
 	}
+	if cfg.Token == "" {
+		b := make([]byte, 32)
+		_, _ = rand.Read(b) // never fails (crypto/rand)
+		cfg.Token = hex.EncodeToString(b)
+	}
 	l := &Local{
 		cfg: ProcessConfig{
 			Bin: cfg.Bin, DataDir: cfg.DataDir, Port: cfg.Port, AgentLauncher: cfg.AgentLauncher,
+			Token: cfg.Token, PassEnv: cfg.PassEnv,
 			StartTimeout: cfg.StartTimeout, Output: cfg.Output,
 		},
 		grace:      orDefault(cfg.StopGrace, 3*time.Second),
@@ -122,8 +142,31 @@ func orDefault(d, def time.Duration) time.Duration {
 // BaseURL implements Provider.
 func (l *Local) BaseURL() string { return fmt.Sprintf("http://127.0.0.1:%d", l.cfg.Port) }
 
-// Token implements Provider: the local server wants none.
-func (l *Local) Token() string { return "" }
+// Token implements Provider: the server's own token.
+func (l *Local) Token() string { return l.cfg.Token }
+
+// DataDir is the server's home; workspaces' working directories are
+// under it (WorkspaceDir).
+func (l *Local) DataDir() string { return l.cfg.DataDir }
+
+// WorkspaceDir returns (creating it) the working directory of ws's agent
+// sessions: DataDir/workspaces/w-<ws>, so that workspaces do not share
+// one. ws is a checked id ([A-Za-z0-9._-]), and the prefix keeps "." and
+// ".." plain names. On failure it returns "" (the default cwd).
+func (l *Local) WorkspaceDir(ws string) string {
+	if ws == "" || strings.ContainsAny(ws, "/\\\x00") {
+		return ""
+	}
+	dir, err := filepath.Abs(filepath.Join(l.cfg.DataDir, "workspaces", "w-"+ws))
+	if err != nil {
+		return ""
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		l.log.Warn("workspace directory", "dir", dir, "err", err)
+		return ""
+	}
+	return dir
+}
 
 // Pid is the current server's process id, or 0 when none runs.
 func (l *Local) Pid() int {
@@ -246,7 +289,7 @@ func (l *Local) Run(ctx context.Context) error {
 }
 
 func (l *Local) health(ctx context.Context) error {
-	c, err := acp.New(acp.Config{BaseURL: l.BaseURL()})
+	c, err := acp.New(acp.Config{BaseURL: l.BaseURL(), Token: l.cfg.Token})
 	if err != nil {
 		return err
 	}

@@ -35,6 +35,13 @@ type ProcessConfig struct {
 	// Empty: --no-token.
 	Token string
 
+	// PassEnv names the variables of this process's environment the
+	// server (and so every agent it runs) gets, besides PATH and the
+	// locale: the agents' credentials (ANTHROPIC_API_KEY...). Nothing
+	// else of the node's environment reaches it, so that an agent running
+	// env finds neither the JWT secret nor the Redis URL.
+	PassEnv []string
+
 	// AgentLauncher, when set, is an executable that speaks ACP on stdio: the
 	// "mock" agent is installed and its launcher replaced by one that execs
 	// AgentLauncher, so connections with agent "mock" run it. Empty: the
@@ -82,8 +89,10 @@ func StartProcess(ctx context.Context, cfg ProcessConfig) (*Process, error) {
 		return nil, err
 	}
 	cfg.DataDir = dataDir
-	if err := os.MkdirAll(filepath.Join(dataDir, "data"), 0o755); err != nil {
-		return nil, fmt.Errorf("sandbox: %w", err)
+	for _, d := range []string{"data", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(dataDir, d), 0o700); err != nil {
+			return nil, fmt.Errorf("sandbox: %w", err)
+		}
 	}
 	args := []string{"server", "--no-telemetry", "--host", "127.0.0.1", "--port", strconv.Itoa(cfg.Port)}
 	if cfg.Token != "" {
@@ -93,7 +102,7 @@ func StartProcess(ctx context.Context, cfg ProcessConfig) (*Process, error) {
 	}
 	cmd := exec.Command(cfg.Bin, args...)
 	cmd.Dir = dataDir
-	cmd.Env = childEnv(dataDir)
+	cmd.Env = childEnv(dataDir, cfg.PassEnv)
 	if cfg.Output != nil {
 		cmd.Stdout, cmd.Stderr = cfg.Output, cfg.Output
 	}
@@ -110,26 +119,48 @@ func StartProcess(ctx context.Context, cfg ProcessConfig) (*Process, error) {
 	return p, nil
 }
 
-// childEnv is this process's environment with the server's own home.
-func childEnv(dataDir string) []string {
-	own := map[string]string{
-		"HOME":            dataDir,
-		"XDG_DATA_HOME":   filepath.Join(dataDir, "data"),
-		"XDG_CONFIG_HOME": filepath.Join(dataDir, "config"),
-		"XDG_CACHE_HOME":  filepath.Join(dataDir, "cache"),
-		"XDG_STATE_HOME":  filepath.Join(dataDir, "state"),
+// baseEnv is what every server gets of the node's environment: where
+// programs are, and the locale.
+var baseEnv = []string{"PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ"}
+
+// childEnv is the server's environment: its own home, and of this
+// process's environment only PATH, the locale and the variables pass
+// names (an allow-list: the node's secrets never reach the agents).
+func childEnv(dataDir string, pass []string) []string {
+	env := []string{
+		"HOME=" + dataDir,
+		"XDG_DATA_HOME=" + filepath.Join(dataDir, "data"),
+		"XDG_CONFIG_HOME=" + filepath.Join(dataDir, "config"),
+		"XDG_CACHE_HOME=" + filepath.Join(dataDir, "cache"),
+		"XDG_STATE_HOME=" + filepath.Join(dataDir, "state"),
+		"TMPDIR=" + filepath.Join(dataDir, "tmp"),
 	}
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if _, ok := own[k]; !ok {
-			env = append(env, kv)
+	seen := map[string]bool{}
+	for _, k := range append(append([]string(nil), baseEnv...), pass...) {
+		if v, ok := os.LookupEnv(k); ok && !seen[k] && ValidPassEnv([]string{k}) == nil {
+			seen[k] = true
+			env = append(env, k+"="+v)
 		}
 	}
-	for k, v := range own {
-		env = append(env, k+"="+v)
-	}
 	return env
+}
+
+// ValidPassEnv reports a variable name PassEnv may not carry: not a
+// name, or one of the node's own (TANDEM_*) or the server's home.
+func ValidPassEnv(names []string) error {
+	for _, k := range names {
+		if k == "" || strings.ContainsAny(k, "= \t\n\x00") {
+			return fmt.Errorf("sandbox: environment variable name %q", k)
+		}
+		if strings.HasPrefix(strings.ToUpper(k), "TANDEM_") {
+			return fmt.Errorf("sandbox: %s is the node's own setting: it is never passed to the sandbox", k)
+		}
+		switch k {
+		case "HOME", "TMPDIR", "XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME":
+			return fmt.Errorf("sandbox: %s is the server's own (its data dir)", k)
+		}
+	}
+	return nil
 }
 
 // ready waits for health and sets up the mock agent.

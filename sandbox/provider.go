@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 
 	"github.com/tandem-dev/tandem/acp"
 )
@@ -44,6 +45,9 @@ var (
 type Static struct {
 	URL         string
 	BearerToken string
+	// HTTPClient makes the health checks (nil: the ACP client's default);
+	// the node's dials through its AllowList.
+	HTTPClient *http.Client
 }
 
 // BaseURL implements Provider.
@@ -54,7 +58,7 @@ func (s *Static) Token() string { return s.BearerToken }
 
 // EnsureServer checks the server's health; it cannot restart it.
 func (s *Static) EnsureServer(ctx context.Context) error {
-	c, err := acp.New(acp.Config{BaseURL: s.URL, Token: s.BearerToken})
+	c, err := acp.New(acp.Config{BaseURL: s.URL, Token: s.BearerToken, HTTPClient: s.HTTPClient})
 	if err != nil {
 		return err
 	}

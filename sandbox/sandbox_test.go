@@ -99,9 +99,9 @@ func waitUntil(t testing.TB, what string, cond func() bool) {
 
 // startAgent opens an ACP connection, which makes the server start an agent
 // process, and checks that the agent is ours.
-func startAgent(t testing.TB, ctx context.Context, url string) {
+func startAgent(t testing.TB, ctx context.Context, url, token string) {
 	t.Helper()
-	client, err := acp.New(acp.Config{BaseURL: url})
+	client, err := acp.New(acp.Config{BaseURL: url, Token: token})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func TestLocal(t *testing.T) {
 	if !strings.HasPrefix(local.BaseURL(), "http://127.0.0.1:") {
 		t.Fatalf("BaseURL %s", local.BaseURL())
 	}
-	startAgent(t, ctx, local.BaseURL())
+	startAgent(t, ctx, local.BaseURL(), local.Token())
 
 	t.Run("RestartsKilledChild", func(t *testing.T) {
 		pid := local.Pid()
@@ -170,7 +170,7 @@ func TestLocal(t *testing.T) {
 		}
 		// The agent did not outlive its server.
 		waitUntil(t, "the old group to be gone", func() bool { return len(groupMembers(t, pid)) == 0 })
-		startAgent(t, ctx, local.BaseURL())
+		startAgent(t, ctx, local.BaseURL(), local.Token())
 	})
 
 	t.Run("EnsureServerRestartsUnhealthy", func(t *testing.T) {
@@ -191,14 +191,14 @@ func TestLocal(t *testing.T) {
 			t.Fatalf("EnsureServer took %v", d)
 		}
 		waitUntil(t, "the stopped group to be gone", func() bool { return len(groupMembers(t, pid)) == 0 })
-		c, _ := acp.New(acp.Config{BaseURL: local.BaseURL()})
+		c, _ := acp.New(acp.Config{BaseURL: local.BaseURL(), Token: local.Token()})
 		if err := c.Health(ctx); err != nil {
 			t.Fatal(err)
 		}
 	})
 
 	t.Run("RunReturnsAfterChildIsGone", func(t *testing.T) {
-		startAgent(t, ctx, local.BaseURL())
+		startAgent(t, ctx, local.BaseURL(), local.Token())
 		pid := local.Pid()
 		stop()
 		select {

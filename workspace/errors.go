@@ -22,6 +22,14 @@ var (
 	ErrNotOwner = errors.New("not the workspace owner")
 )
 
+// ErrAgentNotAllowed: a session's own agent that the workspace's
+// settings do not list.
+var ErrAgentNotAllowed = errors.New("agent not allowed in this workspace")
+
+// ErrSessionLimit: creating the session would pass the workspace's cap
+// on session records (Config.MaxSessions).
+var ErrSessionLimit = errors.New("too many sessions in the workspace")
+
 // ErrRateLimited is matched by a *RateLimitError.
 var ErrRateLimited = errors.New("rate limited")
 

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"time"
+
+	"github.com/tandem-dev/tandem/acp"
 )
 
 // healthLoop checks the sandbox every HealthInterval and reports each
@@ -58,7 +60,7 @@ func (o *owner) healthResult(ctx context.Context, err error) {
 	}
 	o.unhealthy = true
 	o.logger.Warn("sandbox unhealthy", slog.Int("failures", o.healthFails), slog.Any("err", err))
-	o.statusAll(ctx, StatusSandboxUnhealthy, map[string]any{"failures": o.healthFails, "error": err.Error()})
+	o.statusAll(ctx, StatusSandboxUnhealthy, map[string]any{"failures": o.healthFails, "error": acp.Describe(err)})
 	_ = o.m.store.SetOwnerHealth(ctx, o.ws, "unhealthy")
 	if o.m.sandboxes == nil {
 		return

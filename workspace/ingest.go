@@ -86,7 +86,7 @@ func (o *owner) prepareIngest(sid string, msgs []acpMsg) *ingested {
 		}
 		s.lastMsg = time.Now()
 		o.lastBusy = s.lastMsg
-		w.recs = append(w.recs, envelopeRecord(m.connID, "agent", m.ev.Data, m.ev.ID))
+		w.recs = append(w.recs, envelopeRecord(m.connID, "agent", capPayload(m.ev.Data, o.maxEventBytes()), m.ev.ID))
 		w.state.conn = ptr(m.connID)
 		switch m.env.Kind() {
 		case acp.KindResponse:

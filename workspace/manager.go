@@ -107,6 +107,17 @@ type Config struct {
 	DefaultAgent   string
 	// AgentCwd is the working directory of new agent sessions (default /tmp).
 	AgentCwd string
+	// MaxEventBytes bounds an agent message as stored: a larger one is
+	// stored cut, with a marker and its full size (0: 1 MiB; negative:
+	// no bound).
+	MaxEventBytes int
+	// MaxSessions caps the session records of a workspace, destroyed ones
+	// included (each keeps its stream); 0: 1000; negative: no cap.
+	MaxSessions int
+	// AgentCwdFor, when set, gives a workspace's agent sessions on sandbox
+	// sb a working directory of their own (the local provider's, one per
+	// workspace); "" means AgentCwd. It runs on the owner's loop: quick.
+	AgentCwdFor func(ws string, sb Sandbox) string
 	// HistoryEvents and HistoryChars bound the history replayed into a
 	// restored session's next prompt (defaults 50 and 12,000).
 	HistoryEvents int
@@ -148,6 +159,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PromptBurst == 0 {
 		c.PromptBurst = 10
+	}
+	if c.MaxSessions == 0 {
+		c.MaxSessions = 1000
+	}
+	if c.MaxEventBytes == 0 {
+		c.MaxEventBytes = defaultMaxEventBytes
 	}
 	if c.DefaultAgent == "" {
 		c.DefaultAgent = "mock"

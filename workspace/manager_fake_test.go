@@ -303,7 +303,7 @@ func TestFakeBacklogKeepsOrder(t *testing.T) {
 // inbox group, the session list) give it up cleanly; it is taken on a
 // later try.
 func TestFakeTakeFails(t *testing.T) {
-	for _, method := range []string{"AcquireEpoch", "SetOwner", "EnsureInbox", "SessionIDs", "ClaimInbox", "WorkspaceMeta", "TryLock", "DueActive"} {
+	for _, method := range []string{"AcquireEpoch", "SetOwner", "EnsureInbox", "ListSessions", "ClaimInbox", "WorkspaceMeta", "TryLock", "DueActive"} {
 		t.Run(method, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				h := newHarness(t)

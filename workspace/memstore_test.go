@@ -801,9 +801,17 @@ func (s *memStore) Enqueue(ctx context.Context, ws string, e model.Enqueue) (mod
 				out.Status = model.EnqueueNoSession
 				return nil
 			}
+			if e.MaxSessions > 0 && len(d.zsess[ws]) >= e.MaxSessions {
+				out.Status = model.EnqueueTooMany
+				return nil
+			}
 			agent := e.Agent
 			if agent == "" {
 				agent = m["agent"]
+			}
+			if agent != m["agent"] && !slices.Contains(strings.Split(m["agents"], ","), agent) {
+				out.Status = model.EnqueueAgent
+				return nil
 			}
 			if rec == nil {
 				rec = map[string]string{}
@@ -842,8 +850,15 @@ func memParseMeta(v map[string]string) model.WorkspaceMeta {
 	created, _ := strconv.ParseInt(v["createdAt"], 10, 64)
 	return model.WorkspaceMeta{
 		SandboxURL: v["sandboxUrl"], SandboxToken: v["sandboxToken"], SandboxID: v["sandboxId"], Agent: v["agent"],
-		CreatedAt: created, Deleted: v["deletedAt"] != "", PermissionPolicy: v["permissionPolicy"],
+		CreatedAt: created, Deleted: v["deletedAt"] != "", PermissionPolicy: v["permissionPolicy"], Agents: memAgents(v["agents"]),
 	}
+}
+
+func memAgents(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
 }
 
 func (s *memStore) PutWorkspace(ctx context.Context, ws string, m model.WorkspaceMeta, now int64) (bool, error) {
@@ -863,7 +878,7 @@ func (s *memStore) PutWorkspace(ctx context.Context, ws string, m model.Workspac
 		}
 		delete(h, "deletedAt")
 		maps.Copy(h, map[string]string{"sandboxUrl": m.SandboxURL, "sandboxToken": m.SandboxToken, "sandboxId": m.SandboxID,
-			"agent": m.Agent, "updatedAt": strconv.FormatInt(now, 10)})
+			"agent": m.Agent, "agents": strings.Join(m.Agents, ","), "updatedAt": strconv.FormatInt(now, 10)})
 		if m.PermissionPolicy != "" {
 			h["permissionPolicy"] = m.PermissionPolicy
 		}

@@ -16,6 +16,9 @@ type Settings struct {
 	// PermissionPolicy is ask, allow or reject (permission.go); "" keeps
 	// the stored one (ask for a new workspace).
 	PermissionPolicy string `json:"permissionPolicy,omitempty"`
+	// Agents lists the other agents members may choose for a session of
+	// their own (set by admins); none: only Agent.
+	Agents []string `json:"agents,omitempty"`
 }
 
 // Owner says which node owns a workspace, since when, with which epoch.
@@ -30,6 +33,7 @@ type Info struct {
 	WorkspaceID string   `json:"workspaceId"`
 	SandboxID   string   `json:"sandboxId"`
 	Agent       string   `json:"agent"`
+	Agents      []string `json:"agents,omitempty"`
 	CreatedAt   int64    `json:"createdAt"`
 	Owner       *Owner   `json:"owner"`
 	Status      string   `json:"status"` // active (owned), idle, sandbox_unhealthy

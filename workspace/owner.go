@@ -356,17 +356,10 @@ func (o *owner) serve(node, ctx context.Context) stopMode {
 // connection or a turn in flight are re-attached, and pending inbox entries
 // are claimed and handled in order.
 func (o *owner) takeOver(ctx context.Context) error {
-	sids, err := o.m.store.SessionIDs(ctx, o.ws)
-	if err != nil {
-		return err
-	}
-	for _, sid := range sids {
-		s, err := o.loadSession(ctx, sid)
-		if err != nil {
-			return err
-		}
+	err := o.eachSession(ctx, func(s *session) error {
+		sid := s.id
 		if s.rec.DestroyedAt != nil {
-			continue
+			return nil
 		}
 		for _, r := range o.rewinds {
 			if r.sid == sid {
@@ -383,6 +376,10 @@ func (o *owner) takeOver(ctx context.Context) error {
 			}
 			o.open(ctx, s)
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	// Claim what earlier owners left unacknowledged, in inbox order. The
 	// claim is idempotent (min-idle 0 claims entries already this
@@ -511,6 +508,15 @@ func (o *owner) loadSession(ctx context.Context, sid string) (*session, error) {
 	if !found {
 		return nil, fmt.Errorf("%s/%s: %w", o.ws, sid, ErrSessionNotFound)
 	}
+	return o.sessionFrom(ctx, rec)
+}
+
+// sessionFrom loads the stream state of the session whose record is rec.
+func (o *owner) sessionFrom(ctx context.Context, rec SessionRecord) (*session, error) {
+	if s := o.sessions[rec.ID]; s != nil {
+		return s, nil
+	}
+	sid := rec.ID
 	st, err := o.readState(ctx, sid)
 	if err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ package workspace
 // applied again to the agent session made when the session is restored.
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -280,6 +281,9 @@ func (o *owner) saveWant(ctx context.Context, s *session, w sessionWant) bool {
 // newSessionParams are the params of the session's next session/new.
 func (o *owner) newSessionParams(s *session) acp.NewSessionParams {
 	p := acp.NewSessionParams{Cwd: o.m.cfg.AgentCwd}
+	if f := o.m.cfg.AgentCwdFor; f != nil {
+		p.Cwd = cmp.Or(f(o.ws, o.meta.Sandbox), p.Cwd)
+	}
 	if si := wantOf(s.rec).SessionInit; si != nil {
 		if si.Cwd != "" {
 			p.Cwd = si.Cwd

@@ -42,6 +42,14 @@ func (m *Manager) checkSettings(s Settings) error {
 	if !validAgent(s.Agent) {
 		return invalid("agent %q: want 1-64 characters of [a-z0-9._-]", s.Agent)
 	}
+	if len(s.Agents) > 32 {
+		return invalid("agents: at most 32")
+	}
+	for _, a := range s.Agents {
+		if !validAgent(a) {
+			return invalid("agents: %q: want 1-64 characters of [a-z0-9._-]", a)
+		}
+	}
 	u, err := url.Parse(s.Sandbox.BaseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 		return invalid("sandbox.baseUrl must be an http(s) URL without credentials, query or fragment")
@@ -85,6 +93,7 @@ func (m *Manager) PutWorkspace(ctx context.Context, ws string, s Settings) (bool
 		SandboxToken: s.Sandbox.Token,
 		SandboxID:    s.Sandbox.SandboxID,
 		Agent:        s.Agent,
+		Agents:       s.Agents,
 
 		PermissionPolicy: s.PermissionPolicy,
 	}, time.Now().UnixMilli())
@@ -118,6 +127,7 @@ func metaOf(v model.WorkspaceMeta) meta {
 		Settings: Settings{
 			Sandbox: Sandbox{BaseURL: v.SandboxURL, Token: v.SandboxToken, SandboxID: v.SandboxID},
 			Agent:   v.Agent,
+			Agents:  v.Agents,
 
 			PermissionPolicy: policyOf(v.PermissionPolicy),
 		},
@@ -159,6 +169,7 @@ func (m *Manager) GetWorkspace(ctx context.Context, ws string) (Info, error) {
 		WorkspaceID: ws,
 		SandboxID:   v.Meta.SandboxID,
 		Agent:       v.Meta.Agent,
+		Agents:      v.Meta.Agents,
 		CreatedAt:   v.Meta.CreatedAt,
 		Status:      "idle",
 		Sessions:    v.Sessions,
@@ -245,6 +256,7 @@ func (m *Manager) enqueue(ctx context.Context, ws string, r enqueueReq) (enqueue
 		Kind: r.kind, Session: r.sid, User: r.user, Text: r.text, Agent: r.agent, Create: r.create,
 		IdemKey: hex.EncodeToString(sum[:16]), IdemTTL: ttl,
 		RateKey: hex.EncodeToString(userSum[:12]), RateInterval: interval, RateTolerance: tolerance,
+		MaxSessions: max(m.cfg.MaxSessions, 0),
 	})
 	if err != nil {
 		return enqueueRes{}, err
@@ -258,6 +270,10 @@ func (m *Manager) enqueue(ctx context.Context, ws string, r enqueueReq) (enqueue
 		return enqueueRes{}, fmt.Errorf("%s/%s: %w", ws, r.sid, ErrSessionDestroyed)
 	case model.EnqueueRateLimited:
 		return enqueueRes{}, &RateLimitError{RetryAfter: res.RetryAfter}
+	case model.EnqueueAgent:
+		return enqueueRes{}, fmt.Errorf("%s: agent %q: %w", ws, r.agent, ErrAgentNotAllowed)
+	case model.EnqueueTooMany:
+		return enqueueRes{}, fmt.Errorf("%s: %w (%d)", ws, ErrSessionLimit, m.cfg.MaxSessions)
 	}
 	// Marked after the command is in the inbox: an owner going idle removes
 	// the mark and then checks the inbox, so either it sees the command or

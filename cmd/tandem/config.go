@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tandem-dev/tandem/sandbox"
 )
 
 // config is a node's configuration. Every field has a flag and a TANDEM_*
@@ -38,6 +40,7 @@ type config struct {
 	SandboxDataDir  string
 	SandboxPort     int64
 	SandboxLauncher string
+	SandboxEnv      string
 
 	security
 	ops
@@ -45,8 +48,37 @@ type config struct {
 
 // envFlag registers a flag whose default comes from an environment variable.
 type envFlags struct {
-	fs   *flag.FlagSet
-	errs []string
+	fs      *flag.FlagSet
+	errs    []string
+	secrets []secretFlag
+}
+
+// secretFlag is a setting whose variable's value must never be printed:
+// its flag shows the built-in default only, and the variable is applied
+// after parsing (when the flag was not given).
+type secretFlag struct {
+	p         *string
+	name, env string
+}
+
+// secret registers a flag for a secret setting (a token, a password, a
+// URL that may carry one): "serve -h" and flag errors, which print the
+// defaults, never show the variable's value.
+func (e *envFlags) secret(p *string, name, env, def, usage string) {
+	e.fs.StringVar(p, name, def, usage+" ($"+env+", never printed)")
+	e.secrets = append(e.secrets, secretFlag{p: p, name: name, env: env})
+}
+
+// applySecrets sets the secrets whose flag was not given from their
+// variables.
+func (e *envFlags) applySecrets() {
+	given := map[string]bool{}
+	e.fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for _, s := range e.secrets {
+		if v, ok := os.LookupEnv(s.env); ok && !given[s.name] {
+			*s.p = v
+		}
+	}
 }
 
 func (e *envFlags) str(p *string, name, env, def, usage string) {
@@ -93,7 +125,7 @@ func parseServeConfig(args []string) (config, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	e := &envFlags{fs: fs}
 	e.str(&c.Addr, "addr", "TANDEM_ADDR", "127.0.0.1:8080", "listen address")
-	e.str(&c.RedisURL, "redis-url", "TANDEM_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL: redis:// (one server), redis+cluster:// or redis+sentinel://")
+	e.secret(&c.RedisURL, "redis-url", "TANDEM_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL: redis:// (one server), redis+cluster:// or redis+sentinel://")
 	e.str(&c.NodeID, "node-id", "TANDEM_NODE_ID", defaultNodeID(), "this node's id, unique in the cluster")
 	e.str(&c.LogFormat, "log-format", "TANDEM_LOG_FORMAT", "text", "log format: text or json")
 	e.str(&c.LogLevel, "log-level", "TANDEM_LOG_LEVEL", "info", "log level: debug, info, warn, error")
@@ -109,23 +141,39 @@ func parseServeConfig(args []string) (config, error) {
 	e.str(&c.AgentCwd, "agent-cwd", "TANDEM_AGENT_CWD", "/tmp", "working directory of new agent sessions")
 	e.str(&c.Sandbox, "sandbox", "TANDEM_SANDBOX", "", "sandbox provider: local (run the server) or static (default: static when a URL is given)")
 	e.str(&c.SandboxURL, "sandbox-url", "TANDEM_SANDBOX_URL", "", "URL of a Sandbox Agent server managed elsewhere")
-	e.str(&c.SandboxToken, "sandbox-token", "TANDEM_SANDBOX_TOKEN", "", "bearer token of that server")
+	e.secret(&c.SandboxToken, "sandbox-token", "TANDEM_SANDBOX_TOKEN", "", "bearer token of that server")
 	e.str(&c.SandboxBin, "sandbox-bin", "TANDEM_SANDBOX_AGENT_BIN", "", "local provider: the sandbox-agent binary")
 	e.str(&c.SandboxDataDir, "sandbox-data-dir", "TANDEM_SANDBOX_DATA_DIR", ".cache/sandbox-data", "local provider: the server's home directory")
 	e.int64(&c.SandboxPort, "sandbox-port", "TANDEM_SANDBOX_PORT", 2468, "local provider: the server's port on 127.0.0.1")
 	e.str(&c.SandboxLauncher, "agent-launcher", "TANDEM_AGENT_LAUNCHER", "", "local provider: a program installed as the mock agent (our scripted agent)")
+	e.str(&c.SandboxEnv, "sandbox-env", "TANDEM_SANDBOX_ENV", "", "local provider: comma-separated names of variables passed to the server and its agents (their credentials, such as ANTHROPIC_API_KEY); besides PATH and the locale nothing else of the node's environment is")
 	c.security.register(e)
 	c.ops.register(e)
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
+	e.applySecrets()
 	if len(e.errs) > 0 {
 		return c, fmt.Errorf("configuration: %s", strings.Join(e.errs, "; "))
 	}
 	if err := c.Validate(); err != nil {
 		return c, err
 	}
-	return c, c.security.validate(c.Addr)
+	if err := c.ops.validate(); err != nil {
+		return c, err
+	}
+	if err := sandbox.ValidPassEnv(splitList(c.SandboxEnv)); err != nil {
+		return c, err
+	}
+	if _, err := sandbox.NewAllowList("", splitList(c.SandboxAllow)); err != nil {
+		return c, err
+	}
+	return c, c.security.validate(c.Addr, c.localSandbox())
+}
+
+// localSandbox reports whether the node runs the Sandbox Agent server.
+func (c config) localSandbox() bool {
+	return c.Sandbox == "local" || (c.Sandbox == "" && c.SandboxURL == "")
 }
 
 // Validate reports whether the configuration can be used.

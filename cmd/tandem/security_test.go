@@ -19,8 +19,8 @@ func TestAuthNoneListensOnLoopbackOnly(t *testing.T) {
 		{"10.0.0.5:8080", false, false},
 		{"0.0.0.0:8080", true, true},
 	} {
-		s := security{Auth: "none", AllowRemoteNone: tc.force, MaxBodyBytes: 1 << 20, MaxPromptBytes: 1, PromptBurst: 1}
-		err := s.validate(tc.addr)
+		s := security{Auth: "none", AllowRemoteNone: tc.force, MaxBodyBytes: 1 << 20, MaxPromptBytes: 1, PromptBurst: 1, CommandBurst: 1, MaxSessions: 1, MaxWorkspaces: 1}
+		err := s.validate(tc.addr, false)
 		if (err == nil) != tc.ok {
 			t.Errorf("auth none on %s (forced %v): %v", tc.addr, tc.force, err)
 		}
@@ -28,12 +28,12 @@ func TestAuthNoneListensOnLoopbackOnly(t *testing.T) {
 			t.Errorf("the refusal does not say what to do: %v", err)
 		}
 	}
-	s := security{Auth: "jwt", MaxBodyBytes: 1 << 20, MaxPromptBytes: 1, PromptBurst: 1}
-	if err := s.validate("0.0.0.0:8080"); err == nil {
+	s := security{Auth: "jwt", MaxBodyBytes: 1 << 20, MaxPromptBytes: 1, PromptBurst: 1, CommandBurst: 1, MaxSessions: 1, MaxWorkspaces: 1}
+	if err := s.validate("0.0.0.0:8080", false); err == nil {
 		t.Error("jwt without a secret or keys was accepted")
 	}
 	s.JWTSecret = "x"
-	if err := s.validate("0.0.0.0:8080"); err != nil {
+	if err := s.validate("0.0.0.0:8080", false); err != nil {
 		t.Errorf("jwt with a secret on any address: %v", err)
 	}
 }

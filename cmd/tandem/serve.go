@@ -34,6 +34,9 @@ func serveCmd(args []string) error {
 	if err != nil {
 		return err
 	}
+	if cfg.security.Auth == "jwt" && cfg.localSandbox() {
+		logger.Warn("the local sandbox with TANDEM_AUTH=jwt (TANDEM_SANDBOX_LOCAL_WITH_JWT): every member's agent runs on this node's host and shares its files, network and processes")
+	}
 	if cfg.security.Auth == "none" {
 		logger.Warn("authentication is off (TANDEM_AUTH=none): anyone who reaches this node may do anything; for local use only")
 	}
@@ -57,14 +60,21 @@ func serveCmd(args []string) error {
 			PromptBurst:    int(cfg.PromptBurst),
 
 			PermissionTimeout: cfg.PermTimeout,
+			MaxSessions:       int(cfg.MaxSessions),
+			MaxEventBytes:     int(cfg.MaxEventBytes),
 		},
 		Fanout: fanout.Config{MaxStreamsPerUser: int(cfg.MaxStreams)},
 		HTTP: httpapi.Config{
-			MaxBodyBytes: cfg.MaxBodyBytes,
-			CORSOrigins:  splitList(cfg.CORSOrigins),
+			MaxBodyBytes:         cfg.MaxBodyBytes,
+			CORSOrigins:          splitList(cfg.CORSOrigins),
+			NoAuthAllowRemote:    cfg.security.AllowRemoteNone,
+			CommandRate:          cfg.CommandRate,
+			CommandBurst:         int(cfg.CommandBurst),
+			MaxWorkspacesPerUser: int(cfg.MaxWorkspaces),
 		},
 		Auth:          authn,
 		PprofAddr:     cfg.PprofAddr,
+		MetricsToken:  cfg.MetricsToken,
 		BenchRoutes:   cfg.BenchRoutes,
 		SandboxAllow:  splitList(cfg.SandboxAllow),
 		AllowEviction: cfg.AllowEviction,
@@ -76,6 +86,7 @@ func serveCmd(args []string) error {
 			DataDir:       cfg.SandboxDataDir,
 			Port:          int(cfg.SandboxPort),
 			AgentLauncher: cfg.SandboxLauncher,
+			PassEnv:       splitList(cfg.SandboxEnv),
 			Output:        os.Stderr,
 		},
 		Logger: logger,

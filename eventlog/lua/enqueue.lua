@@ -7,10 +7,12 @@
 -- ARGV: kind, sid, create (1: create the session when missing), user,
 -- text, idempotency TTL ms (0: no key), channel, agent for a created
 -- session ("" = the workspace's), rate interval ms (0: no limit), rate
--- tolerance ms
+-- tolerance ms, most session records of the workspace (0: no limit)
 --
 -- Returns {status, inbox id or retry-after ms, created}; status ok, dup,
--- err_ws, err_session, err_destroyed, err_rate.
+-- err_ws, err_session, err_destroyed, err_rate, err_sessions (a new
+-- session over the cap: destroyed sessions count, their streams stay),
+-- err_agent (a session's agent the workspace does not allow).
 --
 -- The rate limit is GCRA, a token bucket kept as one timestamp (the
 -- theoretical arrival time) per user and workspace: a request is let
@@ -40,9 +42,15 @@ end
 local created = '0'
 if not s[1] then
   if ARGV[3] ~= '1' then return {'err_session', '', '0'} end
-  local m = redis.call('HMGET', KEYS[1], 'agent', 'sandboxId')
+  local most = tonumber(ARGV[11] or '0')
+  if most > 0 and redis.call('ZCARD', KEYS[2]) >= most then return {'err_sessions', '', '0'} end
+  local m = redis.call('HMGET', KEYS[1], 'agent', 'sandboxId', 'agents')
   local agent = ARGV[8]
   if agent == '' then agent = m[1] or '' end
+  -- A session's own agent must be one the workspace's admin allows.
+  if agent ~= (m[1] or '') and not string.find(',' .. (m[3] or '') .. ',', ',' .. agent .. ',', 1, true) then
+    return {'err_agent', '', '0'}
+  end
   redis.call('HSET', KEYS[3], 'id', ARGV[2], 'agent', agent, 'createdAt', now, 'sandboxId', m[2] or '')
   redis.call('ZADD', KEYS[2], now, ARGV[2])
   created = '1'

@@ -15,8 +15,11 @@ type WorkspaceMeta struct {
 	SandboxToken string
 	SandboxID    string
 	Agent        string
-	CreatedAt    int64 // ms
-	Deleted      bool  // deletedAt is set: gone for the API, its owner finishes the deletion
+	// Agents lists the other agents members may give a session of their
+	// own (the admin's choice); none: only Agent.
+	Agents    []string
+	CreatedAt int64 // ms
+	Deleted   bool  // deletedAt is set: gone for the API, its owner finishes the deletion
 
 	// PermissionPolicy is ask, allow or reject; "" is ask (and, in a
 	// PutWorkspace, keeps the stored one).
@@ -84,6 +87,9 @@ type Enqueue struct {
 	RateKey       string
 	RateInterval  time.Duration
 	RateTolerance time.Duration
+	// MaxSessions caps the workspace's session records when this command
+	// creates one (0: no cap).
+	MaxSessions int
 }
 
 // EnqueueStatus is the enqueue script's verdict.
@@ -96,6 +102,8 @@ const (
 	EnqueueNoSession   EnqueueStatus = "err_session"
 	EnqueueDestroyed   EnqueueStatus = "err_destroyed"
 	EnqueueRateLimited EnqueueStatus = "err_rate"
+	EnqueueTooMany     EnqueueStatus = "err_sessions"
+	EnqueueAgent       EnqueueStatus = "err_agent"
 )
 
 // Enqueued is the answer of an enqueue.

@@ -110,6 +110,8 @@ func Start(ctx context.Context, opts Options, withSandbox bool) (*Stack, error) 
 		"TANDEM_BENCH_ROUTES=1",
 		"TANDEM_PROMPT_RATE=-1",
 		"TANDEM_MAX_STREAMS_PER_USER=-1",
+		"TANDEM_MAX_WORKSPACES_PER_USER=-1",
+		"TANDEM_COMMAND_RATE=-1",
 		"TANDEM_IDLE_TIMEOUT=10m",
 	}
 	if withSandbox {

@@ -36,6 +36,10 @@ http {
     listen 127.0.0.1:{{PORT}};
     proxy_http_version 1.1;
     proxy_set_header Connection "";
+    # The client's Host, not the upstream's name: a node without
+    # authentication serves loopback host names only.
+    proxy_set_header Host $host;
+    proxy_set_header X-Forwarded-Proto $scheme;
     # SSE: no buffering, long reads (a stream carries a keepalive every 15 s).
     proxy_buffering off;
     proxy_cache off;

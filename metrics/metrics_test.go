@@ -1,0 +1,83 @@
+package metrics
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+// series counts the series of every metric family the registry gathers.
+func series(t *testing.T, m *Metrics, name string) int {
+	t.Helper()
+	mfs, err := m.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return len(mf.GetMetric())
+		}
+	}
+	return 0
+}
+
+// A caller choosing the request method (any token, before auth, on a
+// 404 or a 405) must not be able to add series: methods outside the
+// known set all count as "other".
+func TestDistinctMethodsAddNoSeries(t *testing.T) {
+	m := New()
+	m.Request("unmatched", http.MethodGet, 404, time.Millisecond)
+	m.Request("unmatched", "BREW0", 404, time.Millisecond)
+	base := series(t, m, "tandem_http_requests_total")
+	baseH := series(t, m, "tandem_http_request_seconds")
+	for i := range 5000 {
+		m.Request("unmatched", fmt.Sprintf("BREW%d", i), 404, time.Millisecond)
+	}
+	if got := series(t, m, "tandem_http_requests_total"); got != base {
+		t.Errorf("requests series: %d after 5,000 methods, %d before", got, base)
+	}
+	if got := series(t, m, "tandem_http_request_seconds"); got != baseH {
+		t.Errorf("duration series: %d after 5,000 methods, %d before", got, baseH)
+	}
+	if v := counter(t, m.httpRequests.WithLabelValues("unmatched", "other", "404")); v != 5001 {
+		t.Errorf("other: %v, want 5001", v)
+	}
+	if v := counter(t, m.httpRequests.WithLabelValues("unmatched", "GET", "404")); v != 1 {
+		t.Errorf("GET: %v, want 1", v)
+	}
+}
+
+// A sandbox choosing the stopReason must not be able to add series.
+func TestDistinctStopReasonsAddNoSeries(t *testing.T) {
+	m := New()
+	for _, r := range []string{"end_turn", "max_tokens", "max_turn_requests", "refusal", "cancelled", "error"} {
+		m.TurnEnded(r)
+	}
+	m.TurnEnded("weird0")
+	base := series(t, m, "tandem_turns_total")
+	for i := range 5000 {
+		m.TurnEnded(fmt.Sprintf("weird%d", i))
+	}
+	if got := series(t, m, "tandem_turns_total"); got != base {
+		t.Errorf("turn series: %d after 5,000 stop reasons, %d before", got, base)
+	}
+	if v := counter(t, m.turns.WithLabelValues("other")); v != 5001 {
+		t.Errorf("other: %v, want 5001", v)
+	}
+	if v := counter(t, m.turns.WithLabelValues("end_turn")); v != 1 {
+		t.Errorf("end_turn: %v, want 1", v)
+	}
+}
+
+func counter(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var d dto.Metric
+	if err := c.Write(&d); err != nil {
+		t.Fatal(err)
+	}
+	return d.GetCounter().GetValue()
+}
