@@ -196,6 +196,14 @@ func (s *memStore) snapshotStreams(ws string) map[string]*memStream {
 	return out
 }
 
+// deleteStream removes a session's stream and its state, as a Redis that
+// lost them does.
+func (s *memStore) deleteStream(ws, sid string) {
+	s.d.mu.Lock()
+	defer s.d.mu.Unlock()
+	delete(s.d.streams, skey(ws, sid))
+}
+
 // snapshotInbox copies ws's inbox, for rewindInbox.
 func (s *memStore) snapshotInbox(ws string) *memInbox {
 	s.d.mu.Lock()

@@ -367,6 +367,7 @@ func (o *owner) takeOver(ctx context.Context) error {
 				if _, err := o.appendTo(ctx, s, nil, "", statusRecord(StatusHistoryRewound, map[string]any{"firstLost": r.first, "lastLost": r.last, "node": o.m.cfg.NodeID})); err != nil {
 					return err
 				}
+				s.settling = true // the next prompt after the lost output
 			}
 		}
 		if s.state.Conn != "" || s.turn != nil {

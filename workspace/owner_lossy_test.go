@@ -156,3 +156,25 @@ func TestFakeLostDispatchRecordNotSentAgain(t *testing.T) {
 		a.store.resume()
 	})
 }
+
+// Redis lost the session's stream and its state altogether (the browser
+// test's "lose-stream"): the owner's next dispatch is refused, the owner
+// starts again, records history_rewound in a new generation, opens a new
+// connection (the state no longer names one) and sends the prompt.
+func TestFakeLostStreamAndStateStartsOwnerAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		a := h.start("a", nodeOpts{})
+		a.put(t)
+		h.openSession(a)
+		a.prompt(t, "first [chunks=1]")
+		h.waitCount("status:turn_ended", 1)
+		h.store.deleteStream(testWS, DefaultSession)
+		a.prompt(t, "second [chunks=1]")
+		waitFor(t, "the second prompt answered", func() bool { return len(h.sb.Prompts()) == 2 })
+		h.waitCount("status:turn_ended", 1) // the new stream's
+		if got := describeAll(h.events()); !slices.Contains(got, "status:"+StatusHistoryRewound) {
+			t.Fatalf("stream %v", got)
+		}
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tandem-dev/tandem/eventlog"
 	"github.com/tandem-dev/tandem/internal/redistest"
 	"github.com/tandem-dev/tandem/internal/sandboxtest/mockagent"
 	"github.com/tandem-dev/tandem/internal/ssetest"
@@ -154,4 +155,37 @@ func idIndex(id string) uint64 {
 		n = n*10 + uint64(id[i]-'0')
 	}
 	return n
+}
+
+// Redis lost a session's stream and its state altogether: the next prompt
+// is answered in a new generation, after history_rewound.
+func TestLostStreamAndState(t *testing.T) {
+	e := newEnv(t)
+	first := e.node("first", nil)
+	const ws = "gone"
+	call(t, "PUT", first.URL()+"/v1/workspaces/"+ws, nil, nil, nil)
+	zero := prompt(t, first, ws, "default", "zero [chunks=2]", nil)
+	waitOwner(t, first, ws, "", 10*time.Second)
+	n := e.node("solo", nil)
+	c := follow(t, n, ws, "default")
+	c.waitFor(t, "the zeroth turn", 20*time.Second, turnEnded(zero.ID))
+	// The second node takes the workspace over mid-turn.
+	one := prompt(t, n, ws, "default", "one [chunks=20] [delay=100ms]", nil)
+	time.Sleep(500 * time.Millisecond)
+	first.kill()
+	c.waitFor(t, "the first turn", 30*time.Second, turnEnded(one.ID))
+	if err := e.rdb.Del(context.Background(), eventlog.StreamKey(ws, "default"), eventlog.StateKey(ws, "default")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	two := prompt(t, n, ws, "default", "two [chunks=2]", nil)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, ended := agentReply(readStream(t, e.rdb, ws, "default"), two.ID); ended {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the second turn did not end: %v", describeEntries(readStream(t, e.rdb, ws, "default")))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
