@@ -65,4 +65,10 @@ var (
 	presenceReadScript = loadScript("presence_read", false)
 	// deleteWorkspaceScript marks a workspace deleted (store.go).
 	deleteWorkspaceScript = loadScript("delete_workspace", false)
+	// putWorkspaceScript creates or updates a workspace unless its id is
+	// deleted (store.go).
+	putWorkspaceScript = loadScript("put_workspace", false)
+	// purgeWorkspaceScript removes every key of a deleted workspace
+	// (purge.go).
+	purgeWorkspaceScript = loadScript("purge_workspace", false)
 )

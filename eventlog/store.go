@@ -47,32 +47,23 @@ func (s *Store) Signal(ctx context.Context, ws, msg string) error {
 }
 
 // PutWorkspace creates or updates a workspace's settings and reports
-// whether it was created. A workspace marked deleted comes back. Its
+// whether it was created. An id that is deleted (marked, tombstoned, or
+// left with sessions and no settings) is refused with
+// model.ErrWorkspaceDeleted, and nothing changes, until it is purged. Its
 // owner is signalled to reload them.
 func (s *Store) PutWorkspace(ctx context.Context, ws string, m model.WorkspaceMeta, now int64) (bool, error) {
 	if err := checkIDs(ws); err != nil {
 		return false, err
 	}
-	var created *redis.BoolCmd
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		created = p.HSetNX(ctx, MetaKey(ws), "createdAt", now)
-		p.HDel(ctx, MetaKey(ws), "deletedAt")
-		p.HSet(ctx, MetaKey(ws),
-			"sandboxUrl", m.SandboxURL,
-			"sandboxToken", m.SandboxToken,
-			"sandboxId", m.SandboxID,
-			"agent", m.Agent,
-			"agents", strings.Join(m.Agents, ","),
-			"updatedAt", now)
-		if m.PermissionPolicy != "" {
-			p.HSet(ctx, MetaKey(ws), "permissionPolicy", m.PermissionPolicy)
-		}
-		return nil
-	})
+	n, err := putWorkspaceScript.Run(ctx, s.rdb, []string{MetaKey(ws), SessionsKey(ws)},
+		now, m.SandboxURL, m.SandboxToken, m.SandboxID, m.Agent, strings.Join(m.Agents, ","), m.PermissionPolicy).Int64()
 	if err != nil {
 		return false, unavailable("put workspace", err)
 	}
-	return created.Val(), nil
+	if n < 0 {
+		return false, fmt.Errorf("put workspace %s: %w", ws, model.ErrWorkspaceDeleted)
+	}
+	return n == 1, nil
 }
 
 // splitAgents reads the agents field, a comma-joined list ("" for none).
@@ -108,8 +99,8 @@ func (s *Store) WorkspaceMeta(ctx context.Context, ws string) (m model.Workspace
 	if err != nil {
 		return m, false, unavailable("load workspace", err)
 	}
-	if len(v) == 0 {
-		return m, false, nil
+	if v["createdAt"] == "" {
+		return m, false, nil // none, or a tombstone (finish_delete.lua)
 	}
 	return parseMeta(v), true, nil
 }
@@ -146,7 +137,7 @@ func (s *Store) Workspace(ctx context.Context, ws string) (model.WorkspaceView, 
 	if err != nil {
 		return model.WorkspaceView{}, unavailable("get workspace", err)
 	}
-	view := model.WorkspaceView{Found: len(metaCmd.Val()) > 0, Meta: parseMeta(metaCmd.Val()), Sessions: sessCmd.Val()}
+	view := model.WorkspaceView{Found: metaCmd.Val()["createdAt"] != "", Meta: parseMeta(metaCmd.Val()), Sessions: sessCmd.Val()}
 	if o := ownerCmd.Val(); len(o) > 0 && lockCmd.Val() == 1 {
 		ep, _ := strconv.ParseUint(o["epoch"], 10, 64)
 		since, _ := strconv.ParseInt(o["since"], 10, 64)
@@ -171,8 +162,8 @@ func (s *Store) DeleteWorkspace(ctx context.Context, ws string) (found bool, err
 	return res[0] != "err_ws", nil
 }
 
-// FinishDelete removes a deleted workspace's settings (unless it was
-// created again meanwhile) while epoch is its writer, and its active mark.
+// FinishDelete replaces a deleted workspace's settings by its tombstone
+// while epoch is its writer, and removes its active mark.
 func (s *Store) FinishDelete(ctx context.Context, ws string, epoch uint64) error {
 	if err := checkIDs(ws); err != nil {
 		return err
@@ -360,17 +351,17 @@ func (s *Store) SessionOf(ctx context.Context, ws, sid string) (rec model.Sessio
 	if err := checkIDs(ws, sid); err != nil {
 		return rec, false, false, err
 	}
-	var metaN *redis.IntCmd
+	var metaN *redis.BoolCmd
 	var v *redis.MapStringStringCmd
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		metaN = p.HLen(ctx, MetaKey(ws))
+		metaN = p.HExists(ctx, MetaKey(ws), "createdAt") // a tombstone has none
 		v = p.HGetAll(ctx, SessionKey(ws, sid))
 		return nil
 	})
 	if err != nil {
 		return rec, false, false, unavailable("get session", err)
 	}
-	if metaN.Val() == 0 {
+	if !metaN.Val() {
 		return rec, false, false, nil
 	}
 	if len(v.Val()) == 0 || v.Val()["id"] == "" {

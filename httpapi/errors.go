@@ -69,6 +69,8 @@ var (
 	probSessionLimit     = problemKind{"session_limit", http.StatusConflict, "Too many sessions"}
 	probAgentForbidden   = problemKind{"agent_not_allowed", http.StatusForbidden, "Agent not allowed"}
 	probWorkspaceLimit   = problemKind{"workspace_limit", http.StatusConflict, "Too many workspaces"}
+	probWorkspaceDeleted = problemKind{"workspace_deleted", http.StatusConflict, "Workspace deleted"}
+	probWorkspaceBusy    = problemKind{"workspace_busy", http.StatusConflict, "Workspace busy"}
 )
 
 // The problem types of answering a permission request (permissions.go).
@@ -100,6 +102,8 @@ var errorTable = []struct {
 	{eventlog.ErrCursorUnknown, probCursorUnknown},
 	{eventlog.ErrCursorRewritten, probHistoryRewound},
 	{workspace.ErrWorkspaceNotFound, probWorkspaceMissing},
+	{workspace.ErrWorkspaceDeleted, probWorkspaceDeleted},
+	{workspace.ErrWorkspaceBusy, probWorkspaceBusy},
 	{workspace.ErrSessionNotFound, probSessionMissing},
 	{workspace.ErrSessionDestroyed, probSessionDestroyed},
 	{workspace.ErrPermissionNotFound, probPermissionMissing},
@@ -184,6 +188,11 @@ func (s *Server) handleError(err error, c echo.Context) {
 	} else if errors.As(err, &rl) {
 		c.Response().Header().Set("Retry-After", strconv.FormatInt(max(1, int64(math.Ceil(rl.RetryAfter.Seconds()))), 10))
 		detail = "too many prompts; retry after " + rl.RetryAfter.Round(time.Millisecond).String()
+	} else if errors.Is(err, workspace.ErrWorkspaceDeleted) {
+		detail = "this workspace id was deleted; purge it first (DELETE ?purge=true) to create it again"
+	} else if errors.Is(err, workspace.ErrWorkspaceBusy) {
+		c.Response().Header().Set("Retry-After", "1")
+		detail = "the workspace's deletion is not finished; retry the purge later"
 	} else if errors.Is(err, fanout.ErrTooManyStreams) {
 		c.Response().Header().Set("Retry-After", "5")
 		detail = "too many open streams for this user on this node"

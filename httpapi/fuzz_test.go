@@ -25,6 +25,7 @@ func (okWorkspaces) GetWorkspace(_ context.Context, ws string) (workspace.Info, 
 	return workspace.Info{WorkspaceID: ws}, nil
 }
 func (okWorkspaces) DeleteWorkspace(context.Context, string) error { return nil }
+func (okWorkspaces) PurgeWorkspace(context.Context, string) error  { return nil }
 func (okWorkspaces) Exists(context.Context, string) error          { return nil }
 func (okWorkspaces) ListSessions(context.Context, string, string, int) ([]workspace.SessionRecord, string, error) {
 	return nil, "", nil

@@ -22,6 +22,7 @@ type Workspaces interface {
 	PutWorkspace(ctx context.Context, ws string, s workspace.Settings) (bool, error)
 	GetWorkspace(ctx context.Context, ws string) (workspace.Info, error)
 	DeleteWorkspace(ctx context.Context, ws string) error
+	PurgeWorkspace(ctx context.Context, ws string) error
 	Exists(ctx context.Context, ws string) error
 	ListSessions(ctx context.Context, ws, cursor string, limit int) ([]workspace.SessionRecord, string, error)
 	CreateSession(ctx context.Context, ws, id, agent string) (workspace.SessionRecord, bool, error)
@@ -134,8 +135,25 @@ func (s *Server) getWorkspace(c echo.Context) error {
 	return c.JSON(http.StatusOK, info)
 }
 
+// deleteWorkspace deletes a workspace; with ?purge=true it also removes
+// everything of it from Redis (sessions, streams, inbox, records), so that
+// its id can be created again with no history. Without a purge the id
+// stays tombstoned: a PUT of it answers workspace_deleted.
 func (s *Server) deleteWorkspace(c echo.Context) error {
+	purge := false
+	if q := c.Request().URL.Query(); q.Has("purge") {
+		switch q.Get("purge") {
+		case "true":
+			purge = true
+		case "false":
+		default:
+			return newError(probInvalid, "purge must be true or false")
+		}
+	}
 	if err := s.withQuota(c, quotaDeleteWS, func() error {
+		if purge {
+			return s.deps.Workspaces.PurgeWorkspace(c.Request().Context(), c.Param("ws"))
+		}
 		return s.deps.Workspaces.DeleteWorkspace(c.Request().Context(), c.Param("ws"))
 	}); err != nil {
 		return err

@@ -120,6 +120,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"GET", "/v1/workspaces/%s/sessions/s1/events/stream", "", auth.RoleViewer, 200},
 		{"DELETE", "/v1/workspaces/%s/sessions/s1", "", auth.RoleMember, 200},
 		{"DELETE", "/v1/workspaces/%s", "", auth.RoleAdmin, 204},
+		{"DELETE", "/v1/workspaces/%s?purge=true", "", auth.RoleAdmin, 204},
 	}
 	roles := []string{"viewer", "member", "admin"}
 	type cred struct {

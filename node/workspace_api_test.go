@@ -120,13 +120,18 @@ func workspaceAndSessionRoutes(t *testing.T, redisURL string) {
 		if code := api(t, "POST", base+"/sessions/s1/prompt", map[string]string{"text": "hi"}, nil); code != 404 {
 			t.Fatalf("prompt to a deleted workspace: %d", code)
 		}
-		if code := api(t, "PUT", base, nil, nil); code != 201 && code != 200 {
-			t.Fatalf("PUT again: %d", code)
+		// The id is tombstoned until a purge.
+		if code := api(t, "PUT", base, nil, nil); code != 409 {
+			t.Fatalf("PUT of a deleted id: %d", code)
 		}
-		var r record
-		api(t, "GET", base+"/sessions/s1", nil, &r)
-		if r.DestroyedAt == nil {
-			t.Fatal("a session of the deleted workspace came back alive")
+		if code := api(t, "DELETE", base+"?purge=true", nil, nil); code != 204 {
+			t.Fatalf("purge: %d", code)
+		}
+		if code := api(t, "PUT", base, nil, nil); code != 201 {
+			t.Fatalf("PUT after the purge: %d", code)
+		}
+		if code := api(t, "GET", base+"/sessions/s1", nil, nil); code != 404 {
+			t.Fatalf("a session of the purged workspace: %d", code)
 		}
 	})
 }

@@ -412,6 +412,12 @@ func storeConformance(t *testing.T, st Store) {
 		if len(got) != 1 || got[0].Kind != cmdDestroyWS || got[0].Session != "" {
 			t.Fatalf("read %+v", got)
 		}
+		if _, err := st.PutWorkspace(ctx, ws, model.WorkspaceMeta{SandboxURL: "http://x", Agent: "mock"}, 2500); !errors.Is(err, model.ErrWorkspaceDeleted) {
+			t.Fatalf("put while deleting: %v", err)
+		}
+		if got, err := st.PurgeWorkspace(ctx, ws); err != nil || got != model.PurgeDeleting {
+			t.Fatalf("purge while deleting: %v %v", got, err)
+		}
 		must(st.FinishDelete(ctx, ws, e2))
 		if _, found, _ := st.WorkspaceMeta(ctx, ws); found {
 			t.Fatal("settings kept")
@@ -422,9 +428,79 @@ func storeConformance(t *testing.T, st Store) {
 		if _, wsFound, _, _ := st.SessionOf(ctx, ws, DefaultSession); wsFound {
 			t.Fatal("workspace found")
 		}
-		created, _ := st.PutWorkspace(ctx, ws, model.WorkspaceMeta{SandboxURL: "http://x", Agent: "mock"}, 3000)
-		if !created {
-			t.Fatal("not created again")
+		if ok, _ := st.WorkspaceExists(ctx, ws); ok {
+			t.Fatal("tombstone exists")
+		}
+		// The tombstone keeps the id: a PUT changes nothing.
+		created, err := st.PutWorkspace(ctx, ws, model.WorkspaceMeta{SandboxURL: "http://x", Agent: "mock"}, 3000)
+		if created || !errors.Is(err, model.ErrWorkspaceDeleted) {
+			t.Fatalf("put of a tombstone: %v %v", created, err)
+		}
+		if _, found, _ := st.WorkspaceMeta(ctx, ws); found {
+			t.Fatal("tombstone came back")
+		}
+		if ids, _ := st.SessionIDs(ctx, ws); len(ids) == 0 {
+			t.Fatal("sessions gone before the purge")
+		}
+	})
+
+	t.Run("Purge", func(t *testing.T) {
+		if got, err := st.PurgeWorkspace(ctx, "never-created"); err != nil || got != model.PurgeNone {
+			t.Fatalf("purge of nothing: %v %v", got, err)
+		}
+		if got, err := st.PurgeWorkspace(ctx, "bad:id"); !errors.Is(err, model.ErrInvalidID) {
+			t.Fatalf("purge of a bad id: %v %v", got, err)
+		}
+		// An owner holding the lock keeps it.
+		mu, err := st.NewLock(ws, time.Minute)
+		must(err)
+		must(mu.TryLock(ctx))
+		if got, err := st.PurgeWorkspace(ctx, ws); err != nil || got != model.PurgeBusy {
+			t.Fatalf("purge while locked: %v %v", got, err)
+		}
+		if ids, _ := st.SessionIDs(ctx, ws); len(ids) == 0 {
+			t.Fatal("a refused purge removed sessions")
+		}
+		must(mu.Unlock(ctx))
+
+		if got, err := st.PurgeWorkspace(ctx, ws); err != nil || got != model.PurgeOK {
+			t.Fatalf("purge: %v %v", got, err)
+		}
+		if ids, _ := st.SessionIDs(ctx, ws); len(ids) != 0 {
+			t.Fatalf("sessions %v", ids)
+		}
+		if evs, _, _ := st.Last(ctx, ws, DefaultSession, 10); len(evs) != 0 {
+			t.Fatalf("events %v", evs)
+		}
+		if state, _ := st.State(ctx, ws, DefaultSession); len(state) != 0 {
+			t.Fatalf("state %v", state)
+		}
+		if n, _ := st.InboxDepth(ctx, ws); n != 0 {
+			t.Fatalf("inbox depth %d", n)
+		}
+		if ep, _ := st.CurrentEpoch(ctx, ws); ep != 0 {
+			t.Fatalf("fence %d", ep)
+		}
+		// An ex-owner's fenced append is refused as stale, not as a rewind.
+		if _, err := st.Append(ctx, ws, DefaultSession, e2, rec("late", "")); !errors.Is(err, model.ErrStaleWriter) {
+			t.Fatalf("append after purge: %v", err)
+		}
+		if got, _ := st.PurgeWorkspace(ctx, ws); got != model.PurgeNone {
+			t.Fatalf("second purge: %v", got)
+		}
+		created, err := st.PutWorkspace(ctx, ws, model.WorkspaceMeta{SandboxURL: "http://x", Agent: "mock"}, 4000)
+		if err != nil || !created {
+			t.Fatalf("put after purge: %v %v", created, err)
+		}
+		if v, _ := st.Workspace(ctx, ws); !v.Found || len(v.Sessions) != 0 {
+			t.Fatalf("view %+v", v)
+		}
+		if _, wsFound, found, _ := st.SessionOf(ctx, ws, DefaultSession); !wsFound || found {
+			t.Fatalf("session after purge: %v %v", wsFound, found)
+		}
+		// A live workspace is not purged.
+		if got, _ := st.PurgeWorkspace(ctx, ws); got != model.PurgeLive {
+			t.Fatalf("purge of a live workspace: %v", got)
 		}
 	})
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/tandem-dev/tandem/eventlog/model"
 )
 
 // Errors of the workspace API. They are wrapped with context; match them
@@ -21,6 +23,15 @@ var (
 	// ErrNotOwner: this node does not own the workspace (any more).
 	ErrNotOwner = errors.New("not the workspace owner")
 )
+
+// ErrWorkspaceDeleted: a PUT of a deleted workspace's id, which stays
+// tombstoned until it is purged (its sessions and history would come
+// back otherwise).
+var ErrWorkspaceDeleted = model.ErrWorkspaceDeleted
+
+// ErrWorkspaceBusy: a purge found the workspace's deletion not finished,
+// or an owner still holding it, within Config.PurgeWait; try again later.
+var ErrWorkspaceBusy = errors.New("workspace busy: its deletion is not finished")
 
 // ErrAgentNotAllowed: a session's own agent that the workspace's
 // settings do not list.

@@ -75,6 +75,10 @@ type Config struct {
 	// restart.
 	HealthInterval time.Duration
 	HealthFailures int
+	// PurgeWait bounds how long a purge of a workspace whose deletion is
+	// not finished waits for its owner to finish and let it go before
+	// answering ErrWorkspaceBusy (default 10s).
+	PurgeWait time.Duration
 	// PollInterval is how often the node looks for workspaces that need an
 	// owner and have none (default 250ms).
 	PollInterval time.Duration
@@ -139,6 +143,7 @@ func (c Config) withDefaults() Config {
 	}
 	def(&c.LockTTL, 8*time.Second)
 	def(&c.IdleTimeout, 30*time.Second)
+	def(&c.PurgeWait, 10*time.Second)
 	def(&c.HealthInterval, 2*time.Second)
 	def(&c.PollInterval, 250*time.Millisecond)
 	def(&c.DispatchTimeout, 10*time.Second)

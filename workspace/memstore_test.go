@@ -876,6 +876,9 @@ func (s *memStore) PutWorkspace(ctx context.Context, ws string, m model.Workspac
 	var created bool
 	err := s.do(ctx, &memCall{Method: "PutWorkspace", WS: ws}, func(d *memData) error {
 		h := d.meta[ws]
+		if h["deletedAt"] != "" || (len(h) == 0 && len(d.zsess[ws]) > 0) {
+			return fmt.Errorf("put workspace %s: %w", ws, model.ErrWorkspaceDeleted) // lua/put_workspace.lua
+		}
 		if h == nil {
 			h = map[string]string{}
 			d.meta[ws] = h
@@ -884,7 +887,6 @@ func (s *memStore) PutWorkspace(ctx context.Context, ws string, m model.Workspac
 			h["createdAt"] = strconv.FormatInt(now, 10)
 			created = true
 		}
-		delete(h, "deletedAt")
 		maps.Copy(h, map[string]string{"sandboxUrl": m.SandboxURL, "sandboxToken": m.SandboxToken, "sandboxId": m.SandboxID,
 			"agent": m.Agent, "agents": strings.Join(m.Agents, ","), "updatedAt": strconv.FormatInt(now, 10)})
 		if m.PermissionPolicy != "" {
@@ -899,7 +901,7 @@ func (s *memStore) WorkspaceMeta(ctx context.Context, ws string) (model.Workspac
 	var m model.WorkspaceMeta
 	var found bool
 	err := s.do(ctx, &memCall{Method: "WorkspaceMeta", WS: ws}, func(d *memData) error {
-		if h := d.meta[ws]; len(h) > 0 {
+		if h := d.meta[ws]; h["createdAt"] != "" { // a tombstone has none
 			m, found = memParseMeta(h), true
 		}
 		return nil
@@ -949,7 +951,7 @@ func (d *memData) owner(ws string) *memHash {
 func (s *memStore) Workspace(ctx context.Context, ws string) (model.WorkspaceView, error) {
 	var v model.WorkspaceView
 	err := s.do(ctx, &memCall{Method: "Workspace", WS: ws}, func(d *memData) error {
-		v = model.WorkspaceView{Found: len(d.meta[ws]) > 0, Meta: memParseMeta(d.meta[ws]), Sessions: d.sessionIDs(ws)}
+		v = model.WorkspaceView{Found: d.meta[ws]["createdAt"] != "", Meta: memParseMeta(d.meta[ws]), Sessions: d.sessionIDs(ws)}
 		if o := d.owner(ws); o != nil && d.lockHeld(ws) {
 			ep, _ := strconv.ParseUint(o.f["epoch"], 10, 64)
 			since, _ := strconv.ParseInt(o.f["since"], 10, 64)
@@ -991,12 +993,56 @@ func (s *memStore) DeleteWorkspace(ctx context.Context, ws string) (bool, error)
 func (s *memStore) FinishDelete(ctx context.Context, ws string, epoch uint64) error {
 	return s.do(ctx, &memCall{Method: "FinishDelete", WS: ws, Epoch: epoch}, func(d *memData) error {
 		err := d.checkFence("finish delete "+ws, ws, epoch)
-		if err == nil && d.meta[ws]["deletedAt"] != "" {
-			delete(d.meta, ws)
+		if at := d.meta[ws]["deletedAt"]; err == nil && at != "" {
+			d.meta[ws] = map[string]string{"deletedAt": at} // the tombstone
 		}
 		delete(d.active, ws) // eventlog removes the mark whatever the script said
 		return err
 	})
+}
+
+// PurgeWorkspace is lua/purge_workspace.lua.
+func (s *memStore) PurgeWorkspace(ctx context.Context, ws string) (model.PurgeStatus, error) {
+	if !model.ValidID(ws) {
+		return "", model.ErrInvalidID
+	}
+	var st model.PurgeStatus
+	err := s.do(ctx, &memCall{Method: "PurgeWorkspace", WS: ws}, func(d *memData) error {
+		h := d.meta[ws]
+		hasFence := d.fence[ws] != 0
+		in := d.inboxes[ws] // read calls make one, empty, as Redis makes no key
+		hasInbox := in != nil && (in.group || len(in.entries) > 0)
+		switch {
+		case h["createdAt"] != "" && h["deletedAt"] == "":
+			st = model.PurgeLive
+		case h["createdAt"] != "":
+			st = model.PurgeDeleting
+		case h["deletedAt"] == "" && len(d.zsess[ws]) == 0 && !hasFence && !hasInbox:
+			st = model.PurgeNone
+		case d.lockHeld(ws):
+			st = model.PurgeBusy
+		default:
+			st = model.PurgeOK
+			for _, sid := range d.sessionIDs(ws) {
+				delete(d.streams, skey(ws, sid))
+				delete(d.sessRec, skey(ws, sid))
+				delete(d.perms, skey(ws, sid))
+			}
+			delete(d.meta, ws)
+			delete(d.zsess, ws)
+			delete(d.fence, ws)
+			delete(d.owners, ws)
+			delete(d.inboxes, ws)
+			delete(d.presence, ws)
+			for k := range d.keys {
+				if strings.HasPrefix(k, ws+"/") {
+					delete(d.keys, k)
+				}
+			}
+		}
+		return nil
+	})
+	return st, err
 }
 
 func (s *memStore) MarkActive(ctx context.Context, ws string) error {
@@ -1184,7 +1230,7 @@ func (s *memStore) SessionOf(ctx context.Context, ws, sid string) (model.Session
 	var rec model.SessionRecord
 	var wsFound, found bool
 	err := s.do(ctx, &memCall{Method: "SessionOf", WS: ws}, func(d *memData) error {
-		if len(d.meta[ws]) == 0 {
+		if d.meta[ws]["createdAt"] == "" {
 			return nil
 		}
 		wsFound = true

@@ -216,9 +216,58 @@ func TestFakeDeleteWorkspace(t *testing.T) {
 		if _, err := a.m.Prompt(ctx, testWS, DefaultSession, "ann", "hi", ""); !errors.Is(err, ErrWorkspaceNotFound) {
 			t.Fatalf("prompt: %v", err)
 		}
+		// The id stays tombstoned: a PUT changes nothing until a purge.
+		if created, err := a.m.PutWorkspace(ctx, testWS, Settings{}); created || !errors.Is(err, ErrWorkspaceDeleted) {
+			t.Fatalf("created again before a purge: %v %v", created, err)
+		}
+		if len(h.store.events(testWS, DefaultSession)) == 0 {
+			t.Fatal("history gone before a purge")
+		}
+		if err := a.m.PurgeWorkspace(ctx, testWS); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.m.PurgeWorkspace(ctx, testWS); !errors.Is(err, ErrWorkspaceNotFound) {
+			t.Fatalf("purge again: %v", err)
+		}
 		created, err := a.m.PutWorkspace(ctx, testWS, Settings{})
 		if err != nil || !created {
-			t.Fatalf("created again: %v %v", created, err)
+			t.Fatalf("created after the purge: %v %v", created, err)
+		}
+		if items, _, err := a.m.ListSessions(ctx, testWS, "", 10); err != nil || len(items) != 0 {
+			t.Fatalf("sessions after the purge: %v %v", items, err)
+		}
+		if evs := h.store.events(testWS, DefaultSession); len(evs) != 0 {
+			t.Fatalf("history after the purge: %v", describeAll(evs))
+		}
+	})
+}
+
+// A purge of a live workspace deletes it first and waits for its owner to
+// finish the deletion and let it go; the owner never restarts over the
+// emptied streams, and a session created again starts at index 1.
+func TestFakePurgeLiveWorkspace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		a := h.start("a", nodeOpts{})
+		a.put(t)
+		ctx := context.Background()
+		a.prompt(t, "hi [chunks=1]")
+		h.waitCount("status:turn_ended", 1)
+		if err := a.m.PurgeWorkspace(ctx, testWS); err != nil {
+			t.Fatal(err)
+		}
+		if a.owns() || h.store.lockHolder(testWS) != "" || h.store.isActive(testWS) || h.store.ownerRecord(testWS) != nil {
+			t.Fatalf("owns %v, lock %q, active %v", a.owns(), h.store.lockHolder(testWS), h.store.isActive(testWS))
+		}
+		if _, err := a.m.GetWorkspace(ctx, testWS); !errors.Is(err, ErrWorkspaceNotFound) {
+			t.Fatalf("get after purge: %v", err)
+		}
+		a.put(t)
+		a.prompt(t, "again [chunks=1]")
+		h.waitCount("status:turn_ended", 1)
+		evs := h.store.events(testWS, DefaultSession)
+		if len(evs) == 0 || evs[0].Index != 1 {
+			t.Fatalf("history after the purge: %v", describeAll(evs))
 		}
 	})
 }

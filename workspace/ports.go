@@ -55,6 +55,9 @@ type Records interface {
 	Workspace(ctx context.Context, ws string) (model.WorkspaceView, error)
 	DeleteWorkspace(ctx context.Context, ws string) (bool, error)
 	FinishDelete(ctx context.Context, ws string, epoch uint64) error
+	// PurgeWorkspace removes every key of a deleted workspace that no owner
+	// holds; any status but model.PurgeOK changed nothing.
+	PurgeWorkspace(ctx context.Context, ws string) (model.PurgeStatus, error)
 
 	MarkActive(ctx context.Context, ws string) error
 	UnmarkActive(ctx context.Context, ws string) error

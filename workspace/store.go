@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strconv"
 	"strings"
@@ -191,8 +193,9 @@ func (m *Manager) GetWorkspace(ctx context.Context, ws string) (Info, error) {
 
 // DeleteWorkspace destroys the workspace's sessions and marks it deleted;
 // its owner (the node that owns it, or one that takes it for this) closes
-// the sessions' ACP connections, removes the settings and lets the
-// workspace go. The event streams stay, as history.
+// the sessions' ACP connections, replaces the settings by a tombstone and
+// lets the workspace go. The event streams stay, as history, and the id
+// cannot be created again (ErrWorkspaceDeleted) until PurgeWorkspace.
 func (m *Manager) DeleteWorkspace(ctx context.Context, ws string) error {
 	found, err := m.store.DeleteWorkspace(ctx, ws)
 	if err != nil {
@@ -204,6 +207,62 @@ func (m *Manager) DeleteWorkspace(ctx context.Context, ws string) error {
 	m.markActive(ctx, ws)
 	m.Demand(ws)
 	return nil
+}
+
+// PurgeWorkspace removes everything of the workspace from the store, so
+// that its id can be created again with no sessions and no history. A
+// workspace not deleted yet is deleted first.
+//
+// The purge itself runs only once the deletion finished and no owner
+// holds the lock (the store refuses otherwise, changing nothing): the
+// owner has destroyed the sessions and stopped appending, and an ex-owner
+// still running on old in-memory heads finds the fence gone, so its
+// fenced writes fail stale (the fence is checked before the heads: it
+// stops, never taking the emptied streams for a rewind and restarting),
+// and pollers never take a workspace without settings. Running the purge
+// as a fenced step of the owner's finishDelete would also hold, but would
+// tie the HTTP answer to whichever node owns the workspace; waiting here
+// for the owner to let go keeps the purge one script on one node. The
+// wait is bounded by Config.PurgeWait, then ErrWorkspaceBusy (retry).
+func (m *Manager) PurgeWorkspace(ctx context.Context, ws string) error {
+	deadline := time.Now().Add(m.cfg.PurgeWait)
+	deleted := false
+	for {
+		st, err := m.store.PurgeWorkspace(ctx, ws)
+		if err != nil {
+			return fmt.Errorf("purge %s: %w", ws, err)
+		}
+		switch st {
+		case model.PurgeOK:
+			// The active mark is the one key outside the workspace's tag.
+			if err := m.store.UnmarkActive(ctx, ws); err != nil {
+				m.logger.Warn("purged workspace still marked active; pollers drop it", slog.String("ws", ws), slog.Any("err", err))
+			}
+			return nil
+		case model.PurgeNone:
+			return fmt.Errorf("%s: %w", ws, ErrWorkspaceNotFound)
+		case model.PurgeLive:
+			if deleted {
+				// Created again between two tries: not this purge's to take.
+				return fmt.Errorf("purge %s: %w", ws, ErrWorkspaceBusy)
+			}
+			if err := m.DeleteWorkspace(ctx, ws); err != nil && !errors.Is(err, ErrWorkspaceNotFound) {
+				return fmt.Errorf("purge %s: %w", ws, err)
+			}
+			deleted = true
+			continue
+		}
+		// Deleting, or an owner holds it: it finishes and lets go soon.
+		m.Demand(ws)
+		if !time.Now().Before(deadline) {
+			return fmt.Errorf("purge %s: %w", ws, ErrWorkspaceBusy)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("purge %s: %w", ws, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // Inbox command kinds.

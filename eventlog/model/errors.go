@@ -59,3 +59,8 @@ func ValidID(id string) bool {
 	}
 	return true
 }
+
+// ErrWorkspaceDeleted is returned by a PutWorkspace of an id that was
+// deleted and not purged: created again, it would list the old sessions
+// and serve their history to whoever holds it next.
+var ErrWorkspaceDeleted = errors.New("workspace deleted and not purged")

@@ -131,3 +131,15 @@ type Lock interface {
 	// Unlock releases it, if it is still this one's.
 	Unlock(ctx context.Context) error
 }
+
+// PurgeStatus is the outcome of a PurgeWorkspace.
+type PurgeStatus string
+
+// The outcomes of a PurgeWorkspace; only PurgeOK changed anything.
+const (
+	PurgeOK       PurgeStatus = "ok"       // every key of the workspace is gone
+	PurgeNone     PurgeStatus = "none"     // nothing of it is stored
+	PurgeLive     PurgeStatus = "live"     // not deleted: delete it first
+	PurgeDeleting PurgeStatus = "deleting" // deleted, its owner not finished yet
+	PurgeBusy     PurgeStatus = "busy"     // an owner still holds its lock
+)
