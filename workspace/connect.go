@@ -101,7 +101,18 @@ func (o *owner) open(ctx context.Context, s *session) {
 				o.report(func(ctx context.Context) { o.opened(ctx, s, res) })
 				return
 			}
-			o.report(func(context.Context) { s.connID = newID })
+			// The new connection's messages are taken only once the
+			// owner knows its id: they are read on other goroutines and
+			// may reach the owner before this report, which would drop
+			// them as another connection's (the agent's answer to
+			// initialize, lost: found as a flake of TestFakeRestore).
+			known := make(chan struct{})
+			o.report(func(context.Context) { s.connID = newID; close(known) })
+			select {
+			case <-known:
+			case <-o.stopping:
+				return
+			}
 		}
 		res.restored = hadAgent
 		// A server that does not answer gets no initialize: the stream
