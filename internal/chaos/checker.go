@@ -306,7 +306,6 @@ func checkEpochs(v *violations, in checkInput) {
 func checkStream(v *violations, s *stream) {
 	var lastEp uint64
 	acp := map[string]int{}
-	var conns []string
 	for i, e := range s.entries {
 		if e.ev.Index != uint64(i+1) {
 			v.add("eventIndex", "%s: entry %d has eventIndex %d", s.ws, i+1, e.ev.Index)
@@ -329,9 +328,6 @@ func checkStream(v *violations, s *stream) {
 				v.add("acp ids", "%s: connection %s: first ACP id %d at eventIndex %d, not 1", s.key(), conn, n, e.ev.Index)
 			case acp[conn] != 0 && n != acp[conn]+1:
 				v.add("acp ids", "%s: connection %s: ACP ids %d then %d at eventIndex %d", s.key(), conn, acp[conn], n, e.ev.Index)
-			}
-			if acp[conn] == 0 {
-				conns = append(conns, conn)
 			}
 			if err == nil {
 				acp[conn] = n
