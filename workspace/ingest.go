@@ -86,6 +86,12 @@ func (o *owner) prepareIngest(sid string, msgs []acpMsg) *ingested {
 		}
 		s.lastMsg = time.Now()
 		o.lastBusy = s.lastMsg
+		// The turn the stream knows is in flight at this message (one
+		// ended earlier in this batch is not).
+		known := s.turn
+		if w.ended != nil {
+			known = nil
+		}
 		w.recs = append(w.recs, envelopeRecord(m.connID, "agent", capPayload(m.ev.Data, o.maxEventBytes()), m.ev.ID))
 		w.state.conn = ptr(m.connID)
 		switch m.env.Kind() {
@@ -121,7 +127,7 @@ func (o *owner) prepareIngest(sid string, msgs []acpMsg) *ingested {
 				s.turn.delivery = deliveryWritten // the agent is working: it has the prompt
 			}
 		}
-		if s.settling && s.turn == nil && !s.diverged && turnOutput(m.env) {
+		if s.settling && !s.diverged && turnOutput(m.env) && !ofTurn(m.env, known) {
 			o.logger.Warn("the agent answers a prompt the stream does not know: Redis lost its record", slog.String("sid", s.id))
 			s.diverged = true
 		}
@@ -224,6 +230,19 @@ func (o *owner) persistIngested(ctx context.Context, work []*ingested) {
 			o.dispatch(ctx, w.s)
 		}
 	}
+}
+
+// ofTurn reports whether env, the agent working on a prompt, can be the
+// work of turn t (nil: none known): a notification while t runs, or t's
+// own answer. A prompt's answer to another request id is not.
+func ofTurn(env acp.Envelope, t *turn) bool {
+	if t == nil {
+		return false
+	}
+	if env.Kind() == acp.KindResponse {
+		return string(env.ID) == fmt.Sprint(t.Req)
+	}
+	return true
 }
 
 // turnOutput reports whether env is the agent working on a prompt: a

@@ -178,3 +178,48 @@ func TestFakeLostStreamAndStateStartsOwnerAgain(t *testing.T) {
 		}
 	})
 }
+
+// The same with a turn in flight in what Redis kept: the replay brings that
+// turn's end and, in the same batch, the agent's work on the next prompt,
+// whose dispatch was lost. Found by the long campaign (seed 20261209).
+func TestFakeLostDispatchBehindATurnInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		a := h.start("a", nodeOpts{})
+		a.put(t)
+		h.openSession(a)
+		var streams map[string]*memStream
+		var inbox *memInbox
+		var armed, taken atomic.Bool
+		a.store.hooks(func(c *memCall) error {
+			// Mid first turn, once the second prompt is accepted.
+			if armed.Load() && c.Method == "AppendParts" && !c.hasType(TypeChatUser) && taken.CompareAndSwap(false, true) {
+				streams, inbox = h.store.snapshotStreams(testWS), h.store.snapshotInbox(testWS)
+			}
+			return nil
+		}, nil)
+		a.prompt(t, "first [chunks=4] [delay=50ms]")
+		second := a.prompt(t, "second [chunks=2]")
+		armed.Store(true)
+		h.waitCount("status:turn_ended", 2)
+		if !taken.Load() {
+			t.Fatal("no snapshot taken mid-turn")
+		}
+		a.store.pause()
+		h.store.expireLock(testWS)
+		h.store.rewindStreams(streams)
+		h.store.rewindInbox(testWS, inbox)
+		h.start("b", nodeOpts{})
+		waitFor(t, "the second prompt ended", func() bool {
+			return slices.Contains(stopReasons(h.events()), StopDeliveryUnknown)
+		})
+		time.Sleep(3 * time.Second)
+		if got := h.promptTexts(); !slices.Equal(got, []string{"first [chunks=4] [delay=50ms]", "second [chunks=2]"}) {
+			t.Fatalf("the agent received %v", got)
+		}
+		if got := chatUsers(h.events()); !slices.Contains(got, second.ID) {
+			t.Fatalf("chat.user %v", got)
+		}
+		a.store.resume()
+	})
+}
