@@ -155,16 +155,16 @@ func (o *owner) carryOut(ctx context.Context, e inboxEntry) bool {
 func (o *owner) dispatched(ctx context.Context, s *session, e inboxEntry) (bool, error) {
 	last := s.state.LastInbox
 	switch {
+	case o.dispatchedIDs.has(e.ID):
+		// This node dispatched it, under an earlier epoch whose writes
+		// Redis lost (a lossy restart): the stream and its state may have
+		// no trace of it (last_inbox rolled back too), but the agent had it.
+		return true, nil
 	case last == "" || idAfter(e.ID, last):
 		return false, nil // after everything dispatched
 	case last == e.ID:
 		return true, nil
 	case s.turn != nil && s.turn.Inbox == e.ID:
-		return true, nil
-	case o.dispatchedIDs.has(e.ID):
-		// This node dispatched it, under an earlier epoch whose writes
-		// Redis lost (a lossy restart): the stream has no trace of it,
-		// but the agent had it.
 		return true, nil
 	}
 	return o.findDispatch(ctx, s.id, e.ID)
