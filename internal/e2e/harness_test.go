@@ -323,31 +323,7 @@ type collector struct {
 }
 
 func follow(t testing.TB, n *node, ws, sid string) *collector {
-	ctx, cancel := context.WithCancel(context.Background())
-	c := &collector{cancel: cancel, done: make(chan struct{})}
-	conn, err := ssetest.Dial(ctx, n.URL()+"/v1/workspaces/"+ws+"/sessions/"+sid+"/events/stream", "", nil)
-	if err != nil {
-		cancel()
-		t.Fatalf("stream: %v", err)
-	}
-	go func() {
-		defer close(c.done)
-		defer conn.Close()
-		for {
-			ev, err := conn.Next()
-			if err != nil {
-				return
-			}
-			if ev.Type == "" || ev.Type == "presence" {
-				continue
-			}
-			c.mu.Lock()
-			c.events = append(c.events, ev)
-			c.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() { cancel(); <-c.done })
-	return c
+	return followWith(t, n, ws, sid, nil)
 }
 
 func (c *collector) snapshot() []ssetest.Event {
