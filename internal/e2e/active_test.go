@@ -28,7 +28,10 @@ func TestDeadOwnerFoundAmong100000Workspaces(t *testing.T) {
 	call(t, "PUT", a.URL()+"/v1/workspaces/"+ws, nil, nil, nil)
 	call(t, "POST", a.URL()+"/v1/workspaces/"+ws+"/sessions", map[string]string{"id": "default"}, nil, nil)
 	waitOwner(t, a, ws, "", 5*time.Second)
-	prompt(t, a, ws, "default", "a long answer [chunks=30] [delay=100ms]", nil) // a turn in flight
+	// A turn in flight long enough (10 s) that the queued prompt still
+	// waits behind it when the owner is killed, however slowly the index
+	// is seeded (3 s was too short on a loaded CI machine).
+	prompt(t, a, ws, "default", "a long answer [chunks=100] [delay=100ms]", nil)
 	queued := prompt(t, a, ws, "default", "then this [chunks=2]", nil)
 
 	ctx := context.Background()
