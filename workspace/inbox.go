@@ -105,6 +105,9 @@ func (o *owner) carryOut(ctx context.Context, e inboxEntry) bool {
 		if done {
 			// Dispatched by an earlier owner: in flight (the turn) or done.
 			if s.turn == nil || s.turn.Inbox != e.ID {
+				if !o.recordLost(ctx, s, e) {
+					return false
+				}
 				o.ack(ctx, e.ID)
 			} else {
 				s.turn.text = e.Text
@@ -143,6 +146,30 @@ func (o *owner) carryOut(ctx context.Context, e inboxEntry) bool {
 	default:
 		o.ack(ctx, e.ID)
 	}
+	return true
+}
+
+// recordLost makes sure the stream records prompt e, which this node
+// dispatched (o.dispatchedIDs) and whose turn is not running here: when a
+// lossy Redis restart took its chat.user with it, it is recorded again,
+// ended delivery_unknown (endUnknown), never sent again. False means that
+// could not be done now.
+func (o *owner) recordLost(ctx context.Context, s *session, e inboxEntry) bool {
+	if !o.dispatchedIDs.has(e.ID) {
+		return true // the stream's own evidence said it was dispatched
+	}
+	ok, err := o.recorded(ctx, s, e.ID)
+	if err != nil {
+		o.stale(err)
+		return false
+	}
+	if ok {
+		return true
+	}
+	if !o.endUnknown(ctx, s, e, reasonRecordLost) {
+		return false
+	}
+	o.logger.Warn("a prompt this node dispatched lost its record with Redis's last writes; recorded again, ended delivery_unknown", slog.String("sid", s.id), slog.String("prompt", e.ID))
 	return true
 }
 

@@ -223,3 +223,50 @@ func TestFakeLostDispatchBehindATurnInFlight(t *testing.T) {
 		a.store.resume()
 	})
 }
+
+// Redis lost the record of a prompt this node had dispatched (its
+// chat.user, its turn, its acknowledgement), and the owner kept its lock:
+// its next append is refused, it starts again under a new epoch and claims
+// the prompt from the inbox. The node remembers sending it, so it is not
+// sent again; it used to be acknowledged with no record at all (the room
+// never saw it: found by a lossy campaign, seed 20261210). Now its
+// chat.user is written again with a turn_ended delivery_unknown.
+func TestFakeLostRecordOfOwnDispatchRecordedAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		a := h.start("a", nodeOpts{})
+		a.put(t)
+		h.openSession(a)
+		first := a.prompt(t, "first [chunks=1]")
+		h.waitCount("status:turn_ended", 1)
+		var streams map[string]*memStream
+		var inbox *memInbox
+		var taken atomic.Bool
+		a.store.hooks(func(c *memCall) error {
+			if isDispatch(c) && taken.CompareAndSwap(false, true) {
+				streams, inbox = h.store.snapshotStreams(testWS), h.store.snapshotInbox(testWS)
+			}
+			return nil
+		}, nil)
+		lost := a.prompt(t, "lost [chunks=2]")
+		h.waitCount("status:turn_ended", 2)
+		h.store.rewindStreams(streams)
+		h.store.rewindInbox(testWS, inbox)
+		third := a.prompt(t, "third [chunks=1]")
+		waitFor(t, "the third prompt answered", func() bool {
+			return slices.Contains(chatUsers(h.events()), third.ID) && slices.Contains(stopReasons(h.events()), "end_turn") && h.count("status:turn_ended") >= 3
+		})
+		time.Sleep(2 * time.Second)
+		evs := h.events()
+		checkIndexes(t, evs)
+		if got := h.promptTexts(); !slices.Equal(got, []string{"first [chunks=1]", "lost [chunks=2]", "third [chunks=1]"}) {
+			t.Fatalf("the agent received %v", got)
+		}
+		if got := chatUsers(evs); !slices.Equal(got, []string{first.ID, lost.ID, third.ID}) {
+			t.Fatalf("chat.user %v, want %v", got, []string{first.ID, lost.ID, third.ID})
+		}
+		if got := stopReasons(evs); !slices.Equal(got, []string{"end_turn", StopDeliveryUnknown, "end_turn"}) {
+			t.Fatalf("stop reasons %v: %v", got, describeAll(evs))
+		}
+	})
+}

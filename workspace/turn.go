@@ -6,6 +6,7 @@ package workspace
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -61,7 +62,14 @@ func (o *owner) dispatch(ctx context.Context, s *session) {
 		// sent).
 		if st.Turn == nil && (st.LastInbox == e.ID || o.dispatchedIDs.has(e.ID)) {
 			// Dispatched, and its turn is over (ended by an earlier owner,
-			// or lost with Redis's last writes): not sent again.
+			// or lost with Redis's last writes): not sent again. When
+			// Redis lost its record, the record is written again, ended.
+			if st.LastInbox != e.ID {
+				s.state.LastInbox = st.LastInbox
+				if !o.recordLost(ctx, s, e) {
+					return
+				}
+			}
 			s.queue = s.queue[1:]
 			o.ack(ctx, e.ID)
 			o.dispatch(ctx, s)
@@ -120,31 +128,64 @@ func (o *owner) dispatch(ctx context.Context, s *session) {
 // delivery_unknown: Redis lost the record of prompts that reached the agent
 // (s.diverged), and e, accepted before this owner started, may be one of
 // them. Its chat.user and turn_ended are appended, so the room sees what
-// was asked and that it may not have been answered.
+// happened and can send it again.
 func (o *owner) deliveryUnknown(ctx context.Context, s *session, e inboxEntry) {
+	if !o.endUnknown(ctx, s, e, reasonMaybeDelivered) {
+		return
+	}
+	o.logger.Warn("prompt of unknown delivery after Redis lost writes; ended, not sent", slog.String("sid", s.id), slog.String("prompt", e.ID))
+	s.queue = s.queue[1:]
+	o.ack(ctx, e.ID)
+	o.dispatch(ctx, s)
+}
+
+const (
+	reasonMaybeDelivered = "Redis lost the record of prompts the agent had received; this one may have been among them, so it is not sent again: send it again if needed"
+	reasonRecordLost     = "this prompt reached the agent, but Redis lost its record and the answer's end; it is not sent again: send it again if needed"
+)
+
+// endUnknown appends prompt e's chat.user and a turn_ended
+// delivery_unknown with reason, and reports whether they are in the
+// stream. It is the record of a prompt whose outcome this owner cannot
+// give: one it may have been sent (deliveryUnknown), or one this node sent
+// under an earlier epoch whose writes Redis lost (o.dispatchedIDs holds it,
+// the stream has no chat.user of it), so that every accepted prompt has its
+// chat.user and its end, and none is sent twice.
+func (o *owner) endUnknown(ctx context.Context, s *session, e inboxEntry, reason string) bool {
 	user, _ := json.Marshal(map[string]any{"userId": e.User, "text": e.Text, "promptId": e.ID})
 	recs := []model.Record{
 		{Type: TypeChatUser, Body: user},
-		statusRecord(StatusTurnEnded, map[string]any{"stopReason": StopDeliveryUnknown, "promptId": e.ID,
-			"reason": "Redis lost the record of prompts the agent had received; this one may have been among them, so it is not sent again: send it again if needed"}),
+		statusRecord(StatusTurnEnded, map[string]any{"stopReason": StopDeliveryUnknown, "promptId": e.ID, "reason": reason}),
 	}
 	last := e.ID
 	if cur := s.state.LastInbox; cur != "" && idAfter(cur, e.ID) {
 		last = cur
 	}
-	if _, err := o.appendTo(ctx, s, stateWrite{lastInbox: last}.fields(), e.ID, recs...); err != nil {
+	if _, err := o.appendTo(ctx, s, stateWrite{lastInbox: last}.fields(), e.ID, recs...); err != nil && !errors.Is(err, model.ErrDuplicate) {
+		// ErrDuplicate: an earlier try landed with its answer lost.
 		if !o.stale(err) {
 			o.logger.Warn("ending a prompt of unknown delivery failed; will retry", slog.String("sid", s.id), slog.Any("err", err))
 		}
-		return
+		return false
 	}
-	o.logger.Warn("prompt of unknown delivery after Redis lost writes; ended, not sent", slog.String("sid", s.id), slog.String("prompt", e.ID))
 	o.dispatchedIDs.add(e.ID)
-	s.queue = s.queue[1:]
 	s.state.LastInbox = last
 	o.m.obs.TurnEnded(StopDeliveryUnknown)
-	o.ack(ctx, e.ID)
-	o.dispatch(ctx, s)
+	return true
+}
+
+// recorded reports whether the session stream holds prompt id's dispatch
+// (its chat.user): the state names it as the last prompt dispatched, or
+// its chat.user is found after it was accepted.
+func (o *owner) recorded(ctx context.Context, s *session, id string) (bool, error) {
+	last := s.state.LastInbox
+	switch {
+	case last == id:
+		return true, nil
+	case last == "" || idAfter(id, last):
+		return false, nil
+	}
+	return o.findDispatch(ctx, s.id, id)
 }
 
 // acceptedBefore reports whether inbox entry id (its milliseconds are
