@@ -169,6 +169,9 @@ func describe(ev model.Event) string {
 		var b sessionEvent
 		_ = json.Unmarshal(ev.Body, &b)
 		env, _ := acp.ParseEnvelope(b.Payload)
+		if _, ok := markedPrompt(env); ok {
+			return b.Sender + ":marker"
+		}
 		if env.Kind() == acp.KindResponse {
 			return b.Sender + ":response"
 		}

@@ -94,6 +94,15 @@ func (o *owner) prepareIngest(sid string, msgs []acpMsg) *ingested {
 		}
 		w.recs = append(w.recs, envelopeRecord(m.connID, "agent", capPayload(m.ev.Data, o.maxEventBytes()), m.ev.ID))
 		w.state.conn = ptr(m.connID)
+		if inbox, ok := markedPrompt(m.env); ok {
+			// A dispatch marker's answer: this owner's own (the turn's),
+			// or one an earlier owner sent before a prompt the stream may
+			// not know of (marker.go).
+			if s.turn == nil || s.turn.Inbox != inbox {
+				o.sentElsewhere.add(inbox)
+			}
+			continue
+		}
 		switch m.env.Kind() {
 		case acp.KindResponse:
 			if t := s.turn; t != nil && w.ended == nil && string(m.env.ID) == fmt.Sprint(t.Req) {

@@ -419,6 +419,7 @@ func (m *Manager) restartOwner(ctx context.Context, prev *owner) (*owner, error)
 	}
 	o.rewinds = prev.rewinds
 	o.dispatchedIDs = prev.dispatchedIDs
+	o.sentElsewhere = prev.sentElsewhere
 	o.inherited = true
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -57,6 +57,10 @@ type owner struct {
 	// dispatched lately, carried over when an owner starts again after a
 	// rewind: evidence of a dispatch that Redis lost.
 	dispatchedIDs *idSet
+	// sentElsewhere are prompts an earlier owner was sending to the agent
+	// (their dispatch markers came back on a re-attached connection)
+	// while the stream has no trace of their dispatch (marker.go).
+	sentElsewhere *idSet
 	// started is when this owner took the workspace; inherited says it
 	// followed an owner of this node stopped by a rewind (restartOwner),
 	// whose dispatches dispatchedIDs knows.
@@ -162,6 +166,7 @@ func newOwner(ctx context.Context, m *Manager, ws string, mu model.Lock, md meta
 		started:   time.Now(),
 
 		dispatchedIDs: newIDSet(1024),
+		sentElsewhere: newIDSet(1024),
 	}
 	if md.Sandbox.BaseURL != "" {
 		c, err := m.sandboxClient(md.Sandbox)

@@ -36,7 +36,7 @@ func TestFakePromptReachesAgentOnce(t *testing.T) {
 		if want := []string{"agent:response", "agent:response", "client:initialize", "client:session/new"}; !slices.Equal(open, want) {
 			t.Fatalf("before the prompt: %v, want %v in some order", got[:i], want)
 		}
-		want := []string{TypeChatUser, "status:turn_started", "client:session/prompt",
+		want := []string{TypeChatUser, "status:turn_started", "client:session/prompt", "agent:marker",
 			"agent:session/update", "agent:session/update", "agent:session/update", "agent:response", "status:turn_ended"}
 		if !slices.Equal(got[i:], want) {
 			t.Fatalf("turn:\n got %v\nwant %v", got[i:], want)

@@ -270,3 +270,46 @@ func TestFakeLostRecordOfOwnDispatchRecordedAgain(t *testing.T) {
 		}
 	})
 }
+
+// The same loss with an agent that says nothing for 15 s (a slow first
+// token, a long tool call): the re-attached connection's replay shows no
+// work, so nothing used to tell the next owner that the prompt had been
+// sent, and it sent it again. Now the prompt's dispatch marker comes back
+// in the replay, and the prompt ends delivery_unknown, sent once.
+func TestFakeLostDispatchOfASilentTurnNotSentAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		a := h.start("a", nodeOpts{})
+		a.put(t)
+		h.openSession(a)
+		var streams map[string]*memStream
+		var inbox *memInbox
+		var taken atomic.Bool
+		a.store.hooks(func(c *memCall) error {
+			if isDispatch(c) && taken.CompareAndSwap(false, true) {
+				streams, inbox = h.store.snapshotStreams(testWS), h.store.snapshotInbox(testWS)
+			}
+			return nil
+		}, nil)
+		const silent = "silent [chunks=1] [delay=15000ms]"
+		lost := a.prompt(t, silent)
+		waitFor(t, "the prompt at the agent", func() bool { return len(h.sb.Prompts()) == 1 })
+		time.Sleep(100 * time.Millisecond)
+		a.store.pause() // the owner is gone (SIGKILL, then Redis restarted)
+		h.store.expireLock(testWS)
+		h.store.rewindStreams(streams)
+		h.store.rewindInbox(testWS, inbox)
+		h.start("b", nodeOpts{})
+		waitFor(t, "the lost prompt ended", func() bool {
+			return slices.Contains(stopReasons(h.events()), StopDeliveryUnknown)
+		})
+		time.Sleep(20 * time.Second) // the silent turn is over at the agent
+		if got := h.promptTexts(); !slices.Equal(got, []string{silent}) {
+			t.Fatalf("the agent received %v", got)
+		}
+		if got := chatUsers(h.events()); !slices.Equal(got, []string{lost.ID}) {
+			t.Fatalf("chat.user %v", got)
+		}
+		a.store.resume()
+	})
+}

@@ -38,6 +38,12 @@ func (o *owner) dispatch(ctx context.Context, s *session) {
 		s.settling = false
 	}
 	e := s.queue[0]
+	if o.sentElsewhere.has(e.ID) && !o.dispatchedIDs.has(e.ID) {
+		// An earlier owner was sending it when Redis lost the record of
+		// its dispatch: it may have reached the agent.
+		o.deliveryUnknown(ctx, s, e)
+		return
+	}
 	if s.diverged && !o.inherited && acceptedBefore(e.ID, o.started) && !o.dispatchedIDs.has(e.ID) {
 		o.deliveryUnknown(ctx, s, e)
 		return
@@ -228,15 +234,17 @@ func (o *owner) promptEnvelope(s *session, req int64, blocks []acp.ContentBlock)
 	return env
 }
 
-// post sends a prompt on a helper goroutine. The server answers the POST
-// only when the turn ends (or never), so the response is taken from the
-// stream; the POST is cancelled when the turn ends. Once the request is
-// written, its inbox entry is acknowledged: it reached the sandbox.
+// post sends a prompt on a helper goroutine, its dispatch marker first
+// (marker.go). The server answers the POST only when the turn ends (or
+// never), so the response is taken from the stream; the POST is cancelled
+// when the turn ends. Once the request is written, its inbox entry is
+// acknowledged: it reached the sandbox.
 func (o *owner) post(ctx context.Context, s *session, t *turn, env []byte) {
 	client, connID := o.sandbox(), s.connID
 	ctx, cancel := context.WithCancel(ctx)
 	t.cancel = cancel
 	inbox := t.Inbox
+	marker := markerEnvelope(inbox, t.Req)
 	o.spawn(func() {
 		defer cancel()
 		var written atomic.Bool
@@ -249,9 +257,19 @@ func (o *owner) post(ctx context.Context, s *session, t *turn, env []byte) {
 				o.ack(ctx, inbox)
 			})
 		}
+		marked := false
 		for attempt := 0; ; attempt++ {
-			_, _, err := client.PostWritten(ctx, connID, env, onWritten)
-			if err == nil || ctx.Err() != nil || written.Load() {
+			var err error
+			if !marked {
+				marked, err = sendMarker(ctx, client, connID, marker)
+			}
+			if marked {
+				_, _, err = client.PostWritten(ctx, connID, env, onWritten)
+				if err == nil || ctx.Err() != nil || written.Load() {
+					return
+				}
+			}
+			if ctx.Err() != nil {
 				return
 			}
 			if attempt == 3 {
@@ -270,6 +288,22 @@ func (o *owner) post(ctx context.Context, s *session, t *turn, env []byte) {
 			}
 		}
 	})
+}
+
+// markerWait bounds the wait for the agent's answer to a dispatch marker:
+// an agent that never answers delays its prompts by this much, no more.
+const markerWait = 2 * time.Second
+
+// sendMarker posts a dispatch marker and waits for the agent's answer (so
+// that it is in the server's replay buffer before the prompt is sent), at
+// most markerWait. It reports whether the marker was written to the
+// server: only then may the prompt follow.
+func sendMarker(ctx context.Context, client *acp.Client, connID string, marker []byte) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, markerWait)
+	defer cancel()
+	var written atomic.Bool
+	_, _, err := client.PostWritten(ctx, connID, marker, func() { written.Store(true) })
+	return err == nil || written.Load(), err
 }
 
 // endTurn ends the running turn without an answer from the agent.

@@ -56,7 +56,8 @@ func (d detail) str(k string) string {
 
 // envelope is the part of an ACP JSON-RPC message shown.
 type envelope struct {
-	Method string `json:"method"`
+	ID     json.RawMessage `json:"id"`
+	Method string          `json:"method"`
 	Params struct {
 		Update struct {
 			SessionUpdate string          `json:"sessionUpdate"`
@@ -149,6 +150,9 @@ func (r *renderer) sessionEvent(ev event) {
 	var env envelope
 	if json.Unmarshal(ev.Payload, &env) != nil {
 		return
+	}
+	if bytes.HasPrefix(env.ID, []byte(`"tandem.`)) {
+		return // the agent's answer to one of Tandem's own markers
 	}
 	if env.Error != nil {
 		r.line("agent error: %s", or(env.Error.Message, fmt.Sprintf("code %d", env.Error.Code)))

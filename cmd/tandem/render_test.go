@@ -32,6 +32,7 @@ func TestRender(t *testing.T) {
 		{"session.event", chunk("loose")},
 		{"session.status", `{"createdAt":3000,"status":"turn_ended","detail":{"promptId":"p2","stopReason":"error","reason":"the agent connection was lost"}}`},
 		{"session.event", `{"sender":"agent","payload":{"jsonrpc":"2.0","id":7,"error":{"code":-32603,"message":"boom"}}}`},
+		{"session.event", `{"sender":"agent","payload":{"jsonrpc":"2.0","id":"tandem.dispatch.1-0","error":{"code":-32601,"message":"method not found: _tandem/dispatch"}}}`},
 		{"reset", `{"reason":"cursor_expired","oldest":"a:9"}`},
 		{"session.status", `{"status":"sandbox_unhealthy","detail":{"failures":3}}`},
 		{"session.status", `{"status":"something_new","detail":{"x":[1]}}`},

@@ -252,6 +252,9 @@ export class Transcript {
     if (ev.sender !== 'agent') return;
     const p = ev.payload;
     if (!p || typeof p !== 'object') return;
+    // The agent's answer to Tandem's own dispatch marker (an extension
+    // request sent before each prompt) is not conversation.
+    if (typeof p.id === 'string' && p.id.startsWith('tandem.')) return;
     if (p.error && typeof p.error === 'object') {
       const item = this.#target(ev, changes);
       item.parts.push({ type: 'error', text: 'Agent error: ' + (str(p.error.message) || 'code ' + p.error.code), v: 0 });

@@ -144,6 +144,7 @@ test('cancelled and failed turns; agent errors', () => {
   assert.equal(turnSummary(t.items[1]), 'Cancelled');
   t.apply(user('bob', 'b', 'p2'));
   t.apply(status('turn_started', { promptId: 'p2', userId: 'bob' }));
+  t.apply(agent({ jsonrpc: '2.0', id: 'tandem.dispatch.p2', error: { code: -32601, message: 'method not found: _tandem/dispatch' } }));
   t.apply(agent({ jsonrpc: '2.0', id: 9, error: { code: -32603, message: 'boom' } }));
   t.apply(status('turn_ended', { promptId: 'p2', stopReason: 'error', reason: 'the agent connection was lost' }));
   const b = t.items[3];
