@@ -105,8 +105,16 @@ func (o *owner) carryOut(ctx context.Context, e inboxEntry) bool {
 		if done {
 			// Dispatched by an earlier owner: in flight (the turn) or done.
 			if s.turn == nil || s.turn.Inbox != e.ID {
-				if !o.recordLost(ctx, s, e) {
-					return false
+				lost, err := o.recordLost(ctx, s, e)
+				if err != nil {
+					return o.stale(err)
+				}
+				if lost {
+					// Its record is written once the turn in flight, if
+					// any, is over (dispatch), not inside it.
+					s.queue = append(s.queue, e)
+					o.dispatch(ctx, s)
+					return true
 				}
 				o.ack(ctx, e.ID)
 			} else {
@@ -149,28 +157,17 @@ func (o *owner) carryOut(ctx context.Context, e inboxEntry) bool {
 	return true
 }
 
-// recordLost makes sure the stream records prompt e, which this node
-// dispatched (o.dispatchedIDs) and whose turn is not running here: when a
-// lossy Redis restart took its chat.user with it, it is recorded again,
-// ended delivery_unknown (endUnknown), never sent again. False means that
-// could not be done now.
-func (o *owner) recordLost(ctx context.Context, s *session, e inboxEntry) bool {
+// recordLost reports whether prompt e, which this node dispatched
+// (o.dispatchedIDs) and whose turn is not running here, lost its record
+// with Redis's last writes (a lossy restart took its chat.user): then it
+// is recorded again, ended delivery_unknown, never sent again (dispatch,
+// endUnknown).
+func (o *owner) recordLost(ctx context.Context, s *session, e inboxEntry) (bool, error) {
 	if !o.dispatchedIDs.has(e.ID) {
-		return true // the stream's own evidence said it was dispatched
+		return false, nil // the stream's own evidence said it was dispatched
 	}
 	ok, err := o.recorded(ctx, s, e.ID)
-	if err != nil {
-		o.stale(err)
-		return false
-	}
-	if ok {
-		return true
-	}
-	if !o.endUnknown(ctx, s, e, reasonRecordLost) {
-		return false
-	}
-	o.logger.Warn("a prompt this node dispatched lost its record with Redis's last writes; recorded again, ended delivery_unknown", slog.String("sid", s.id), slog.String("prompt", e.ID))
-	return true
+	return !ok && err == nil, err
 }
 
 // dispatched reports whether prompt e was dispatched (its chat.user,

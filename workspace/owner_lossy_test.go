@@ -313,3 +313,58 @@ func TestFakeLostDispatchOfASilentTurnNotSentAgain(t *testing.T) {
 		a.store.resume()
 	})
 }
+
+// The same with a turn in flight in what Redis kept: the prompt whose
+// record was lost was dispatched after that turn ended. Its record used to
+// be written at once, inside the turn the replay then finished (the long
+// campaign, seed 20261209: a turn's reply cut short by another prompt's
+// turn_ended); it is written after that turn's end now.
+func TestFakeLostRecordOfOwnDispatchAfterTheTurnInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		a := h.start("a", nodeOpts{})
+		a.put(t)
+		h.openSession(a)
+		var streams map[string]*memStream
+		var inbox *memInbox
+		var armed, taken atomic.Bool
+		a.store.hooks(func(c *memCall) error {
+			if armed.Load() && c.Method == "AppendParts" && !c.hasType(TypeChatUser) && taken.CompareAndSwap(false, true) {
+				streams, inbox = h.store.snapshotStreams(testWS), h.store.snapshotInbox(testWS)
+			}
+			return nil
+		}, nil)
+		first := a.prompt(t, "first [chunks=6] [delay=100ms]")
+		second := a.prompt(t, "second [chunks=1]")
+		armed.Store(true)
+		h.waitCount("status:turn_ended", 2)
+		if !taken.Load() {
+			t.Fatal("no snapshot taken mid-turn")
+		}
+		h.store.rewindStreams(streams)
+		h.store.rewindInbox(testWS, inbox)
+		third := a.prompt(t, "third [chunks=1]")
+		waitFor(t, "the third prompt answered", func() bool {
+			return slices.Contains(chatUsers(h.events()), third.ID) && h.count("status:turn_ended") >= 3 && len(h.sb.Prompts()) == 3
+		})
+		time.Sleep(2 * time.Second)
+		evs := h.events()
+		checkIndexes(t, evs)
+		if got := h.promptTexts(); !slices.Equal(got, []string{"first [chunks=6] [delay=100ms]", "second [chunks=1]", "third [chunks=1]"}) {
+			t.Fatalf("the agent received %v", got)
+		}
+		if got := chatUsers(evs); !slices.Equal(got, []string{first.ID, second.ID, third.ID}) {
+			t.Fatalf("chat.user %v, want %v", got, []string{first.ID, second.ID, third.ID})
+		}
+		if got := stopReasons(evs); !slices.Equal(got, []string{"end_turn", StopDeliveryUnknown, "end_turn"}) {
+			t.Fatalf("stop reasons %v: %v", got, describeAll(evs))
+		}
+		// Nothing of another prompt inside the first turn: all its chunks
+		// between its start and its end.
+		d := describeAll(evs)
+		start, end := slices.Index(d, "status:turn_started"), slices.Index(d, "status:turn_ended")
+		if in := d[start:end]; slices.Contains(in, TypeChatUser) || count(evs[start:end], "agent:session/update") != 6 {
+			t.Fatalf("the first turn holds %v", in)
+		}
+	})
+}

@@ -38,6 +38,18 @@ func (o *owner) dispatch(ctx context.Context, s *session) {
 		s.settling = false
 	}
 	e := s.queue[0]
+	if o.dispatchedIDs.has(e.ID) {
+		// This node dispatched it under an earlier epoch and Redis lost
+		// its record (carryOut queued it, to be recorded after the turn
+		// in flight): recorded again, ended, never sent again.
+		if o.endUnknown(ctx, s, e, reasonRecordLost) {
+			o.logger.Warn("a prompt this node dispatched lost its record with Redis's last writes; recorded again, ended delivery_unknown", slog.String("sid", s.id), slog.String("prompt", e.ID))
+			s.queue = s.queue[1:]
+			o.ack(ctx, e.ID)
+			o.dispatch(ctx, s)
+		}
+		return
+	}
 	if o.sentElsewhere.has(e.ID) && !o.dispatchedIDs.has(e.ID) {
 		// An earlier owner was sending it when Redis lost the record of
 		// its dispatch: it may have reached the agent.
@@ -72,8 +84,8 @@ func (o *owner) dispatch(ctx context.Context, s *session) {
 			// Redis lost its record, the record is written again, ended.
 			if st.LastInbox != e.ID {
 				s.state.LastInbox = st.LastInbox
-				if !o.recordLost(ctx, s, e) {
-					return
+				if lost, err := o.recordLost(ctx, s, e); err != nil || (lost && !o.endUnknown(ctx, s, e, reasonRecordLost)) {
+					return // tried again on the next inbox poll
 				}
 			}
 			s.queue = s.queue[1:]
