@@ -188,9 +188,11 @@ func (s *Store) Enqueue(ctx context.Context, ws string, e model.Enqueue) (model.
 		create = "1"
 	}
 	res, err := s.runStrings(ctx, enqueueScript,
-		[]string{MetaKey(ws), SessionsKey(ws), SessionKey(ws, e.Session), InboxKey(ws), IdemKey(ws, e.IdemKey), RateKey(ws, e.RateKey)},
+		[]string{MetaKey(ws), SessionsKey(ws), SessionKey(ws, e.Session), InboxKey(ws), IdemKey(ws, e.IdemKey), RateKey(ws, e.RateKey),
+			WorkspaceStreamKey(ws), WorkspaceStateKey(ws), StateKey(ws, e.Session), FenceKey(ws)},
 		e.Kind, e.Session, create, e.User, e.Text, e.IdemTTL.Milliseconds(), NotifyChannel(ws), e.Agent,
-		e.RateInterval.Milliseconds(), e.RateTolerance.Milliseconds(), e.MaxSessions)
+		e.RateInterval.Milliseconds(), e.RateTolerance.Milliseconds(), e.MaxSessions,
+		s.cfg.workspaceMaxLen(), newToken()[:tagLen])
 	if err != nil {
 		return model.Enqueued{}, unavailable("enqueue "+e.Kind, err)
 	}
