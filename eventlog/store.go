@@ -56,7 +56,7 @@ func (s *Store) PutWorkspace(ctx context.Context, ws string, m model.WorkspaceMe
 		return false, err
 	}
 	n, err := putWorkspaceScript.Run(ctx, s.rdb, []string{MetaKey(ws), SessionsKey(ws)},
-		now, m.SandboxURL, m.SandboxToken, m.SandboxID, m.Agent, strings.Join(m.Agents, ","), m.PermissionPolicy).Int64()
+		now, m.SandboxURL, m.SandboxToken, m.SandboxID, m.Agent, strings.Join(m.Agents, ","), m.PermissionPolicy, m.SpeakerLabels).Int64()
 	if err != nil {
 		return false, unavailable("put workspace", err)
 	}
@@ -86,6 +86,7 @@ func parseMeta(v map[string]string) model.WorkspaceMeta {
 		Deleted:      v["deletedAt"] != "",
 
 		PermissionPolicy: v["permissionPolicy"],
+		SpeakerLabels:    v["speakerLabels"],
 	}
 }
 

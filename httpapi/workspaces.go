@@ -96,6 +96,7 @@ func (s *Server) putWorkspace(c echo.Context) error {
 		Agent            string   `json:"agent"`
 		Agents           []string `json:"agents"`
 		PermissionPolicy string   `json:"permissionPolicy"`
+		SpeakerLabels    *bool    `json:"speakerLabels"`
 	}
 	if err := s.decodeBody(c, &body, true); err != nil {
 		return err
@@ -104,6 +105,7 @@ func (s *Server) putWorkspace(c echo.Context) error {
 	set.Agent = body.Agent
 	set.PermissionPolicy = body.PermissionPolicy
 	set.Agents = body.Agents
+	set.SpeakerLabels = body.SpeakerLabels
 	if body.Sandbox != nil {
 		if body.Sandbox.BaseURL == "" {
 			return newError(probInvalid, "sandbox.baseUrl is required when sandbox is given")
