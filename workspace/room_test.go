@@ -105,7 +105,7 @@ func TestFakeSpeakerLabels(t *testing.T) {
 			t.Fatalf("prompts %+v", p)
 		}
 		// A name cannot break out of its label.
-		if got := SpeakerLabel("ev]il\n[x"); got != "[evil" + "x]" {
+		if got := SpeakerLabel("ev]il\n[x"); got != "[evil"+"x]" {
 			t.Fatalf("label %q", got)
 		}
 	})
