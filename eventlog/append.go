@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/tandem-dev/tandem/eventlog/model"
 )
 
 // Config configures a Log. The zero value is valid.
@@ -26,11 +27,22 @@ type Config struct {
 	// asynchronous.
 	WaitReplicas int
 	WaitTimeout  time.Duration
+	// WorkspaceMaxLen trims each workspace stream to about this many
+	// entries (0: model.DefaultWorkspaceMaxLen); it is always bounded.
+	WorkspaceMaxLen int64
+}
+
+// workspaceMaxLen is the bound of workspace streams.
+func (c Config) workspaceMaxLen() int64 {
+	if c.WorkspaceMaxLen > 0 {
+		return c.WorkspaceMaxLen
+	}
+	return model.DefaultWorkspaceMaxLen
 }
 
 // Validate reports whether the configuration can be used.
 func (c Config) Validate() error {
-	if c.MaxLen < 0 {
+	if c.MaxLen < 0 || c.WorkspaceMaxLen < 0 {
 		return fmt.Errorf("eventlog: MaxLen %d is negative", c.MaxLen)
 	}
 	if c.WaitReplicas < 0 || c.WaitTimeout < 0 {
@@ -222,7 +234,8 @@ func (l *Log) appendParts(ctx context.Context, ws string, epoch uint64, parts []
 	keys := make([]string, 0, 1+2*len(parts))
 	keys = append(keys, FenceKey(ws))
 	args := make([]any, 0, 4+4*len(parts)+3*total)
-	args = append(args, strconv.FormatUint(epoch, 10), NotifyChannel(ws), l.cfg.MaxLen, token)
+	maxlen := strconv.FormatInt(l.cfg.MaxLen, 10) + "/" + strconv.FormatInt(l.cfg.workspaceMaxLen(), 10)
+	args = append(args, strconv.FormatUint(epoch, 10), NotifyChannel(ws), maxlen, token)
 	bodies := make([][][]byte, len(parts))
 	for pi, p := range parts {
 		if err := checkIDs(ws, p.Session); err != nil {
@@ -243,7 +256,7 @@ func (l *Log) appendParts(ctx context.Context, ws string, epoch uint64, parts []
 		args = append(args, len(p.Records))
 		bodies[pi] = make([][]byte, len(p.Records))
 		for i := range p.Records {
-			b, err := p.Records[i].Normalize()
+			b, err := p.Records[i].NormalizeFor(p.Session)
 			if err != nil {
 				return nil, err
 			}
@@ -300,7 +313,7 @@ const tagLen = 6
 // writer's fields: conn (the connection source positions count on) and
 // last_inbox (the newest prompt dispatched).
 func validStateField(k string) bool {
-	if k == "" || len(k) > 32 || k == "n" || k == "gen" || k == "src" || k == "tok" || k == "rcpt" || k == "disp" {
+	if k == "" || len(k) > 32 || k == "n" || k == "gen" || k == "src" || k == "tok" || k == "rcpt" || k == "disp" || k == "wd" {
 		return false
 	}
 	for i := 0; i < len(k); i++ {

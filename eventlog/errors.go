@@ -25,6 +25,9 @@ func redisErr(op string, err error) error {
 				return fmt.Errorf("%s: %w", op, &re)
 			}
 		}
+		if strings.HasPrefix(msg, "TANDEMWITHDRAWN ") {
+			return fmt.Errorf("%s: %w (%s)", op, ErrWithdrawn, msg)
+		}
 		if strings.HasPrefix(msg, "TANDEMDUP ") {
 			return fmt.Errorf("%s: %w (%s)", op, ErrDuplicate, msg)
 		}

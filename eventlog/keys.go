@@ -22,7 +22,7 @@ func checkIDs(ws string, sids ...string) error {
 		return fmt.Errorf("workspace %q: %w", ws, model.ErrInvalidID)
 	}
 	for _, sid := range sids {
-		if !model.ValidID(sid) {
+		if !model.ValidID(sid) && sid != model.WorkspaceStream {
 			return fmt.Errorf("session %q: %w", sid, model.ErrInvalidID)
 		}
 	}
@@ -34,6 +34,11 @@ func FenceKey(ws string) string { return tag(ws) + ":fence" }
 
 // StreamKey is the event stream of one session.
 func StreamKey(ws, sid string) string { return tag(ws) + ":events:" + sid }
+
+// WorkspaceStreamKey is a workspace's own event stream, and
+// WorkspaceStateKey its state hash.
+func WorkspaceStreamKey(ws string) string { return StreamKey(ws, model.WorkspaceStream) }
+func WorkspaceStateKey(ws string) string  { return StateKey(ws, model.WorkspaceStream) }
 
 // StateKey is the hash that holds a session stream's head, generation and
 // last source position.

@@ -25,6 +25,7 @@ var (
 	ErrCursorUnknown   = model.ErrCursorUnknown
 	ErrCursorRewritten = model.ErrCursorRewritten
 	ErrDuplicate       = model.ErrDuplicate
+	ErrWithdrawn       = model.ErrWithdrawn
 	ErrHistoryRewound  = model.ErrHistoryRewound
 )
 

@@ -59,7 +59,9 @@ var (
 	// ownerDelScript removes the owner record of an epoch (store.go).
 	ownerDelScript = loadScript("owner_del", false)
 	// enqueueScript accepts a command for the owner (store.go).
-	enqueueScript = loadScript("enqueue", false)
+	enqueueScript = redis.NewScript(mustRead("wsappend") + mustRead("enqueue"))
+	// withdrawScript withdraws a prompt not yet dispatched (withdraw.go).
+	withdrawScript = redis.NewScript(mustRead("wsappend") + mustRead("withdraw"))
 	// presenceReadScript reads presence reports, deleting dead nodes'
 	// (store.go).
 	presenceReadScript = loadScript("presence_read", false)

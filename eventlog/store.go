@@ -56,7 +56,7 @@ func (s *Store) PutWorkspace(ctx context.Context, ws string, m model.WorkspaceMe
 		return false, err
 	}
 	n, err := putWorkspaceScript.Run(ctx, s.rdb, []string{MetaKey(ws), SessionsKey(ws)},
-		now, m.SandboxURL, m.SandboxToken, m.SandboxID, m.Agent, strings.Join(m.Agents, ","), m.PermissionPolicy).Int64()
+		now, m.SandboxURL, m.SandboxToken, m.SandboxID, m.Agent, strings.Join(m.Agents, ","), m.PermissionPolicy, m.SpeakerLabels).Int64()
 	if err != nil {
 		return false, unavailable("put workspace", err)
 	}
@@ -86,6 +86,7 @@ func parseMeta(v map[string]string) model.WorkspaceMeta {
 		Deleted:      v["deletedAt"] != "",
 
 		PermissionPolicy: v["permissionPolicy"],
+		SpeakerLabels:    v["speakerLabels"],
 	}
 }
 
@@ -188,9 +189,11 @@ func (s *Store) Enqueue(ctx context.Context, ws string, e model.Enqueue) (model.
 		create = "1"
 	}
 	res, err := s.runStrings(ctx, enqueueScript,
-		[]string{MetaKey(ws), SessionsKey(ws), SessionKey(ws, e.Session), InboxKey(ws), IdemKey(ws, e.IdemKey), RateKey(ws, e.RateKey)},
+		[]string{MetaKey(ws), SessionsKey(ws), SessionKey(ws, e.Session), InboxKey(ws), IdemKey(ws, e.IdemKey), RateKey(ws, e.RateKey),
+			WorkspaceStreamKey(ws), WorkspaceStateKey(ws), StateKey(ws, e.Session), FenceKey(ws)},
 		e.Kind, e.Session, create, e.User, e.Text, e.IdemTTL.Milliseconds(), NotifyChannel(ws), e.Agent,
-		e.RateInterval.Milliseconds(), e.RateTolerance.Milliseconds(), e.MaxSessions)
+		e.RateInterval.Milliseconds(), e.RateTolerance.Milliseconds(), e.MaxSessions,
+		s.cfg.workspaceMaxLen(), newToken()[:tagLen])
 	if err != nil {
 		return model.Enqueued{}, unavailable("enqueue "+e.Kind, err)
 	}

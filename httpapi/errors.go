@@ -79,6 +79,8 @@ var (
 	probPermissionResolved = problemKind{"permission_already_resolved", http.StatusConflict, "Permission request already resolved"}
 	probInvalidOption      = problemKind{"invalid_option", http.StatusBadRequest, "Option not offered"}
 	probUnknownAgent       = problemKind{"unknown_agent", http.StatusBadRequest, "Unknown agent"}
+	probPromptMissing      = problemKind{"prompt_not_found", http.StatusNotFound, "Prompt not found"}
+	probPromptDispatched   = problemKind{"prompt_dispatched", http.StatusConflict, "Prompt already dispatched"}
 )
 
 // apiError is an error that already knows its problem kind.
@@ -116,6 +118,9 @@ var errorTable = []struct {
 	{workspace.ErrRateLimited, probRateLimited},
 	{workspace.ErrSessionLimit, probSessionLimit},
 	{workspace.ErrAgentNotAllowed, probAgentForbidden},
+	{workspace.ErrPromptNotFound, probPromptMissing},
+	{workspace.ErrPromptDispatched, probPromptDispatched},
+	{workspace.ErrNotSender, probForbidden},
 	{errWorkspaceLimit, probWorkspaceLimit},
 	{fanout.ErrTooManyStreams, probRateLimited},
 	{fanout.ErrClosed, probUnavailable},
@@ -218,7 +223,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 // error (400, 401, 403, 404, 410, 429…) keeps its status: the client
 // should stop, or do something else.
 func transientOnStream(c echo.Context, kind problemKind) bool {
-	return kind == probUnavailable && c.Path() == streamRoute && c.Request().Method == http.MethodGet
+	return kind == probUnavailable && (c.Path() == streamRoute || c.Path() == wsStreamRoute) && c.Request().Method == http.MethodGet
 }
 
 func writeProblem(c echo.Context, kind problemKind, detail string, oldest *string) {

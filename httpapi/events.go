@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/tandem-dev/tandem/eventlog"
+	"github.com/tandem-dev/tandem/eventlog/model"
 	"github.com/tandem-dev/tandem/fanout"
 	"github.com/tandem-dev/tandem/sse"
 )
@@ -15,6 +16,15 @@ import (
 type Page struct {
 	Items      []eventlog.Event `json:"items"`
 	NextCursor string           `json:"nextCursor,omitempty"`
+}
+
+// streamOf is the stream a route names: its session, or the workspace
+// stream on the workspace's own routes (…/{ws}/events, …/{ws}/events/stream).
+func streamOf(c echo.Context) string {
+	if sid := c.Param("sid"); sid != "" {
+		return sid
+	}
+	return model.WorkspaceStream
 }
 
 // listEvents: GET /v1/workspaces/{ws}/sessions/{sid}/events?cursor=&limit=
@@ -32,10 +42,11 @@ func (s *Server) listEvents(c echo.Context) error {
 		}
 		limit = n
 	}
-	if err := s.sessionVisible(c.Request().Context(), c.Param("ws"), c.Param("sid")); err != nil {
+	sid := streamOf(c)
+	if err := s.sessionVisible(c.Request().Context(), c.Param("ws"), sid); err != nil {
 		return err
 	}
-	evs, _, err := s.deps.Events.Read(c.Request().Context(), c.Param("ws"), c.Param("sid"), after, limit)
+	evs, _, err := s.deps.Events.Read(c.Request().Context(), c.Param("ws"), sid, after, limit)
 	if err != nil {
 		return err
 	}
@@ -65,13 +76,14 @@ func (s *Server) streamEvents(c echo.Context) error {
 	if err != nil {
 		return newError(probCursorMalformed, "Last-Event-ID or cursor is not one this server issued")
 	}
-	if err := s.sessionVisible(r.Context(), c.Param("ws"), c.Param("sid")); err != nil {
+	sid := streamOf(c)
+	if err := s.sessionVisible(r.Context(), c.Param("ws"), sid); err != nil {
 		return err
 	}
 	p := principal(c)
 	st := fanout.Stream{
 		Workspace: c.Param("ws"),
-		Session:   c.Param("sid"),
+		Session:   sid,
 		After:     after,
 		Resumed:   from != sse.FromStart,
 		User:      p.User,

@@ -42,6 +42,9 @@ func (okWorkspaces) DeleteSession(_ context.Context, _, sid string) (workspace.S
 func (okWorkspaces) Prompt(_ context.Context, _, sid, _, _, _ string) (workspace.Accepted, error) {
 	return workspace.Accepted{ID: "1-0", SessionID: sid}, nil
 }
+func (okWorkspaces) Withdraw(context.Context, string, string, string, string, bool) error {
+	return nil
+}
 func (okWorkspaces) Cancel(context.Context, string, string, string) (string, error) {
 	return "1-0", nil
 }

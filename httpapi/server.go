@@ -194,6 +194,8 @@ func New(deps Deps, cfg Config) *Server {
 	viewer, member, admin := s.guard(auth.RoleViewer), s.guard(auth.RoleMember), s.guard(auth.RoleAdmin)
 	e.GET(ses+"/events", s.listEvents, viewer)
 	e.GET(streamRoute, s.streamEvents, viewer)
+	e.GET(ws+"/events", s.listEvents, viewer)
+	e.GET(wsStreamRoute, s.streamEvents, viewer)
 	if deps.Workspaces != nil {
 		e.PUT(ws, s.putWorkspace, admin)
 		e.GET(ws, s.getWorkspace, viewer)
@@ -205,6 +207,7 @@ func New(deps Deps, cfg Config) *Server {
 		e.DELETE(ses, s.deleteSession, member)
 		e.POST(ses+"/prompt", s.prompt, member)
 		e.POST(ses+"/cancel", s.cancel, member)
+		e.DELETE(ses+"/prompts/:pid", s.withdraw, member)
 		s.permissionRoutes(e, member)
 		s.sessionConfigRoutes(e, member)
 	}
@@ -220,6 +223,7 @@ const (
 	routeWorkspace = "/v1/workspaces/:ws"
 	routeSession   = routeWorkspace + "/sessions/:sid"
 	streamRoute    = routeSession + "/events/stream"
+	wsStreamRoute  = routeWorkspace + "/events/stream"
 )
 
 // ServeHTTP implements http.Handler.

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/tandem-dev/tandem/auth"
+	"github.com/tandem-dev/tandem/eventlog/model"
 	"github.com/tandem-dev/tandem/workspace"
 )
 
@@ -30,6 +32,7 @@ type Workspaces interface {
 	DeleteSession(ctx context.Context, ws, sid string) (workspace.SessionRecord, error)
 	Prompt(ctx context.Context, ws, sid, user, text, idem string) (workspace.Accepted, error)
 	Cancel(ctx context.Context, ws, sid, user string) (string, error)
+	Withdraw(ctx context.Context, ws, sid, id, user string, admin bool) error
 	GetPresence(ctx context.Context, ws string) (workspace.Presence, error)
 }
 
@@ -96,6 +99,7 @@ func (s *Server) putWorkspace(c echo.Context) error {
 		Agent            string   `json:"agent"`
 		Agents           []string `json:"agents"`
 		PermissionPolicy string   `json:"permissionPolicy"`
+		SpeakerLabels    *bool    `json:"speakerLabels"`
 	}
 	if err := s.decodeBody(c, &body, true); err != nil {
 		return err
@@ -104,6 +108,7 @@ func (s *Server) putWorkspace(c echo.Context) error {
 	set.Agent = body.Agent
 	set.PermissionPolicy = body.PermissionPolicy
 	set.Agents = body.Agents
+	set.SpeakerLabels = body.SpeakerLabels
 	if body.Sandbox != nil {
 		if body.Sandbox.BaseURL == "" {
 			return newError(probInvalid, "sandbox.baseUrl is required when sandbox is given")
@@ -284,11 +289,21 @@ func (s *Server) sessionVisible(ctx context.Context, ws, sid string) error {
 	if s.deps.Workspaces == nil {
 		return nil
 	}
-	if sid == workspace.DefaultSession {
+	if sid == workspace.DefaultSession || sid == model.WorkspaceStream {
 		return s.deps.Workspaces.Exists(ctx, ws)
 	}
 	_, err := s.deps.Workspaces.GetSession(ctx, ws, sid)
 	return err
+}
+
+// withdraw: DELETE /v1/workspaces/{ws}/sessions/{sid}/prompts/{promptId}
+func (s *Server) withdraw(c echo.Context) error {
+	p := principal(c)
+	err := s.deps.Workspaces.Withdraw(c.Request().Context(), c.Param("ws"), c.Param("sid"), c.Param("pid"), p.User, p.Allows(c.Param("ws"), auth.RoleAdmin))
+	if err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
 }
 
 func (s *Server) getPresence(c echo.Context) error {

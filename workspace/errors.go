@@ -44,6 +44,15 @@ var ErrSessionLimit = errors.New("too many sessions in the workspace")
 // ErrRateLimited is matched by a *RateLimitError.
 var ErrRateLimited = errors.New("rate limited")
 
+// Withdrawing a prompt: ErrPromptNotFound (no such prompt waiting),
+// ErrPromptDispatched (it reached the agent already), ErrNotSender
+// (only its sender or an admin may).
+var (
+	ErrPromptNotFound   = errors.New("prompt not found")
+	ErrPromptDispatched = errors.New("prompt already dispatched")
+	ErrNotSender        = errors.New("only the prompt's sender or an admin may withdraw it")
+)
+
 // RateLimitError says a user sent prompts faster than allowed, and when
 // the next one will be accepted.
 type RateLimitError struct{ RetryAfter time.Duration }

@@ -389,7 +389,7 @@ func (s *memStore) AppendParts(ctx context.Context, ws string, epoch uint64, par
 
 // memValidStateField is eventlog's validStateField.
 func memValidStateField(k string) bool {
-	if k == "" || len(k) > 32 || k == "n" || k == "gen" || k == "src" || k == "tok" || k == "rcpt" || k == "disp" {
+	if k == "" || len(k) > 32 || k == "n" || k == "gen" || k == "src" || k == "tok" || k == "rcpt" || k == "disp" || k == "wd" {
 		return false
 	}
 	for i := 0; i < len(k); i++ {
@@ -414,7 +414,7 @@ func (s *memStore) appendParts(ctx context.Context, method, ws string, epoch uin
 	}
 	bodies := make([][][]byte, len(parts))
 	for pi, p := range parts {
-		if !model.ValidID(ws) || !model.ValidID(p.Session) {
+		if !model.ValidID(ws) || !model.ValidID(p.Session) && p.Session != model.WorkspaceStream {
 			return nil, model.ErrInvalidID
 		}
 		for k, v := range p.State {
@@ -423,7 +423,7 @@ func (s *memStore) appendParts(ctx context.Context, method, ws string, epoch uin
 			}
 		}
 		for i := range p.Records {
-			b, err := p.Records[i].Normalize()
+			b, err := p.Records[i].NormalizeFor(p.Session)
 			if err != nil {
 				return nil, err
 			}
@@ -450,6 +450,9 @@ func (s *memStore) appendParts(ctx context.Context, method, ws string, epoch uin
 			}
 			if p.Dispatch != "" && (stv["last_inbox"] == p.Dispatch || slices.Contains(strings.Fields(stv["disp"]), p.Dispatch)) {
 				return fmt.Errorf("append %s: %w", ws, model.ErrDuplicate)
+			}
+			if p.Dispatch != "" && slices.Contains(strings.Fields(stv["wd"]), p.Dispatch) {
+				return fmt.Errorf("append %s: %w", ws, model.ErrWithdrawn)
 			}
 		}
 		for pi, p := range parts {
@@ -621,6 +624,50 @@ func (d *memData) xadd(ws string, e model.InboxEntry) string {
 	e.ID = fmt.Sprintf("%d-%d", ms, in.seq)
 	in.entries = append(in.entries, e)
 	return e.ID
+}
+
+// Withdraw is lua/withdraw.lua (without its workspace-stream entry).
+func (s *memStore) Withdraw(ctx context.Context, ws string, w model.Withdraw) (model.WithdrawStatus, bool, error) {
+	var status model.WithdrawStatus
+	already := false
+	err := s.do(ctx, &memCall{Method: "Withdraw", WS: ws}, func(d *memData) error {
+		if m := d.meta[ws]; len(m) == 0 || m["deletedAt"] != "" {
+			status = model.WithdrawNoWorkspace
+			return nil
+		}
+		st := d.streams[skey(ws, w.Session)]
+		if st == nil {
+			st = &memStream{state: map[string]string{}}
+			d.streams[skey(ws, w.Session)] = st
+		}
+		dispatched := st.state["last_inbox"] == w.ID || slices.Contains(strings.Fields(st.state["disp"]), w.ID)
+		wd := slices.Contains(strings.Fields(st.state["wd"]), w.ID)
+		var e *model.InboxEntry
+		for i := range d.inbox(ws).entries {
+			if d.inbox(ws).entries[i].ID == w.ID {
+				e = &d.inbox(ws).entries[i]
+			}
+		}
+		switch {
+		case e == nil && dispatched:
+			status = model.WithdrawDispatched
+		case e == nil && wd:
+			status, already = model.WithdrawOK, true
+		case e == nil || e.Kind != cmdPrompt || e.Session != w.Session:
+			status = model.WithdrawNotFound
+		case !w.Admin && e.User != w.User:
+			status = model.WithdrawForbidden
+		case dispatched:
+			status = model.WithdrawDispatched
+		case wd:
+			status, already = model.WithdrawOK, true
+		default:
+			status = model.WithdrawOK
+			st.state["wd"] = strings.TrimSpace(st.state["wd"] + " " + w.ID)
+		}
+		return nil
+	})
+	return status, already, err
 }
 
 func (s *memStore) EnsureInbox(ctx context.Context, ws string) error {
@@ -859,6 +906,7 @@ func memParseMeta(v map[string]string) model.WorkspaceMeta {
 	return model.WorkspaceMeta{
 		SandboxURL: v["sandboxUrl"], SandboxToken: v["sandboxToken"], SandboxID: v["sandboxId"], Agent: v["agent"],
 		CreatedAt: created, Deleted: v["deletedAt"] != "", PermissionPolicy: v["permissionPolicy"], Agents: memAgents(v["agents"]),
+		SpeakerLabels: v["speakerLabels"],
 	}
 }
 
@@ -891,6 +939,9 @@ func (s *memStore) PutWorkspace(ctx context.Context, ws string, m model.Workspac
 			"agent": m.Agent, "agents": strings.Join(m.Agents, ","), "updatedAt": strconv.FormatInt(now, 10)})
 		if m.PermissionPolicy != "" {
 			h["permissionPolicy"] = m.PermissionPolicy
+		}
+		if m.SpeakerLabels != "" {
+			h["speakerLabels"] = m.SpeakerLabels
 		}
 		return nil
 	})

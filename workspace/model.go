@@ -19,6 +19,10 @@ type Settings struct {
 	// Agents lists the other agents members may choose for a session of
 	// their own (set by admins); none: only Agent.
 	Agents []string `json:"agents,omitempty"`
+	// SpeakerLabels names each prompt's sender to the agent (a first text
+	// block "[user]"); nil keeps the stored setting (on for a new
+	// workspace).
+	SpeakerLabels *bool `json:"speakerLabels,omitempty"`
 }
 
 // Owner says which node owns a workspace, since when, with which epoch.
@@ -40,6 +44,8 @@ type Info struct {
 	Sessions    []string `json:"sessions"`
 	// PermissionPolicy is ask, allow or reject.
 	PermissionPolicy string `json:"permissionPolicy"`
+	// SpeakerLabels: the agent is told who speaks.
+	SpeakerLabels bool `json:"speakerLabels"`
 }
 
 // SessionRecord is a session in the Sandbox Agent SDK's SessionRecord

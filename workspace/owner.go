@@ -129,6 +129,10 @@ type session struct {
 	agentFailures int
 	agentErr      string
 	agentDown     bool
+	// summary is the last summary of the session written to the workspace
+	// stream (room.go), summaryNext the one being written.
+	summarized           bool
+	summary, summaryNext summary
 }
 
 type acpMsg struct {
@@ -349,6 +353,7 @@ func (o *owner) serve(node, ctx context.Context) stopMode {
 				return stopIdle
 			}
 		}
+		o.roomSummaries(ctx)
 		select {
 		case <-o.lost:
 			return stopLost

@@ -101,10 +101,10 @@ func TestFakeRestore(t *testing.T) {
 		if len(p) != 2 {
 			t.Fatalf("the agent received %v", h.promptTexts())
 		}
-		if len(p[0].Blocks) != 1 || len(p[1].Blocks) != 2 {
+		if len(p[0].Blocks) != 2 || len(p[1].Blocks) != 3 || p[0].Speaker() != "ann" || p[1].Speaker() != "ann" {
 			t.Fatalf("blocks %q then %q", p[0].Blocks, p[1].Blocks)
 		}
-		hist := p[1].Blocks[0]
+		hist := p[1].Blocks[1]
 		if !strings.HasPrefix(hist, "Conversation so far") || !strings.Contains(hist, "ann: first [chunks=2]") || !strings.Contains(hist, "assistant: You said: first") {
 			t.Fatalf("history %q", hist)
 		}
@@ -118,7 +118,7 @@ func TestFakeRestore(t *testing.T) {
 		// Only the prompt after the restore carries the history.
 		a.prompt(t, "third [chunks=1]")
 		h.waitCount("status:turn_ended", 3)
-		if p := h.sb.Prompts(); len(p[2].Blocks) != 1 {
+		if p := h.sb.Prompts(); len(p[2].Blocks) != 2 || p[2].Speaker() != "ann" {
 			t.Fatalf("third prompt %q", p[2].Blocks)
 		}
 		checkAgentIDs(t, h.events())
@@ -180,7 +180,7 @@ func TestFakeIdleRelease(t *testing.T) {
 		if h.count("status:session_restored") != 1 {
 			t.Fatalf("stream %v", describeAll(h.events()))
 		}
-		if p := h.sb.Prompts(); len(p) != 2 || !strings.HasPrefix(p[1].Blocks[0], "Conversation so far") {
+		if p := h.sb.Prompts(); len(p) != 2 || !strings.HasPrefix(p[1].Blocks[1], "Conversation so far") {
 			t.Fatalf("prompts %+v", p)
 		}
 		if o := h.store.ownerRecord(testWS); o["epoch"] != "2" {

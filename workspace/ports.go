@@ -42,6 +42,10 @@ type Inbox interface {
 	// that completes deletes the other consumers that hold no entry.
 	ClaimInbox(ctx context.Context, ws string, epoch uint64, consumer, start string, count int) ([]model.InboxEntry, string, error)
 	AckInbox(ctx context.Context, ws string, epoch uint64, ids ...string) error
+	// Withdraw withdraws a prompt not yet dispatched, decided against the
+	// dispatch record in one step: the dispatch of a withdrawn prompt
+	// fails with model.ErrWithdrawn.
+	Withdraw(ctx context.Context, ws string, w model.Withdraw) (model.WithdrawStatus, bool, error)
 	InboxPending(ctx context.Context, ws string) (int64, error)
 	InboxDepth(ctx context.Context, ws string) (int64, error)
 }

@@ -98,6 +98,7 @@ func (m *Manager) PutWorkspace(ctx context.Context, ws string, s Settings) (bool
 		Agents:       s.Agents,
 
 		PermissionPolicy: s.PermissionPolicy,
+		SpeakerLabels:    labelsOf(s.SpeakerLabels),
 	}, time.Now().UnixMilli())
 	if err != nil {
 		return false, err
@@ -132,9 +133,21 @@ func metaOf(v model.WorkspaceMeta) meta {
 			Agents:  v.Agents,
 
 			PermissionPolicy: policyOf(v.PermissionPolicy),
+			SpeakerLabels:    ptr(v.SpeakerLabels != "off"),
 		},
 		CreatedAt: v.CreatedAt,
 	}
+}
+
+// labelsOf is the stored form of a speakerLabels setting: "" keeps it.
+func labelsOf(b *bool) string {
+	switch {
+	case b == nil:
+		return ""
+	case *b:
+		return "on"
+	}
+	return "off"
 }
 
 // policyOf is a stored permission policy: ask when none is stored.
@@ -177,6 +190,7 @@ func (m *Manager) GetWorkspace(ctx context.Context, ws string) (Info, error) {
 		Sessions:    v.Sessions,
 
 		PermissionPolicy: policyOf(v.Meta.PermissionPolicy),
+		SpeakerLabels:    v.Meta.SpeakerLabels != "off",
 	}
 	if info.Sessions == nil {
 		info.Sessions = []string{}
@@ -373,6 +387,46 @@ func (m *Manager) Prompt(ctx context.Context, ws, sid, user, text, idem string) 
 		m.obs.PromptAccepted()
 	}
 	return Accepted{ID: r.id, SessionID: sid, Duplicate: r.duplicate}, nil
+}
+
+// validPromptID: an inbox entry id, "<ms>-<seq>".
+func validPromptID(id string) bool {
+	ms, seq, ok := strings.Cut(id, "-")
+	if !ok || ms == "" || seq == "" || len(id) > 41 {
+		return false
+	}
+	for _, c := range ms + seq {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// Withdraw withdraws prompt id (the id its 202 answered) of session sid
+// for user, unless it was dispatched: a withdrawn prompt never reaches the
+// agent (the owner's dispatch of it fails and it skips it), and the room
+// sees prompt.withdrawn on the workspace stream. Only its sender may, or
+// an admin.
+func (m *Manager) Withdraw(ctx context.Context, ws, sid, id, user string, admin bool) error {
+	if !validPromptID(id) {
+		return fmt.Errorf("%s/%s/%s: %w", ws, sid, id, ErrPromptNotFound)
+	}
+	st, _, err := m.store.Withdraw(ctx, ws, model.Withdraw{Session: sid, ID: id, User: user, Admin: admin})
+	if err != nil {
+		return err
+	}
+	switch st {
+	case model.WithdrawOK:
+		return nil
+	case model.WithdrawNoWorkspace:
+		return fmt.Errorf("%s: %w", ws, ErrWorkspaceNotFound)
+	case model.WithdrawDispatched:
+		return fmt.Errorf("%s/%s/%s: %w", ws, sid, id, ErrPromptDispatched)
+	case model.WithdrawForbidden:
+		return fmt.Errorf("%s/%s/%s: %w", ws, sid, id, ErrNotSender)
+	}
+	return fmt.Errorf("%s/%s/%s: %w", ws, sid, id, ErrPromptNotFound)
 }
 
 // Cancel asks the owner to cancel the session's running turn, if any.

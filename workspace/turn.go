@@ -61,6 +61,10 @@ func (o *owner) dispatch(ctx context.Context, s *session) {
 		return
 	}
 	blocks := []acp.ContentBlock{}
+	if o.meta.SpeakerLabels == nil || *o.meta.SpeakerLabels {
+		// The agent knows who speaks: a first block naming the sender.
+		blocks = append(blocks, acp.TextBlock(SpeakerLabel(e.User)))
+	}
 	if s.restore {
 		if h := o.history(ctx, s.id); h != "" {
 			blocks = append(blocks, acp.TextBlock(h))
@@ -124,6 +128,15 @@ func (o *owner) dispatch(ctx context.Context, s *session) {
 	}
 	state := stateWrite{turn: &t.turnRecord, lastInbox: last, conn: ptr(s.connID)}
 	if _, err := o.appendTo(ctx, s, state.fields(), e.ID, recs...); err != nil {
+		if errors.Is(err, model.ErrWithdrawn) {
+			// Its sender withdrew it (decided in Redis against this very
+			// dispatch): it never reaches the agent.
+			o.logger.Info("prompt withdrawn; skipped", slog.String("sid", s.id), slog.String("prompt", e.ID))
+			s.queue = s.queue[1:]
+			o.ack(ctx, e.ID)
+			o.dispatch(ctx, s)
+			return
+		}
 		if !o.stale(err) {
 			// Its outcome is unknown (or, ErrDuplicate, it landed before
 			// in a try whose answer was lost, executed late): the next
@@ -140,6 +153,20 @@ func (o *owner) dispatch(ctx context.Context, s *session) {
 	s.turn = t
 	o.lastBusy = time.Now()
 	o.send(ctx, s, t, env)
+}
+
+// SpeakerLabel is the first text block of a prompt when the workspace's
+// speakerLabels is on: "[user]", the user id without brackets or control
+// characters.
+func SpeakerLabel(user string) string {
+	b := make([]rune, 0, len(user))
+	for _, r := range user {
+		if r == '[' || r == ']' || r < 0x20 || r == 0x7f {
+			continue
+		}
+		b = append(b, r)
+	}
+	return "[" + string(b) + "]"
 }
 
 // deliveryUnknown ends prompt e, never sent by this owner, as

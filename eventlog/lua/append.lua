@@ -19,7 +19,7 @@ while a <= #ARGV do
   local nrec = tonumber(ARGV[a])
   a = a + 1 + 3 * nrec
   if head ~= '' or disp ~= '' then
-    local st = redis.call('HMGET', KEYS[k + 1], 'n', 'last_inbox', 'disp')
+    local st = redis.call('HMGET', KEYS[k + 1], 'n', 'last_inbox', 'disp', 'wd')
     local n = tonumber(st[1] or '0')
     if head ~= '' and n < tonumber(head) then
       return redis.error_reply('TANDEMREWOUND ' .. sid .. ' ' .. string.format('%d', n) .. ' ' .. head)
@@ -27,13 +27,26 @@ while a <= #ARGV do
     if disp ~= '' and (st[2] == disp or (st[3] and string.find(' ' .. st[3] .. ' ', ' ' .. disp .. ' ', 1, true))) then
       return redis.error_reply('TANDEMDUP ' .. sid .. ' dispatch ' .. disp)
     end
+    -- A prompt its sender withdrew (lua/withdraw.lua) is never
+    -- dispatched: the withdrawal and this check are one script each, so
+    -- exactly one of them wins.
+    if disp ~= '' and st[4] and string.find(' ' .. st[4] .. ' ', ' ' .. disp .. ' ', 1, true) then
+      return redis.error_reply('TANDEMWITHDRAWN ' .. sid .. ' ' .. disp)
+    end
   end
   k = k + 2
 end
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- ARGV[3] is "<session maxlen>/<workspace stream maxlen>" (or one number
+-- for both); the workspace stream (~ws) is always bounded.
 local maxlen = tonumber(ARGV[3])
+local wsmax = maxlen
+if not maxlen then
+  local m1, m2 = string.match(ARGV[3], '^(%d+)/(%d+)$')
+  maxlen, wsmax = tonumber(m1), tonumber(m2)
+end
 -- Every entry carries a few characters of its call's token: a cursor names
 -- the entry at its index, not only the index (a rewound stream written
 -- again holds other entries there).
@@ -89,6 +102,8 @@ while a <= #ARGV do
   end
   local first = last + 1
   local src = false
+  local ml = maxlen
+  if sid == '~ws' then ml = wsmax end
   for i = 1, nrec do
     local typ, body, source = ARGV[a], ARGV[a + 1], ARGV[a + 2]
     a = a + 3
@@ -101,8 +116,8 @@ while a <= #ARGV do
         fields[#fields + 1] = source
         src = source
       end
-      if maxlen > 0 then
-        redis.call('XADD', stream, 'MAXLEN', '~', maxlen, idx .. '-0', unpack(fields))
+      if ml > 0 then
+        redis.call('XADD', stream, 'MAXLEN', '~', ml, idx .. '-0', unpack(fields))
       else
         redis.call('XADD', stream, idx .. '-0', unpack(fields))
       end

@@ -3,11 +3,17 @@
 -- all in one step (see Store.Enqueue).
 --
 -- KEYS: meta, sessions zset, session hash, inbox, idempotency key, rate
--- key
+-- key, workspace stream, its state, the session's stream state, fence
 -- ARGV: kind, sid, create (1: create the session when missing), user,
 -- text, idempotency TTL ms (0: no key), channel, agent for a created
 -- session ("" = the workspace's), rate interval ms (0: no limit), rate
--- tolerance ms, most session records of the workspace (0: no limit)
+-- tolerance ms, most session records of the workspace (0: no limit),
+-- workspace stream maxlen, entry tag
+--
+-- A created session is announced on the workspace stream
+-- (session.created), and so is an accepted prompt (prompt.queued, with its
+-- position among the session's prompts waiting), in the same step: the
+-- whole room sees the queue at once, on any node.
 --
 -- Returns {status, inbox id or retry-after ms, created}; status ok, dup,
 -- err_ws, err_session, err_destroyed, err_rate, err_sessions (a new
@@ -54,11 +60,18 @@ if not s[1] then
   redis.call('HSET', KEYS[3], 'id', ARGV[2], 'agent', agent, 'createdAt', now, 'sandboxId', m[2] or '')
   redis.call('ZADD', KEYS[2], now, ARGV[2])
   created = '1'
+  wsappend(KEYS[7], KEYS[8], KEYS[10], ARGV[7], tonumber(ARGV[12]), ARGV[13], now, t, 'session.created',
+    cjson.encode({sessionId = ARGV[2], agent = agent, createdAt = now}))
 elseif s[2] and ARGV[1] ~= 'destroy' then
   return {'err_destroyed', '', '0'}
 end
 local id = redis.call('XADD', KEYS[4], '*', 'k', ARGV[1], 'sid', ARGV[2], 'user', ARGV[4], 'text', ARGV[5], 'at', now)
 if ttl > 0 then redis.call('SET', KEYS[5], id, 'PX', ttl) end
 if interval > 0 then redis.call('SET', KEYS[6], string.format('%d', newTat), 'PX', math.ceil(newTat - now) + 1000) end
+if ARGV[1] == 'prompt' then
+  wsappend(KEYS[7], KEYS[8], KEYS[10], ARGV[7], tonumber(ARGV[12]), ARGV[13], now, t, 'prompt.queued',
+    cjson.encode({promptId = id, sessionId = ARGV[2], userId = ARGV[4], text = ARGV[5], queuedAt = now,
+      position = queuedCount(KEYS[4], KEYS[9], ARGV[2])}))
+end
 redis.call('PUBLISH', ARGV[7], '!inbox')
 return {'ok', id, created}

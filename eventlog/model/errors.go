@@ -64,3 +64,7 @@ func ValidID(id string) bool {
 // deleted and not purged: created again, it would list the old sessions
 // and serve their history to whoever holds it next.
 var ErrWorkspaceDeleted = errors.New("workspace deleted and not purged")
+
+// ErrWithdrawn is returned by an append that dispatches a prompt its sender
+// withdrew: the prompt must never reach the agent.
+var ErrWithdrawn = errors.New("prompt withdrawn")

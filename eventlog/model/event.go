@@ -41,8 +41,11 @@ func (e *Event) AppendJSON(b []byte) []byte {
 	b = strconv.AppendQuote(b, e.ID)
 	b = append(b, `,"eventIndex":`...)
 	b = strconv.AppendUint(b, e.Index, 10)
-	b = append(b, `,"sessionId":`...)
-	b = strconv.AppendQuote(b, e.SessionID)
+	if e.SessionID != WorkspaceStream {
+		// A workspace stream's events name their session in the body.
+		b = append(b, `,"sessionId":`...)
+		b = strconv.AppendQuote(b, e.SessionID)
+	}
 	b = append(b, `,"createdAt":`...)
 	b = strconv.AppendInt(b, e.CreatedAt, 10)
 	b = append(b, `,"type":`...)
@@ -71,7 +74,22 @@ var ErrInvalidRecord = errors.New("invalid record")
 var reservedKeys = []string{"id", "eventIndex", "sessionId", "createdAt", "type"}
 
 // Normalize validates r and returns its body in compact form.
-func (r *Record) Normalize() ([]byte, error) {
+func (r *Record) Normalize() ([]byte, error) { return r.normalize(reservedKeys) }
+
+// workspaceReserved are the reserved keys of a workspace stream's records:
+// their sessionId is the session they are about.
+var workspaceReserved = []string{"id", "eventIndex", "createdAt", "type"}
+
+// NormalizeFor is Normalize for a record of stream sid: a workspace
+// stream's records may carry sessionId.
+func (r *Record) NormalizeFor(sid string) ([]byte, error) {
+	if sid == WorkspaceStream {
+		return r.normalize(workspaceReserved)
+	}
+	return r.normalize(reservedKeys)
+}
+
+func (r *Record) normalize(reserved []string) ([]byte, error) {
 	if !validType(r.Type) {
 		return nil, fmt.Errorf("%w: type %q", ErrInvalidRecord, r.Type)
 	}
@@ -97,7 +115,7 @@ func (r *Record) Normalize() ([]byte, error) {
 	if len(b) < 2 || b[0] != '{' {
 		return nil, fmt.Errorf("%w: body is not a JSON object", ErrInvalidRecord)
 	}
-	if k, ok := reservedTopKey(b); ok {
+	if k, ok := reservedTopKey(b, reserved); ok {
 		return nil, fmt.Errorf("%w: body uses reserved key %q", ErrInvalidRecord, k)
 	}
 	return b, nil
@@ -123,7 +141,7 @@ func spaceOutsideStrings(b []byte) bool {
 
 // reservedTopKey returns a reserved key among the top-level keys of the
 // compact JSON object b.
-func reservedTopKey(b []byte) (string, bool) {
+func reservedTopKey(b []byte, reservedKeys []string) (string, bool) {
 	depth := 0
 	expectKey := false
 	for i := 0; i < len(b); i++ {

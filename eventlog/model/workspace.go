@@ -24,6 +24,10 @@ type WorkspaceMeta struct {
 	// PermissionPolicy is ask, allow or reject; "" is ask (and, in a
 	// PutWorkspace, keeps the stored one).
 	PermissionPolicy string
+	// SpeakerLabels is "on" or "off" (each prompt reaches the agent with
+	// its sender named); "" is on (and, in a PutWorkspace, keeps the
+	// stored one).
+	SpeakerLabels string
 }
 
 // OwnerRecord says which node owns a workspace ({ws:ID}:owner).

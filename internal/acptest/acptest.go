@@ -68,8 +68,26 @@ type Prompt struct {
 	Blocks    []string
 }
 
-// Text is the prompt's text blocks joined.
-func (p Prompt) Text() string { return strings.Join(p.Blocks, "") }
+// Text is the prompt's text blocks joined, without the speaker label.
+func (p Prompt) Text() string {
+	if p.Speaker() != "" {
+		return strings.Join(p.Blocks[1:], "")
+	}
+	return strings.Join(p.Blocks, "")
+}
+
+// Speaker is the name of the prompt's speaker label (a first block
+// "[name]" of a prompt of more than one block), "" without one.
+func (p Prompt) Speaker() string {
+	if len(p.Blocks) < 2 {
+		return ""
+	}
+	b := p.Blocks[0]
+	if len(b) < 3 || b[0] != '[' || b[len(b)-1] != ']' || strings.ContainsAny(b[1:len(b)-1], "[]\n") {
+		return ""
+	}
+	return b[1 : len(b)-1]
+}
 
 // Message is a message a client POSTed.
 type Message struct {
@@ -554,6 +572,9 @@ func Reply(blocks ...string) string {
 }
 
 func parse(blocks []string) script {
+	if p := (Prompt{Blocks: blocks}); p.Speaker() != "" {
+		blocks = blocks[1:] // the speaker label is not what was said
+	}
 	sc := script{delay: DefaultDelay}
 	n := DefaultChunks
 	// Directives count in the last block only, the user's own text: a

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -192,6 +193,9 @@ func (a *agent) notification(env envelope) {
 	}
 }
 
+// speakerRE is a speaker label block: "[name]" alone.
+var speakerRE = regexp.MustCompile(`^\[[^\[\]\n]{1,200}\]$`)
+
 func (a *agent) prompt(env envelope) (crash bool) {
 	var p struct {
 		SessionID string         `json:"sessionId"`
@@ -207,8 +211,18 @@ func (a *agent) prompt(env envelope) (crash bool) {
 			texts = append(texts, b.Text)
 		}
 	}
+	// A first block "[name]" names the speaker (Tandem's speakerLabels):
+	// logged as such, not part of what the agent answers.
+	speaker := ""
+	if len(texts) > 1 && speakerRE.MatchString(texts[0]) {
+		speaker, texts = texts[0][1:len(texts[0])-1], texts[1:]
+	}
 	if a.promptLog != nil {
-		line, _ := json.Marshal(map[string]any{"sessionId": p.SessionID, "id": env.ID, "text": strings.Join(texts, "")})
+		l := map[string]any{"sessionId": p.SessionID, "id": env.ID, "text": strings.Join(texts, "")}
+		if speaker != "" {
+			l["speaker"] = speaker
+		}
+		line, _ := json.Marshal(l)
 		a.wmu.Lock()
 		_, _ = a.promptLog.Write(append(line, '\n'))
 		a.wmu.Unlock()
