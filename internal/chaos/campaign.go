@@ -82,6 +82,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	defer c.stop()
 	logf("cluster up: redis 127.0.0.1:%d, sandbox %s, nodes %s %s %s, nginx %s",
 		c.redisPort, c.sandboxURL(), c.nodes[0].addr, c.nodes[1].addr, c.nodes[2].addr, c.LB())
+	if c.sentinelMode {
+		logf("sentinel mode: replica %s, sentinel %s (n1, n2: %s; n3 through the fault proxy to the master)",
+			c.replica.Addr(), c.sentinel.Addr(), c.sentinelURL())
+	}
 
 	hc := lbClient()
 	// wss are the followed workspaces, idle the ones nobody follows;
@@ -192,7 +196,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			}
 		}
 		msg := fmt.Sprintf("fault %d at %s: %s %s (%v)", i+1, f.at.Format("15:04:05.000"), kind, f.target, f.end.Sub(f.at).Round(time.Millisecond))
-		if kind == FaultLossy {
+		if lossyKind(kind) {
 			msg += fmt.Sprintf("; lost %d stream entries", f.lost)
 			if f.lost > 0 {
 				res.LostEntries += f.lost
@@ -221,6 +225,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := c.ensureUp(ctx); err != nil {
 		return nil, err
 	}
+	if c.sentinelMode {
+		// The checker reads the master the Sentinel names.
+		if err := c.syncMaster(ctx); err != nil {
+			return nil, err
+		}
+	}
 	logf("%d faults injected in %v; settling", len(faults), time.Since(faultStart).Round(time.Second))
 
 	// Settle: no new prompts; retries finish (bounded); every accepted
@@ -246,7 +256,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	heads := map[string]uint64{}
 	for _, k := range streams {
-		s, err := readStream(ctx, c.rdb, k[0], k[1])
+		s, err := readStream(ctx, c.db(), k[0], k[1])
 		if err == nil {
 			heads[k[0]+"/"+k[1]] = s.head
 		}
@@ -266,7 +276,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	// Check.
 	final := map[string]*stream{}
 	for _, k := range streams {
-		s, err := readStream(ctx, c.rdb, k[0], k[1])
+		s, err := readStream(ctx, c.db(), k[0], k[1])
 		if err != nil {
 			return nil, fmt.Errorf("read %s/%s: %w", k[0], k[1], err)
 		}
@@ -378,7 +388,7 @@ func waitTurns(ctx context.Context, c *cluster, streams [][2]string, prompts []p
 func turnsEnded(ctx context.Context, c *cluster, streams [][2]string, prompts []prompt, faults []fault) bool {
 	ended := map[string]bool{}
 	for _, k := range streams {
-		s, err := readStream(ctx, c.rdb, k[0], k[1])
+		s, err := readStream(ctx, c.db(), k[0], k[1])
 		if err != nil {
 			return false
 		}

@@ -8,9 +8,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -26,13 +28,28 @@ const NodeCount = 3
 // cluster is everything the campaign runs: redis-server (appendonly, fsync
 // always), the Sandbox Agent server with the scripted agent, three tandem
 // nodes and nginx in front of them. Every address is on 127.0.0.1.
+//
+// When the campaign injects failovers (sentinel mode), a second
+// redis-server (appendonly too) replicates the first and a redis-server
+// --sentinel watches them; nodes n1 and n2 reach the master through the
+// Sentinel, n3 through the fault proxy, which the campaign points at the
+// new master after each failover. redis is always the current master and
+// replica the other server.
 type cluster struct {
 	cfg Config
 
 	redis     *redistest.Server
 	redisLog  *os.File
 	redisPort int
-	rdb       *redis.Client
+	// rdbP is the campaign's client of the current master (db); it is
+	// replaced when a failover changes the master.
+	rdbP atomic.Pointer[redis.Client]
+
+	sentinelMode bool
+	replica      *redistest.Server
+	replicaLog   *os.File
+	sentinel     *redistest.Server
+	sentinelLog  *os.File
 
 	sbMu  sync.Mutex
 	sb    *sandbox.Process
@@ -77,8 +94,14 @@ func startCluster(ctx context.Context, cfg Config) (c *cluster, err error) {
 			return nil, err
 		}
 	}
+	c.sentinelMode = len(cfg.Kinds) == 0 || slices.Contains(cfg.Kinds, FaultFailover)
 	if err := c.startRedis(ctx); err != nil {
 		return nil, err
+	}
+	if c.sentinelMode {
+		if err := c.startSentinel(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if err := c.startSandbox(ctx); err != nil {
 		return nil, err
@@ -92,9 +115,12 @@ func startCluster(ctx context.Context, cfg Config) (c *cluster, err error) {
 			return nil, err
 		}
 		n := &tandemNode{id: "n" + strconv.Itoa(i), addr: "127.0.0.1:" + strconv.Itoa(port)}
-		redisAddr := c.redis.Addr()
+		redisURL := "redis://" + c.redis.Addr() + "/0"
+		if c.sentinelMode {
+			redisURL = c.sentinelURL()
+		}
 		if i == NodeCount {
-			redisAddr, c.proxied = c.proxy.Addr(), n
+			redisURL, c.proxied = "redis://"+c.proxy.Addr()+"/0", n
 		}
 		n.service = &service{
 			name: "node " + n.id,
@@ -104,7 +130,7 @@ func startCluster(ctx context.Context, cfg Config) (c *cluster, err error) {
 			log:  filepath.Join(cfg.Dir, "logs", n.id+".log"),
 			env: []string{
 				"TANDEM_ADDR=" + n.addr,
-				"TANDEM_REDIS_URL=redis://" + redisAddr + "/0",
+				"TANDEM_REDIS_URL=" + redisURL,
 				"TANDEM_NODE_ID=" + n.id,
 				"TANDEM_LOCK_TTL=" + cfg.LockTTL.String(),
 				"TANDEM_SANDBOX_URL=" + c.sandboxURL(),
@@ -145,9 +171,16 @@ func (c *cluster) startRedis(ctx context.Context) error {
 		return err
 	}
 	c.redisPort = c.redis.Port()
-	c.rdb = redis.NewClient(&redis.Options{Addr: c.redis.Addr(), MaxRetries: -1, DialTimeout: time.Second, ReadTimeout: 2 * time.Second})
+	c.rdbP.Store(newClient(c.redis.Addr()))
 	return nil
 }
+
+func newClient(addr string) *redis.Client {
+	return redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second, ReadTimeout: 2 * time.Second})
+}
+
+// db is the campaign's client of the current master.
+func (c *cluster) db() *redis.Client { return c.rdbP.Load() }
 
 // restartRedis starts redis-server again on its port and data directory,
 // and waits for PING.
@@ -267,7 +300,7 @@ func (c *cluster) startNginx(ctx context.Context) error {
 func (c *cluster) redisPID(ctx context.Context) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	info, err := c.rdb.Info(ctx, "server").Result()
+	info, err := c.db().Info(ctx, "server").Result()
 	if err != nil {
 		return 0, err
 	}
@@ -303,7 +336,7 @@ func (c *cluster) contRedis() {
 func (c *cluster) snapshot(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	return c.rdb.Save(ctx).Err()
+	return c.db().Save(ctx).Err()
 }
 
 // restoreSnapshot replaces the append-only files of a killed redis-server
@@ -338,6 +371,11 @@ func (c *cluster) ensureUp(ctx context.Context) error {
 	c.proxy.Heal()
 	if !c.redis.Running() {
 		if err := c.restartRedis(ctx); err != nil {
+			return err
+		}
+	}
+	if c.sentinelMode {
+		if err := c.ensureSentinelUp(ctx); err != nil {
 			return err
 		}
 	}
@@ -389,8 +427,19 @@ func (c *cluster) stop() {
 	if c.redisLog != nil {
 		c.redisLog.Close()
 	}
-	if c.rdb != nil {
-		c.rdb.Close()
+	if c.replica != nil {
+		c.replica.Stop(5 * time.Second)
+	}
+	if c.sentinel != nil {
+		c.sentinel.Stop(5 * time.Second)
+	}
+	for _, f := range []*os.File{c.replicaLog, c.sentinelLog} {
+		if f != nil {
+			f.Close()
+		}
+	}
+	if rdb := c.db(); rdb != nil {
+		rdb.Close()
 	}
 }
 

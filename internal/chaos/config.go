@@ -83,15 +83,22 @@ const (
 	// SIGSTOP of an owner for just past the lock TTL (+50–400 ms), then
 	// SIGCONT: it wakes as its lock expires.
 	FaultTTLPause = "ttlpause"
+	// A replica promoted with its replication cut (Sentinel): the
+	// replica is cut off its master, the load writes 0.5–2 s more, the
+	// master is SIGSTOPped until the Sentinel promotes the replica, then
+	// resumed and made a replica of the new master, dropping the writes
+	// the new one lacks. With this kind the campaign runs a replica and a
+	// Sentinel (see cluster).
+	FaultFailover = "failover"
 )
 
 // FaultKinds lists the kinds in table order.
 var FaultKinds = []string{FaultKill, FaultStop, FaultDeploy, FaultRedis, FaultSandbox, FaultDrop,
-	FaultLossy, FaultRedisStop, FaultPartition, FaultLatency, FaultTTLPause}
+	FaultLossy, FaultRedisStop, FaultPartition, FaultLatency, FaultTTLPause, FaultFailover}
 
 // lossyKind reports whether a fault of kind can lose acknowledged writes,
 // so that a client may see one reset after it.
-func lossyKind(kind string) bool { return kind == FaultLossy }
+func lossyKind(kind string) bool { return kind == FaultLossy || kind == FaultFailover }
 
 // BreakClientGap is the Break value that makes Go subscribers skip an
 // event after each reconnect.

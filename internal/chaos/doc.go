@@ -35,7 +35,13 @@
 // (lossy; half of them during a takeover, losing the fence INCR), Redis
 // SIGSTOPped past the clients' read timeout, a partition (drop or hold)
 // or a latency spike between node n3 and Redis through the campaign's TCP
-// fault proxy (faultproxy.go), and an owner paused just past the lock TTL.
+// fault proxy (faultproxy.go), an owner paused just past the lock TTL,
+// and a failover (sentinel.go): a replica promoted by Sentinel with its
+// replication cut, so that it lacks the last 0.5–2 s of acknowledged
+// writes. With the failover kind the deployment has a replica and a
+// Sentinel, n1 and n2 use the Sentinel URL, n3 the fault proxy, pointed
+// at the new master after each failover; the other Redis faults act on
+// the current master.
 // The first faults go through every kind once. After a fault that took
 // workspaces from their owner, the time until a live node owns each again
 // (a newer epoch holding the lock) is measured.
@@ -52,7 +58,7 @@
 // to the agent (exactly one unless a sandbox kill lost its turn, which then
 // ends with stopReason "error", or the turn ended "delivery_unknown"), and
 // every subscriber's events across all its reconnects equal to the stream
-// after its starting cursor, with one reset per lossy restart allowed
+// after its starting cursor, with one reset per lossy restart or failover allowed
 // before which it may have seen the lost tail.
 //
 // # Bounds

@@ -90,7 +90,10 @@ func (p *faultProxy) accept() {
 
 func (p *faultProxy) serve(client net.Conn) {
 	defer p.wg.Done()
-	server, err := net.DialTimeout("tcp", p.target, p.dialFor)
+	p.mu.Lock()
+	target := p.target
+	p.mu.Unlock()
+	server, err := net.DialTimeout("tcp", target, p.dialFor)
 	if err != nil {
 		(&proxyConn{client: client}).reset()
 		return
@@ -161,6 +164,22 @@ func (p *faultProxy) pump(pc *proxyConn, src, dst net.Conn) {
 	}
 	close(q)
 	<-done
+}
+
+// SetTarget makes new connections go to target and resets the current
+// ones (their clients redial, to target), as when a service address moves
+// to a new master.
+func (p *faultProxy) SetTarget(target string) {
+	p.mu.Lock()
+	p.target = target
+	conns := make([]*proxyConn, 0, len(p.conns))
+	for c := range p.conns {
+		conns = append(conns, c)
+	}
+	p.mu.Unlock()
+	for _, c := range conns {
+		c.reset()
+	}
 }
 
 // SetLatency delays every chunk read from now on by d (0: none).

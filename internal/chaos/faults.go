@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/tandem-dev/tandem/eventlog"
 )
 
@@ -26,10 +27,14 @@ type fault struct {
 	takeovers []takeover
 	err       error
 	// lost is, for a lossy restart, how many stream entries Redis held
-	// just before the kill and not after the restart (at least that many
-	// acknowledged writes were lost; -1 when it could not be read).
+	// just before the kill and not after the restart; for a failover, how
+	// many the old master held just before its SIGSTOP and the promoted
+	// replica did not (at least that many acknowledged writes were lost;
+	// -1 when it could not be read).
 	lost int
-	// snapAt is when the snapshot a lossy restart went back to was taken.
+	// snapAt is when the snapshot a lossy restart went back to was taken,
+	// or when a failover cut the replication: the writes acknowledged
+	// from then until end may be lost.
 	snapAt time.Time
 }
 
@@ -62,8 +67,9 @@ type dropper interface{ dropConn() bool }
 
 // weights of the kinds, in FaultKinds order: deploys take long, drops are
 // cheap; the lossy restart is the costliest of the new kinds to recover
-// from and the one the checker is most interested in.
-var faultWeights = []int{3, 2, 1, 2, 2, 3, 2, 1, 2, 1, 2}
+// from and the one the checker is most interested in; a failover takes
+// some 10 s.
+var faultWeights = []int{3, 2, 1, 2, 2, 3, 2, 1, 2, 1, 2, 2}
 
 // pick returns the next kind: first every allowed kind once, in an order
 // drawn from the seed, then by weight.
@@ -106,7 +112,7 @@ func (in *injector) owners(ctx context.Context) map[string]map[string]uint64 {
 	out := map[string]map[string]uint64{}
 	for _, ws := range in.wss {
 		ctx, cancel := context.WithTimeout(ctx, time.Second)
-		v, err := in.c.rdb.HGetAll(ctx, "{ws:"+ws+"}:owner").Result()
+		v, err := in.c.db().HGetAll(ctx, "{ws:"+ws+"}:owner").Result()
 		cancel()
 		if err != nil || v["node"] == "" {
 			continue
@@ -138,10 +144,10 @@ func (in *injector) watchTakeover(ctx context.Context, tw *takeoverWatch, owned 
 			deadline := since.Add(limit)
 			for time.Now().Before(deadline) && ctx.Err() == nil {
 				qctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-				v, err := in.c.rdb.HGetAll(qctx, "{ws:"+ws+"}:owner").Result()
+				v, err := in.c.db().HGetAll(qctx, "{ws:"+ws+"}:owner").Result()
 				var lock int64
 				if err == nil {
-					lock, err = in.c.rdb.Exists(qctx, "{ws:"+ws+"}:lock").Result()
+					lock, err = in.c.db().Exists(qctx, "{ws:"+ws+"}:lock").Result()
 				}
 				cancel()
 				if err == nil && lock == 1 {
@@ -310,6 +316,8 @@ func (in *injector) inject(ctx context.Context, kind string) fault {
 		in.watchTakeover(ctx, tw, owners[n.id], f.at, limit, n.id)
 		in.sleep(ctx, hold)
 		_ = n.signal(syscall.SIGCONT)
+	case FaultFailover:
+		in.failover(ctx, &f)
 	case FaultDrop:
 		f.at = time.Now()
 		if len(in.clients) > 0 {
@@ -329,7 +337,7 @@ func (in *injector) inject(ctx context.Context, kind string) fault {
 func (in *injector) ownerNode(ctx context.Context, ws string) *tandemNode {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	id, err := in.c.rdb.HGet(ctx, "{ws:"+ws+"}:owner", "node").Result()
+	id, err := in.c.db().HGet(ctx, "{ws:"+ws+"}:owner", "node").Result()
 	if err != nil {
 		return nil
 	}
@@ -381,7 +389,7 @@ func (in *injector) lossy(ctx context.Context, f *fault, tw *takeoverWatch, wsId
 		_ = waitUntil(ctx, ttl+3*time.Second, "a new owner of "+ws, func() bool {
 			qctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 			defer cancel()
-			v, err := in.c.rdb.HGet(qctx, "{ws:"+ws+"}:owner", "epoch").Uint64()
+			v, err := in.c.db().HGet(qctx, "{ws:"+ws+"}:owner", "epoch").Uint64()
 			return err == nil && v > oldEpoch
 		})
 		window = in.between(200*time.Millisecond, 800*time.Millisecond)
@@ -403,12 +411,16 @@ func (in *injector) lossy(ctx context.Context, f *fault, tw *takeoverWatch, wsId
 	}
 }
 
-// entries is how many entries the campaign's streams hold now, or -1.
-func (in *injector) entries(ctx context.Context) int {
+// entries is how many entries the campaign's streams hold now on the
+// master, or -1.
+func (in *injector) entries(ctx context.Context) int { return in.entriesOn(ctx, in.c.db()) }
+
+// entriesOn is how many entries the streams hold on rdb, or -1.
+func (in *injector) entriesOn(ctx context.Context, rdb *redis.Client) int {
 	n := 0
 	for _, s := range in.streams {
 		qctx, cancel := context.WithTimeout(ctx, time.Second)
-		l, err := in.c.rdb.XLen(qctx, eventlog.StreamKey(s[0], s[1])).Result()
+		l, err := rdb.XLen(qctx, eventlog.StreamKey(s[0], s[1])).Result()
 		cancel()
 		if err != nil {
 			return -1

@@ -12,7 +12,7 @@ import (
 // than one run, a total.
 func WriteTable(w io.Writer, results []*Result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "run\tseed\ttime\tfaults\tkill\tstop\tdeploy\tredis\tsandbox\tdrop\tlossy\trstop\tpartition\tlatency\tttlpause\tresets\tprompts\tevents\treceived\treconnects\tviolations\ttakeover p50\tp99\tmax\tTTL\t")
+	fmt.Fprintln(tw, "run\tseed\ttime\tfaults\tkill\tstop\tdeploy\tredis\tsandbox\tdrop\tlossy\trstop\tpartition\tlatency\tttlpause\tfailover\tresets\tprompts\tevents\treceived\treconnects\tviolations\ttakeover p50\tp99\tmax\tTTL\t")
 	var total Result
 	total.Faults = map[string]int{}
 	var elapsed time.Duration
@@ -61,6 +61,9 @@ func WriteDetails(w io.Writer, r *Result) {
 		r.Silent, silentMin, r.Cancels, r.LostWithRedis)
 	if r.Faults[FaultLossy] > 0 {
 		fmt.Fprintf(w, "  lossy restarts: %d, losing %d stream entries in all; %d resets seen by subscribers\n", r.Faults[FaultLossy], r.LostEntries, r.Resets)
+	}
+	if r.Faults[FaultFailover] > 0 {
+		fmt.Fprintf(w, "  failovers: %d (lossy restarts and failovers together lost %d stream entries; %d resets seen by subscribers)\n", r.Faults[FaultFailover], r.LostEntries, r.Resets)
 	}
 	fmt.Fprintf(w, "  takeovers: %d measured, p50 %v, p99 %v, max %v (lock TTL %v; bound TTL+1s = %v)\n",
 		len(r.Takeovers), quantile(r.Takeovers, 0.5).Round(time.Millisecond), quantile(r.Takeovers, 0.99).Round(time.Millisecond),
