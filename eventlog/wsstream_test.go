@@ -121,8 +121,8 @@ func TestWorkspaceStreamQueueAndWithdraw(t *testing.T) {
 // The workspace stream is bounded even when session streams are not.
 func TestWorkspaceStreamBounded(t *testing.T) {
 	ctx := context.Background()
-	st, rdb := newStore(t)
-	st = eventlog.NewStore(eventlog.New(rdb, eventlog.Config{WorkspaceMaxLen: 100}))
+	_, rdb := newStore(t)
+	st := eventlog.NewStore(eventlog.New(rdb, eventlog.Config{WorkspaceMaxLen: 100}))
 	const ws = "w"
 	if _, err := st.PutWorkspace(ctx, ws, model.WorkspaceMeta{SandboxURL: "http://x", Agent: "mock"}, 1); err != nil {
 		t.Fatal(err)
