@@ -28,10 +28,11 @@ func TestDeadOwnerFoundAmong100000Workspaces(t *testing.T) {
 	call(t, "PUT", a.URL()+"/v1/workspaces/"+ws, nil, nil, nil)
 	call(t, "POST", a.URL()+"/v1/workspaces/"+ws+"/sessions", map[string]string{"id": "default"}, nil, nil)
 	waitOwner(t, a, ws, "", 5*time.Second)
-	// A turn in flight long enough (10 s) that the queued prompt still
-	// waits behind it when the owner is killed, however slowly the index
-	// is seeded (3 s was too short on a loaded CI machine).
-	prompt(t, a, ws, "default", "a long answer [chunks=100] [delay=100ms]", nil)
+	// A turn in flight long enough (12 s: the agent sends at most one
+	// chunk per character of its reply, so the delay makes it long) that
+	// the queued prompt still waits behind it when the owner is killed,
+	// however slowly the index is seeded (2.3 s was too short on CI).
+	prompt(t, a, ws, "default", "a long answer [chunks=20] [delay=600ms]", nil)
 	queued := prompt(t, a, ws, "default", "then this [chunks=2]", nil)
 
 	ctx := context.Background()
