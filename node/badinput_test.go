@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/tandem-dev/tandem/eventlog/model"
 	"github.com/tandem-dev/tandem/internal/nodetest"
 	"github.com/tandem-dev/tandem/internal/redistest"
 )
@@ -30,7 +31,22 @@ func redisState(t *testing.T, rdb *redis.Client) string {
 	sort.Strings(keys)
 	var b strings.Builder
 	for _, k := range keys {
-		if strings.HasSuffix(k, ":owner") || strings.HasSuffix(k, ":lock") || strings.HasSuffix(k, ":presence") {
+		if strings.HasSuffix(k, ":owner") || strings.HasSuffix(k, ":lock") || strings.HasSuffix(k, ":presence") ||
+			strings.HasSuffix(k, ":events:~ws:state") {
+			continue
+		}
+		if strings.HasSuffix(k, ":events:~ws") {
+			// The workspace stream: what requests write there (at accept
+			// and withdraw), not the owner's summaries and dispatch
+			// notes, which it writes in the background.
+			n := 0
+			for _, m := range rdb.XRange(ctx, k, "-", "+").Val() {
+				switch m.Values["t"] {
+				case model.TypeSessionCreated, model.TypePromptQueued, model.TypePromptWithdrawn:
+					n++
+				}
+			}
+			fmt.Fprintf(&b, "%s requests wrote %d\n", k, n)
 			continue
 		}
 		typ := rdb.Type(ctx, k).Val()
