@@ -172,6 +172,7 @@ func TestPromptAcceptedThenOwnerKilled(t *testing.T) {
 	e := newEnv(t)
 	nodes := []*node{e.node("a", nil), e.node("b", nil)}
 	call(t, "PUT", nodes[0].URL()+"/v1/workspaces/w4", nil, nil, nil)
+	var ids []string
 	for round := 0; round < 4; round++ {
 		ownerID := waitOwnerOrDemand(t, nodes, "w4")
 		var owner, other *node
@@ -184,6 +185,7 @@ func TestPromptAcceptedThenOwnerKilled(t *testing.T) {
 		}
 		text := fmt.Sprintf("round %d [chunks=3]", round)
 		acc := prompt(t, other, "w4", "default", text, nil)
+		ids = append(ids, acc.ID)
 		time.Sleep(time.Duration(round) * 3 * time.Millisecond)
 		owner.kill()
 		c := follow(t, other, "w4", "default")
@@ -195,10 +197,19 @@ func TestPromptAcceptedThenOwnerKilled(t *testing.T) {
 	checkStream(t, entries)
 	got := e.promptsReceived(t)
 	users := chatUsers(entries)
+	// A turn the owner could not settle (killed between the dispatch's
+	// append and the prompt's POST, say after its marker) ends
+	// delivery_unknown, and then reached the agent at most once.
+	unknown := map[string]bool{}
+	for _, en := range entries {
+		if d, _ := en.Body["detail"].(map[string]any); d != nil && d["stopReason"] == "delivery_unknown" {
+			unknown[fmt.Sprint(d["promptId"])] = true
+		}
+	}
 	for round := 0; round < 4; round++ {
 		text := fmt.Sprintf("round %d [chunks=3]", round)
-		if got[text] != 1 {
-			t.Errorf("%q reached the agent %d times", text, got[text])
+		if n := got[text]; n > 1 || (n == 0 && !unknown[ids[round]]) {
+			t.Errorf("%q reached the agent %d times (delivery_unknown: %v)", text, n, unknown[ids[round]])
 		}
 	}
 	for id, n := range users {
