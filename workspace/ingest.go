@@ -99,7 +99,12 @@ func (o *owner) prepareIngest(sid string, msgs []acpMsg) *ingested {
 			// or one an earlier owner sent before a prompt the stream may
 			// not know of (marker.go).
 			if s.turn == nil || s.turn.Inbox != inbox {
+				// Kept in the state with the answer too: an owner that
+				// takes over after this append re-attaches past the
+				// answer, and learns of it only there.
 				o.sentElsewhere.add(inbox)
+				s.state.Sent = withSent(s.state.Sent, inbox)
+				w.state.sent = s.state.Sent
 			}
 			continue
 		}
@@ -194,7 +199,7 @@ func (o *owner) persistIngested(ctx context.Context, work []*ingested) {
 			k := min(len(recs), ingestRecords-n)
 			st := w.state.fields()
 			if k < len(recs) {
-				st = stateWrite{conn: ptr(w.s.connID)}.fields() // the rest follows
+				st = stateWrite{conn: ptr(w.s.connID), sent: w.state.sent}.fields() // the rest follows
 			}
 			parts = append(parts, model.Part{Session: w.s.id, State: st, Records: recs[:k], Head: w.s.head})
 			n += k

@@ -533,6 +533,11 @@ func (o *owner) sessionFrom(ctx context.Context, rec SessionRecord) (*session, e
 		return nil, err
 	}
 	s := &session{id: sid, rec: rec, state: st, head: st.Head, agentSID: rec.AgentSessionID, lastMsg: time.Now(), srcConn: st.Conn}
+	for _, id := range st.Sent {
+		// Dispatch markers an earlier owner read after Redis lost the
+		// record of their prompts (ingest.go).
+		o.sentElsewhere.add(id)
+	}
 	if st.Turn != nil {
 		s.turn = &turn{turnRecord: *st.Turn, takenOver: true, since: time.Now()}
 	}

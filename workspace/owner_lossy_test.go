@@ -7,6 +7,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/tandem-dev/tandem/acp"
 )
 
 // Redis lost the last acknowledged events of a session (a restart from an
@@ -367,4 +369,76 @@ func TestFakeLostRecordOfOwnDispatchAfterTheTurnInFlight(t *testing.T) {
 			t.Fatalf("the first turn holds %v", in)
 		}
 	})
+}
+
+// The same, with a second new owner between: Redis lost the dispatch of a
+// silent turn; owner b re-attaches, reads the prompt's dispatch marker
+// from the replay and appends it, and stops (SIGSTOP) before it ends the
+// prompt. Owner c re-attaches after the marker's answer, so the replay no
+// longer shows it: c knows of it from the stream state b wrote with it.
+// Before, c sent the prompt again (the CI campaign of 2026-12-07, seed
+// 646294000: a failover, then two takeovers).
+func TestFakeLostDispatchMarkerReadByAnOwnerThatStopped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		a := h.start("a", nodeOpts{})
+		a.put(t)
+		h.openSession(a)
+		var streams map[string]*memStream
+		var inbox *memInbox
+		var taken atomic.Bool
+		a.store.hooks(func(c *memCall) error {
+			if isDispatch(c) && taken.CompareAndSwap(false, true) {
+				streams, inbox = h.store.snapshotStreams(testWS), h.store.snapshotInbox(testWS)
+			}
+			return nil
+		}, nil)
+		const silent = "silent [chunks=1] [delay=15000ms]"
+		lost := a.prompt(t, silent)
+		waitFor(t, "the prompt at the agent", func() bool { return len(h.sb.Prompts()) == 1 })
+		time.Sleep(100 * time.Millisecond)
+		a.store.pause()
+		h.store.rewindStreams(streams)
+		h.store.rewindInbox(testWS, inbox)
+		b := h.start("b", nodeOpts{})
+		var read atomic.Bool
+		b.store.hooks(nil, func(c *memCall) error {
+			if c.Method == "AppendParts" && hasMarkerAnswer(c) && read.CompareAndSwap(false, true) {
+				b.store.pause() // b stops right after appending the marker's answer
+				h.store.expireLock(testWS)
+			}
+			return nil
+		})
+		h.store.expireLock(testWS)
+		waitFor(t, "b appended the marker's answer", read.Load)
+		h.start("c", nodeOpts{})
+		waitFor(t, "the lost prompt ended", func() bool {
+			return slices.Contains(stopReasons(h.events()), StopDeliveryUnknown)
+		})
+		time.Sleep(20 * time.Second) // the silent turn is over at the agent
+		if got := h.promptTexts(); !slices.Equal(got, []string{silent}) {
+			t.Fatalf("the agent received %v", got)
+		}
+		if got := chatUsers(h.events()); !slices.Equal(got, []string{lost.ID}) {
+			t.Fatalf("chat.user %v", got)
+		}
+		a.store.resume()
+		b.store.resume()
+	})
+}
+
+// hasMarkerAnswer reports whether append c holds an agent's answer to a
+// dispatch marker.
+func hasMarkerAnswer(c *memCall) bool {
+	for _, r := range c.Records {
+		var ev sessionEvent
+		var env acp.Envelope
+		if r.Type != TypeSessionEvent || json.Unmarshal(r.Body, &ev) != nil || json.Unmarshal(ev.Payload, &env) != nil {
+			continue
+		}
+		if _, ok := markedPrompt(env); ok {
+			return true
+		}
+	}
+	return false
 }

@@ -3,6 +3,7 @@ package workspace
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -19,7 +20,16 @@ const (
 	stateSrc       = "src"        // the last ACP SSE id ingested: where to resume (eventlog writes it)
 	stateTurn      = "turn"       // the prompt in flight (a turnRecord as JSON), "" when none
 	stateLastInbox = "last_inbox" // the newest prompt dispatched
+	// stateSent lists (JSON) the prompts whose dispatch markers this
+	// stream holds with no record of their dispatch (marker.go): written
+	// with the append of the marker's answer, so that an owner that
+	// re-attaches after that answer still knows the prompt may have
+	// reached the agent.
+	stateSent = "sent_elsewhere"
 )
+
+// sentKept is how many prompts stateSent names, the newest.
+const sentKept = 64
 
 // streamState is a session stream's state as the owner reads it.
 type streamState struct {
@@ -28,6 +38,7 @@ type streamState struct {
 	Src       string
 	Turn      *turnRecord // nil when no prompt is in flight
 	LastInbox string
+	Sent      []string // stateSent
 }
 
 func parseStreamState(m map[string]string) streamState {
@@ -38,6 +49,9 @@ func parseStreamState(m map[string]string) streamState {
 		if json.Unmarshal([]byte(js), &tr) == nil && tr.Req != 0 {
 			st.Turn = &tr
 		}
+	}
+	if js := m[stateSent]; js != "" {
+		_ = json.Unmarshal([]byte(js), &st.Sent)
 	}
 	return st
 }
@@ -59,6 +73,7 @@ type stateWrite struct {
 	turn      *turnRecord
 	clearTurn bool
 	lastInbox string
+	sent      []string // stateSent, the whole list; nil: unchanged
 }
 
 func (w stateWrite) fields() map[string]string {
@@ -78,7 +93,23 @@ func (w stateWrite) fields() map[string]string {
 	if w.lastInbox != "" {
 		f[stateLastInbox] = w.lastInbox
 	}
+	if w.sent != nil {
+		b, _ := json.Marshal(w.sent)
+		f[stateSent] = string(b)
+	}
 	return f
+}
+
+// withSent is list with id added (once), keeping the newest sentKept.
+func withSent(list []string, id string) []string {
+	if slices.Contains(list, id) {
+		return list
+	}
+	list = append(slices.Clone(list), id)
+	if len(list) > sentKept {
+		list = list[len(list)-sentKept:]
+	}
+	return list
 }
 
 func ptr[T any](v T) *T { return &v }
