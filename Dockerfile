@@ -7,7 +7,7 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ARG VERSION=dev
-RUN go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/tandem ./cmd/tandem
+RUN go build -trimpath -ldflags "-s -w -X github.com/tandem-dev/tandem/version.Stamp=${VERSION}" -o /out/tandem ./cmd/tandem
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/tandem /usr/local/bin/tandem

@@ -71,6 +71,8 @@ var (
 	probWorkspaceLimit   = problemKind{"workspace_limit", http.StatusConflict, "Too many workspaces"}
 	probWorkspaceDeleted = problemKind{"workspace_deleted", http.StatusConflict, "Workspace deleted"}
 	probWorkspaceBusy    = problemKind{"workspace_busy", http.StatusConflict, "Workspace busy"}
+	probInvalidEventType = problemKind{"invalid_event_type", http.StatusBadRequest, "Invalid event type"}
+	probUserMismatch     = problemKind{"user_mismatch", http.StatusForbidden, "User mismatch"}
 )
 
 // The problem types of answering a permission request (permissions.go).

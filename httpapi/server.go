@@ -187,6 +187,8 @@ func New(deps Deps, cfg Config) *Server {
 	e.POST("/v1/auth/cookie", s.setCookie)
 	e.DELETE("/v1/auth/cookie", s.clearCookie)
 	e.GET("/v1/auth/me", s.whoami)
+	e.GET("/v1/openapi.json", s.openapi)
+	e.GET("/v1/version", s.version)
 
 	// Middleware goes on routes, not groups: a group with middleware
 	// answers 404 instead of 405 for a known path with a wrong method.

@@ -256,12 +256,18 @@ func (s *Server) prompt(c echo.Context) error {
 	user := principal(c).User
 	var body struct {
 		Text *string `json:"text"`
+		// UserID is optional, as the SDK's prompt({userId, text}) sends
+		// it: it must be the caller's identity, never another's.
+		UserID *string `json:"userId"`
 	}
 	if err := s.decodeBody(c, &body, false); err != nil {
 		return err
 	}
 	if body.Text == nil {
 		return newError(probInvalid, "text is required")
+	}
+	if body.UserID != nil && *body.UserID != user {
+		return newError(probUserMismatch, "userId must be the caller's own identity")
 	}
 	acc, err := s.deps.Workspaces.Prompt(c.Request().Context(), c.Param("ws"), c.Param("sid"), user, *body.Text, c.Request().Header.Get("Idempotency-Key"))
 	if err != nil {

@@ -244,8 +244,10 @@ func TestIdentityIsTheToken(t *testing.T) {
 	if code != 202 {
 		t.Fatalf("prompt: %d %s", code, body)
 	}
-	if code, _ := send(t, "POST", n.URL+"/v1/workspaces/a/sessions/default/prompt", `{"text":"x","userId":"bob"}`, ann); code != 400 {
-		t.Fatalf("a body naming a user: %d, want 400", code)
+	// The body may name the caller (the SDK's prompt({userId, text})),
+	// never another user.
+	if code, body := send(t, "POST", n.URL+"/v1/workspaces/a/sessions/default/prompt", `{"text":"x","userId":"bob"}`, ann); code != 403 || !strings.Contains(body, "urn:tandem:error:user_mismatch") {
+		t.Fatalf("a body naming another user: %d %s, want 403 user_mismatch", code, body)
 	}
 	entries, _ := rdb.XRange(context.Background(), "{ws:a}:inbox", "-", "+").Result()
 	var users []string

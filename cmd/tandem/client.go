@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/tandem-dev/tandem/version"
 	"io"
 	"net/http"
 	"net/url"
@@ -38,7 +39,7 @@ func (a *apiFlags) header() http.Header {
 	if a.User != "" {
 		h.Set("X-User-Id", a.User)
 	}
-	h.Set("User-Agent", "tandem/"+version)
+	h.Set("User-Agent", "tandem/"+version.Get().Version)
 	return h
 }
 

@@ -9,10 +9,9 @@ package main
 
 import (
 	"fmt"
+	"github.com/tandem-dev/tandem/version"
 	"os"
 )
-
-var version = "dev"
 
 func main() {
 	if len(os.Args) < 2 {
@@ -30,7 +29,7 @@ func main() {
 	case "approve":
 		err = approveCmd(os.Args[2:], os.Stdout)
 	case "version":
-		fmt.Println("tandem", version)
+		fmt.Println("tandem", version.Get())
 	case "help", "-h", "--help":
 		usage()
 	default:
