@@ -40,10 +40,17 @@ lb-deps:
 	@scripts/ensure-node-client.sh
 .PHONY: lb-deps
 
+## js-deps: the JavaScript client's dev packages (npm ci in clients/js:
+## eventsource and typescript), for clients/js/js_test.go
+js-deps:
+	@scripts/ensure-js-client.sh
+.PHONY: js-deps
+
 ## test: vet, then every test with the race detector against real peers
 ## (the browser tests too: internal/e2e/browser_test.go drives headless Chromium;
-## internal/e2e/eventsource_test.go runs nginx and Node.js EventSources)
-test: deps browser-deps lb-deps vet
+## internal/e2e/eventsource_test.go runs nginx and Node.js EventSources;
+## clients/js/js_test.go runs the JavaScript client's tests against real nodes)
+test: deps browser-deps lb-deps js-deps vet
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 vet:

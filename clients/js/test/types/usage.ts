@@ -1,0 +1,33 @@
+// Compiled by test/types.test.mjs with tsc --noEmit --strict: the seed's
+// browser example, ported, and the rest of the API.
+import { Tandem, TandemError, type TandemEvent, type ChatUserEvent } from '../../src/index.js';
+import { EventSource } from 'eventsource';
+
+async function main() {
+  const client = new Tandem({ baseUrl: 'http://127.0.0.1:8080', EventSource, user: 'user-123' });
+  const workspaceId = 'workspace-42';
+  const room = client.workspace(workspaceId);
+  const conn = room.connect();
+  conn.on('chat.user', (event: ChatUserEvent) => {
+    console.log('user message', event.userId, event.text);
+  });
+  const off = conn.on('session.event', (event) => {
+    console.log('sandbox event', event.payload, event.sender);
+  });
+  conn.on('reset', (r) => console.log(r.reason, r.oldest));
+  conn.on('error', (e) => {
+    if (e instanceof TandemError) console.log(e.status, e.type, e.code, e.transient);
+  });
+  const acc = await conn.prompt({ userId: 'user-123', text: 'Propose a refactor plan for auth middleware.' });
+  const id: string = acc.id;
+  off();
+  await room.ensure();
+  await room.answer('perm-1', 'allow-once');
+  await room.session('s2').cancel();
+  for await (const ev of room.history({ after: id, types: ['chat.user'] })) {
+    const e: TandemEvent | { type: 'reset' } = ev;
+    console.log(e.type);
+  }
+  room.close();
+}
+void main;
