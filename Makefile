@@ -46,11 +46,18 @@ js-deps:
 	@scripts/ensure-js-client.sh
 .PHONY: js-deps
 
+## promtool-deps: promtool (Debian's prometheus package, apt), for
+## deploy/deploy_test.go's `promtool check rules` and `promtool test rules`
+promtool-deps:
+	@scripts/ensure-promtool.sh >/dev/null
+.PHONY: promtool-deps
+
 ## test: vet, then every test with the race detector against real peers
 ## (the browser tests too: internal/e2e/browser_test.go drives headless Chromium;
 ## internal/e2e/eventsource_test.go runs nginx and Node.js EventSources;
-## clients/js/js_test.go runs the JavaScript client's tests against real nodes)
-test: deps browser-deps lb-deps js-deps vet
+## clients/js/js_test.go runs the JavaScript client's tests against real nodes;
+## deploy/deploy_test.go runs promtool on the alert rules)
+test: deps browser-deps lb-deps js-deps promtool-deps vet
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 vet:
