@@ -26,6 +26,9 @@ func MethodLabel(method string) string {
 // Other.
 func StopReasonLabel(reason string) string { return stopLabel(reason) }
 
+// stopLabels is every value of the stop_reason label.
+var stopLabels = []string{"end_turn", "max_tokens", "max_turn_requests", "refusal", "cancelled", "error", Other}
+
 func stopLabel(reason string) string {
 	switch reason {
 	case "end_turn", "max_tokens", "max_turn_requests", "refusal", "cancelled", "error":

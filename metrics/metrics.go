@@ -100,6 +100,23 @@ func New() *Metrics {
 	}, []string{"route", "method"})
 	f(m.httpRequests)
 	f(m.httpDuration)
+
+	// Every series of a closed label set exists from the start, at 0, so
+	// that increase() and rate() see a node's first restart, resume or
+	// release (a series born at 1 has no increase), and dashboards and
+	// alerts find every name on a node that has not seen one yet.
+	for _, v := range []string{"ok", "failed"} {
+		m.sandboxRestart.WithLabelValues(v)
+	}
+	for _, v := range []string{"exact", "reset"} {
+		m.resumes.WithLabelValues(v)
+	}
+	for _, v := range []string{"idle", "handover", "lost"} {
+		m.releases.WithLabelValues(v)
+	}
+	for _, v := range stopLabels {
+		m.turns.WithLabelValues(v)
+	}
 	return m
 }
 

@@ -81,3 +81,23 @@ func counter(t *testing.T, c prometheus.Counter) float64 {
 	}
 	return d.GetCounter().GetValue()
 }
+
+// The series of closed label sets exist before anything happened, at 0:
+// a node's first sandbox restart, resume or release is then an increase
+// that rate() and increase() (and so the alerts) see.
+func TestClosedLabelSetsStartAtZero(t *testing.T) {
+	m := New()
+	for name, want := range map[string]int{
+		"tandem_sandbox_restarts_total": 2,
+		"tandem_sse_resumes_total":      2,
+		"tandem_releases_total":         3,
+		"tandem_turns_total":            len(stopLabels),
+	} {
+		if got := series(t, m, name); got != want {
+			t.Errorf("%s: %d series on a new node, want %d", name, got, want)
+		}
+	}
+	if v := counter(t, m.sandboxRestart.WithLabelValues("failed")); v != 0 {
+		t.Errorf("failed restarts on a new node: %v", v)
+	}
+}
