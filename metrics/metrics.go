@@ -36,6 +36,8 @@ type Metrics struct {
 
 	owned          prometheus.Gauge
 	takeovers      prometheus.Counter
+	restoring      prometheus.Gauge
+	takeoverFails  prometheus.Counter
 	releases       *prometheus.CounterVec
 	prompts        prometheus.Counter
 	turns          *prometheus.CounterVec
@@ -80,6 +82,8 @@ func New() *Metrics {
 
 	m.owned = prometheus.NewGauge(prometheus.GaugeOpts{Name: "tandem_owned_workspaces", Help: "Workspaces this node owns."})
 	m.takeovers = prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_takeovers_total", Help: "Workspaces this node became the owner of."})
+	m.restoring = prometheus.NewGauge(prometheus.GaugeOpts{Name: "tandem_takeovers_in_progress", Help: "Takeovers on this node still restoring their workspace (sessions re-attached, inbox claimed) before serving it."})
+	m.takeoverFails = prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_takeover_failures_total", Help: "Takeovers on this node that failed before the workspace was served (the lock is let go and taken again later)."})
 	m.releases = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_releases_total", Help: "Workspaces this node stopped owning, by reason: idle, handover, lost."}, []string{"reason"})
 	m.prompts = prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_prompts_accepted_total", Help: "Prompts accepted into an inbox by this node."})
 	m.turns = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_turns_total", Help: "Turns ended on workspaces this node owned, by stop reason."}, []string{"stop_reason"})
@@ -87,6 +91,8 @@ func New() *Metrics {
 	m.sandboxRestart = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_sandbox_restarts_total", Help: "Sandbox restarts asked for by owners on this node, by result."}, []string{"result"})
 	f(m.owned)
 	f(m.takeovers)
+	f(m.restoring)
+	f(m.takeoverFails)
 	f(m.releases)
 	f(m.prompts)
 	f(m.turns)
@@ -162,8 +168,15 @@ func (m *Metrics) Appended(n int, stale bool, err error) {
 
 // workspace.Observer
 
-func (m *Metrics) Owned(delta int)             { m.owned.Add(float64(delta)) }
-func (m *Metrics) TookOver()                   { m.takeovers.Inc() }
+func (m *Metrics) Owned(delta int)  { m.owned.Add(float64(delta)) }
+func (m *Metrics) TookOver()        { m.takeovers.Inc() }
+func (m *Metrics) TakeoverStarted() { m.restoring.Inc() }
+func (m *Metrics) TakeoverFinished(ok bool) {
+	m.restoring.Dec()
+	if !ok {
+		m.takeoverFails.Inc()
+	}
+}
 func (m *Metrics) Released(reason string)      { m.releases.WithLabelValues(reason).Inc() }
 func (m *Metrics) PromptAccepted()             { m.prompts.Inc() }
 func (m *Metrics) TurnEnded(stopReason string) { m.turns.WithLabelValues(stopLabel(stopReason)).Inc() }

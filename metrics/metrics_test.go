@@ -101,3 +101,31 @@ func TestClosedLabelSetsStartAtZero(t *testing.T) {
 		t.Errorf("failed restarts on a new node: %v", v)
 	}
 }
+
+// A takeover is in progress from its start to its end, and counts as a
+// failure when it ends not ok.
+func TestTakeoverProgressAndFailures(t *testing.T) {
+	m := New()
+	m.TakeoverStarted()
+	m.TakeoverStarted()
+	if v := gauge(t, m.restoring); v != 2 {
+		t.Fatalf("in progress: %v, want 2", v)
+	}
+	m.TakeoverFinished(true)
+	m.TakeoverFinished(false)
+	if v := gauge(t, m.restoring); v != 0 {
+		t.Errorf("in progress after both ended: %v", v)
+	}
+	if v := counter(t, m.takeoverFails); v != 1 {
+		t.Errorf("failures: %v, want 1", v)
+	}
+}
+
+func gauge(t *testing.T, g prometheus.Gauge) float64 {
+	t.Helper()
+	var d dto.Metric
+	if err := g.Write(&d); err != nil {
+		t.Fatal(err)
+	}
+	return d.GetGauge().GetValue()
+}

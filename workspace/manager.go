@@ -43,6 +43,14 @@ type Audience interface {
 type Observer interface {
 	Owned(delta int)
 	TookOver()
+	// TakeoverStarted and TakeoverFinished bracket a new owner's restore
+	// of what the previous one left (sessions re-attached, the inbox
+	// claimed), which must end before the workspace is served; ok is
+	// false when it failed and the workspace was let go. An owner that
+	// could not even start (its epoch or owner record not written) is
+	// reported as both at once, not ok.
+	TakeoverStarted()
+	TakeoverFinished(ok bool)
 	Released(reason string) // idle, handover, lost
 	PromptAccepted()
 	TurnEnded(stopReason string)
@@ -54,6 +62,8 @@ type nopObserver struct{}
 
 func (nopObserver) Owned(int)             {}
 func (nopObserver) TookOver()             {}
+func (nopObserver) TakeoverStarted()      {}
+func (nopObserver) TakeoverFinished(bool) {}
 func (nopObserver) Released(string)       {}
 func (nopObserver) PromptAccepted()       {}
 func (nopObserver) TurnEnded(string)      {}
@@ -365,6 +375,7 @@ func (m *Manager) tryTake(ctx context.Context, ws string) {
 	}
 	o, err := newOwner(ctx, m, ws, mu, md)
 	if err != nil {
+		m.takeoverFailed(ctx)
 		m.logger.Warn("taking workspace failed", slog.String("ws", ws), slog.Any("err", err))
 		_ = mu.Unlock(context.WithoutCancel(ctx))
 		return
@@ -405,16 +416,28 @@ func (m *Manager) tryTake(ctx context.Context, ws string) {
 	}()
 }
 
+// takeoverFailed reports a takeover that failed before its owner ran,
+// unless the node is shutting down (ctx ended), which is no failure.
+func (m *Manager) takeoverFailed(ctx context.Context) {
+	if ctx.Err() != nil {
+		return
+	}
+	m.obs.TakeoverStarted()
+	m.obs.TakeoverFinished(false)
+}
+
 // restartOwner replaces prev, stopped because Redis lost writes it had
 // seen acknowledged, by a new owner under the same lock (a new epoch),
 // which records the rewinds and keeps what prev knew it dispatched.
 func (m *Manager) restartOwner(ctx context.Context, prev *owner) (*owner, error) {
 	md, err := m.loadMeta(ctx, prev.ws)
 	if err != nil {
+		m.takeoverFailed(ctx)
 		return nil, err
 	}
 	o, err := newOwner(ctx, m, prev.ws, prev.mutex, md)
 	if err != nil {
+		m.takeoverFailed(ctx)
 		return nil, err
 	}
 	o.rewinds = prev.rewinds

@@ -208,8 +208,12 @@ func (r *recObserver) get(k string) int {
 	defer r.mu.Unlock()
 	return r.counts[k]
 }
-func (r *recObserver) Owned(d int)                 { r.add("owned" + map[bool]string{true: "+", false: "-"}[d > 0]) }
-func (r *recObserver) TookOver()                   { r.add("took") }
+func (r *recObserver) Owned(d int)      { r.add("owned" + map[bool]string{true: "+", false: "-"}[d > 0]) }
+func (r *recObserver) TookOver()        { r.add("took") }
+func (r *recObserver) TakeoverStarted() { r.add("takeover:started") }
+func (r *recObserver) TakeoverFinished(ok bool) {
+	r.add("takeover:" + map[bool]string{true: "ok", false: "failed"}[ok])
+}
 func (r *recObserver) Released(reason string)      { r.add("released:" + reason) }
 func (r *recObserver) PromptAccepted()             { r.add("accepted") }
 func (r *recObserver) TurnEnded(stopReason string) { r.add("turn:" + stopReason) }
@@ -250,7 +254,7 @@ func TestFakeObserverAndBench(t *testing.T) {
 		if _, _, err := a.m.Hold(ctx, "nope"); !errors.Is(err, ErrWorkspaceNotFound) {
 			t.Fatalf("hold of an unknown workspace: %v", err)
 		}
-		for _, k := range []string{"owned+", "owned-", "took", "released:idle", "accepted", "turn:end_turn"} {
+		for _, k := range []string{"owned+", "owned-", "took", "takeover:started", "takeover:ok", "released:idle", "accepted", "turn:end_turn"} {
 			if obs.get(k) != 1 {
 				t.Errorf("%s: %d", k, obs.get(k))
 			}
@@ -301,13 +305,17 @@ func TestFakeBacklogKeepsOrder(t *testing.T) {
 
 // Failures while taking a workspace (the epoch, the owner record, the
 // inbox group, the session list) give it up cleanly; it is taken on a
-// later try.
+// later try. Those after the lock was won are failed takeovers to the
+// observer, and every takeover started ends.
 func TestFakeTakeFails(t *testing.T) {
+	afterLock := map[string]bool{"AcquireEpoch": true, "SetOwner": true, "EnsureInbox": true, "ListSessions": true, "ClaimInbox": true}
 	for _, method := range []string{"AcquireEpoch", "SetOwner", "EnsureInbox", "ListSessions", "ClaimInbox", "WorkspaceMeta", "TryLock", "DueActive"} {
 		t.Run(method, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				h := newHarness(t)
 				a := h.start("a", nodeOpts{})
+				obs := &recObserver{counts: map[string]int{}}
+				a.m.SetObserver(obs)
 				a.put(t)
 				h.store.failNext(method, 3)
 				// Accepted elsewhere (no Demand here): the poller finds it.
@@ -319,6 +327,14 @@ func TestFakeTakeFails(t *testing.T) {
 				h.waitCount("status:turn_ended", 1)
 				if h.store.callCount(method) < 4 {
 					t.Fatalf("%s called %d times", method, h.store.callCount(method))
+				}
+				want := 0
+				if afterLock[method] {
+					want = 3
+				}
+				started, ok, failed := obs.get("takeover:started"), obs.get("takeover:ok"), obs.get("takeover:failed")
+				if failed != want || ok != 1 || started != ok+failed {
+					t.Errorf("takeovers: %d started, %d ok, %d failed; want %d failed, 1 ok", started, ok, failed, want)
 				}
 			})
 		})

@@ -309,7 +309,10 @@ func (o *owner) run(ctx context.Context) {
 // node's context) ends, or the ownership is lost. Its work uses ctx, the
 // owner's lifetime.
 func (o *owner) serve(node, ctx context.Context) stopMode {
-	if err := o.takeOver(ctx); err != nil {
+	o.m.obs.TakeoverStarted()
+	err := o.takeOver(ctx)
+	o.m.obs.TakeoverFinished(err == nil)
+	if err != nil {
 		if o.stale(err) {
 			return stopLost
 		}
