@@ -55,7 +55,7 @@ func TestPageFitsCSP(t *testing.T) {
 		t.Fatalf("index.html references %d static files", len(refs))
 	}
 	imports := regexp.MustCompile(`from '\./([^']+)'`)
-	for _, name := range []string{"app.js", "room.js", "api.js", "transcript.js", "permission.js", "session.js"} {
+	for _, name := range []string{"app.js", "room.js", "identity.js", "transcript.js", "permission.js", "session.js", ClientFile} {
 		src, err := fs.ReadFile(static, name)
 		if err != nil {
 			t.Fatal(err)
