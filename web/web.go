@@ -7,7 +7,8 @@
 // The modules talk to the node through the JavaScript client,
 // @tandem-dev/client (clients/js), served at /static/client.js from the
 // bytes package jsclient embeds: the page runs the published client, not a
-// copy of it.
+// copy of it. /static/examples/multiplayer.html is Sandbox Agent's
+// multiplayer guide's browser example ported to that client.
 package web
 
 import (
