@@ -1,9 +1,13 @@
 package web
 
 import (
+	"bytes"
 	"io/fs"
+	"os"
 	"os/exec"
+	"path"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -25,43 +29,69 @@ func TestTranscriptModule(t *testing.T) {
 	}
 }
 
-// The page works under the CSP: no inline scripts, styles or handlers, and
-// everything it references is embedded.
+// The pages work under the CSP: no inline scripts, styles or handlers, and
+// everything they reference is embedded. Every page and module of the
+// tree is checked, the client served as client.js included.
 func TestPageFitsCSP(t *testing.T) {
 	static := Static()
-	b, err := fs.ReadFile(static, "index.html")
+	var pages, modules []string
+	err := fs.WalkDir(static, ".", func(p string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			return err
+		case strings.HasSuffix(p, ".html"):
+			pages = append(pages, p)
+		case strings.HasSuffix(p, ".js"):
+			modules = append(modules, p)
+		}
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	page := string(b)
-	for _, bad := range []*regexp.Regexp{
-		regexp.MustCompile(`(?i)<script(?:\s[^>]*)?>[^<]*\S[^<]*</script>`), // inline script
-		regexp.MustCompile(`(?i)<style`),
-		regexp.MustCompile(`(?i)\sstyle=`),
-		regexp.MustCompile(`(?i)\son[a-z]+=`),
-		regexp.MustCompile(`(?i)(?:src|href)="(?:https?:)?//`), // anything off the node
-	} {
-		if m := bad.FindString(page); m != "" {
-			t.Errorf("index.html: %q does not fit the CSP", m)
+	modules = append(modules, ClientFile)
+	if !slices.Contains(pages, "index.html") || !slices.Contains(pages, "examples/multiplayer.html") || len(modules) < 8 {
+		t.Fatalf("pages %v, modules %v", pages, modules)
+	}
+	var refs []string
+	for _, name := range pages {
+		b, err := fs.ReadFile(static, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page := string(b)
+		for _, bad := range []*regexp.Regexp{
+			regexp.MustCompile(`(?i)<script(?:\s[^>]*)?>[^<]*\S[^<]*</script>`), // inline script
+			regexp.MustCompile(`(?i)<style`),
+			regexp.MustCompile(`(?i)\sstyle=`),
+			regexp.MustCompile(`(?i)\son[a-z]+=`),
+			regexp.MustCompile(`(?i)(?:src|href)="(?:https?:)?//`), // anything off the node
+		} {
+			if m := bad.FindString(page); m != "" {
+				t.Errorf("%s: %q does not fit the CSP", name, m)
+			}
+		}
+		for _, tag := range regexp.MustCompile(`(?i)<script[^>]*>`).FindAllString(page, -1) {
+			if !strings.Contains(tag, ` src="/static/`) {
+				t.Errorf("%s: %q: every script must come from /static/", name, tag)
+			}
+		}
+		found := regexp.MustCompile(`(?:src|href)="/static/([^"]+)"`).FindAllStringSubmatch(page, -1)
+		if len(found) < 2 {
+			t.Fatalf("%s references %d static files", name, len(found))
+		}
+		for _, m := range found {
+			refs = append(refs, m[1])
 		}
 	}
-	for _, tag := range regexp.MustCompile(`(?i)<script[^>]*>`).FindAllString(page, -1) {
-		if !strings.Contains(tag, ` src="/static/`) {
-			t.Errorf("index.html: %q: every script must come from /static/", tag)
-		}
-	}
-	refs := regexp.MustCompile(`(?:src|href)="/static/([^"]+)"`).FindAllStringSubmatch(page, -1)
-	if len(refs) < 3 {
-		t.Fatalf("index.html references %d static files", len(refs))
-	}
-	imports := regexp.MustCompile(`from '\./([^']+)'`)
-	for _, name := range []string{"app.js", "room.js", "api.js", "transcript.js", "permission.js", "session.js"} {
+	imports := regexp.MustCompile(`(?m)^import [^;]*from '(\.\.?/[^']+)'`)
+	for _, name := range modules {
 		src, err := fs.ReadFile(static, name)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, m := range imports.FindAllStringSubmatch(string(src), -1) {
-			refs = append(refs, []string{"", m[1]})
+			refs = append(refs, path.Join(path.Dir(name), m[1]))
 		}
 		for _, bad := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "eval(", "new Function", "setAttribute('style'"} {
 			if strings.Contains(string(src), bad) {
@@ -70,8 +100,26 @@ func TestPageFitsCSP(t *testing.T) {
 		}
 	}
 	for _, r := range refs {
-		if _, err := fs.Stat(static, r[1]); err != nil {
-			t.Errorf("%s is referenced but not embedded", r[1])
+		if _, err := fs.Stat(static, r); err != nil {
+			t.Errorf("%s is referenced but not embedded", r)
 		}
+	}
+	if !slices.Contains(refs, ClientFile) || !slices.Contains(refs, "examples/multiplayer.js") {
+		t.Errorf("the modules do not import the client: %v", refs)
+	}
+}
+
+// Static serves client.js as the JavaScript client's source, byte for byte.
+func TestStaticClient(t *testing.T) {
+	got, err := fs.ReadFile(Static(), ClientFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile("../clients/js/src/index.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s is not clients/js/src/index.js", ClientFile)
 	}
 }

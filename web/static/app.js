@@ -1,8 +1,10 @@
 // app.js: Tandem's web client. `/` picks or creates a workspace; `/w/{ws}`
 // is its room (room.js). No framework and no build step: ES modules served
-// by the node under a strict Content-Security-Policy.
+// by the node under a strict Content-Security-Policy, talking to it through
+// the JavaScript client (client.js; identity.js holds the page's one).
 
-import { api, ApiError, identity, whoAmI, storedName, setName, signIn, signOut, hue } from './api.js';
+import { TandemError } from './client.js';
+import { tandem, identity, whoAmI, storedName, setName, signIn, signOut, forgetUser, hue } from './identity.js';
 import { Room, avatar } from './room.js';
 import { validUser, validWorkspace } from './transcript.js';
 
@@ -215,12 +217,12 @@ async function lobby() {
 
 /** openOrCreate makes sure workspace ws exists (creating it needs admin). */
 async function openOrCreate(ws) {
-  const path = '/v1/workspaces/' + encodeURIComponent(ws);
+  const w = tandem.workspace(ws);
   try {
-    await api('GET', path);
+    await w.info({ attempts: 1 });
   } catch (e) {
     if (e.status !== 404) throw e;
-    await api('PUT', path);
+    await w.ensure(undefined, { attempts: 1 });
   }
 }
 
@@ -228,12 +230,12 @@ async function openOrCreate(ws) {
 
 async function enterRoom(ws) {
   await ensureIdentity();
-  const path = '/v1/workspaces/' + encodeURIComponent(ws);
+  const w = tandem.workspace(ws);
   try {
-    await api('GET', path);
+    await w.info({ attempts: 1 }); // the page offers "Try again"
   } catch (e) {
     if (e.status === 401) {
-      identity.user = '';
+      forgetUser();
       return enterRoom(ws);
     }
     if (e.status === 404) {
@@ -241,7 +243,7 @@ async function enterRoom(ws) {
         label: 'Create workspace',
         run: async () => {
           try {
-            await api('PUT', path);
+            await w.ensure(undefined, { attempts: 1 });
             enterRoom(ws);
           } catch (ex) {
             problem('Could not create “' + ws + '”', ex.message);
@@ -264,7 +266,7 @@ async function enterRoom(ws) {
   room = new Room(ws, {
     onAuth: async () => {
       room.stop();
-      identity.user = '';
+      forgetUser();
       await ensureIdentity();
       renderMe();
       show('room');
@@ -310,5 +312,5 @@ async function main() {
 
 main().catch((e) => {
   console.error(e);
-  problem('Something went wrong', e instanceof ApiError ? e.message : String(e), { label: 'Reload', run: () => location.reload() });
+  problem('Something went wrong', e instanceof TandemError ? e.message : String(e), { label: 'Reload', run: () => location.reload() });
 });

@@ -1,18 +1,21 @@
-// room.js: the room of a workspace. It loads the default session's history
-// from the paging route, then follows the stream with the browser's
-// EventSource from the last event it applied, and renders the transcript,
-// presence and the connection state.
+// room.js: the room of a workspace. It follows the default session with
+// the JavaScript client (client.js, @tandem-dev/client): connect({catchUp})
+// delivers the history from the paging route, then follows the stream from
+// the last event, and the room renders the transcript, presence and the
+// connection state.
 //
-// Resuming: EventSource reconnects by itself with Last-Event-ID after a
-// dropped connection; when it gives up (readyState CLOSED: an HTTP error
-// such as a proxy's 502 while a node is down) the room catches up from the
-// paging route after a backoff and opens a new EventSource with
-// ?cursor=<last id>. Every event is applied once: one whose eventIndex is
-// not after the last applied is dropped, and one that would leave a hole
-// makes the room fill the hole from the paging route first.
+// The client owns resuming and exactly-once: the EventSource reconnects by
+// itself with Last-Event-ID after a dropped connection; when it gives up
+// (an HTTP error such as a proxy's 502 while a node is down) the client
+// catches up from the paging route after a backoff and opens a new
+// EventSource with ?cursor=<last id>; it passes every event on once, in
+// eventIndex order. A `reset` (the cursor could not be resumed: trimmed, or
+// Redis lost the stream) makes the room start over from the oldest event
+// kept.
 
-import { api, ApiError, identity, newKey, hue } from './api.js';
-import { Transcript, turnSummary, duration, replyText, backoff } from './transcript.js';
+import { TandemError } from './client.js';
+import { tandem, identity, hue } from './identity.js';
+import { Transcript, turnSummary, duration, replyText } from './transcript.js';
 import { renderPermission, updatePermission, resolutionText } from './permission.js';
 import { ModePicker } from './session.js';
 
@@ -29,22 +32,17 @@ const STATES = {
 export class Room {
   /**
    * @param {string} ws the workspace id
-   * @param {{onAuth: () => void, onProblem: (e: ApiError) => void}} hooks
+   * @param {{onAuth: () => void, onProblem: (e: TandemError) => void}} hooks
    */
   constructor(ws, hooks) {
     this.ws = ws;
     this.hooks = hooks;
-    this.sid = 'default';
-    this.base = '/v1/workspaces/' + encodeURIComponent(ws);
-    this.eventsPath = this.base + '/sessions/' + this.sid + '/events';
+    this.room = tandem.workspace(ws);
+    this.session = this.room.default;
     this.t = new Transcript();
     this.nodes = new Map(); // item key → <li>
     this.pending = new Map(); // inbox id or local key → <li>
-    this.es = null;
-    this.gen = 0; // bumped whenever the stream is torn down; stale callbacks check it
-    this.attempt = 0;
-    this.timer = 0;
-    this.live = false; // after the first catch-up: announce new messages
+    this.live = false; // caught up: announce new messages
     this.presenceSeq = 0;
     this.state = '';
     this.el = {
@@ -66,6 +64,7 @@ export class Room {
     };
     this.modes = new ModePicker($('mode-pick'), $('mode-select'), (mode) => this.#setMode(mode));
     this.#wire();
+    this.#follow();
   }
 
   /** start shows the room and connects. */
@@ -74,23 +73,19 @@ export class Room {
     document.title = this.ws + ' · Tandem';
     this.#setState('connecting');
     this.#loadPresence();
-    await this.#reload();
+    this.#reload();
   }
 
   /** stop closes the stream (leaving the room, or signing out). */
   stop() {
-    this.gen++;
-    clearTimeout(this.timer);
-    if (this.es) this.es.close();
-    this.es = null;
+    this.session.close();
   }
 
   /** reconnect reopens the stream from the last event (a new name: presence). */
   reconnect() {
-    this.stop();
-    const gen = this.gen;
+    this.session.close();
     this.#setState('connecting');
-    this.#recover(gen);
+    this.session.connect({ catchUp: true });
   }
 
   // ---- connection ----
@@ -104,131 +99,67 @@ export class Room {
     document.body.dataset.conn = s;
   }
 
-  /** reload starts from nothing: history, then the stream. */
-  async #reload() {
-    this.stop();
-    const gen = this.gen;
+  /** follow wires the session's events into the room (once). */
+  #follow() {
+    const s = this.session;
+    // Every persisted event, in order, whatever its type: the transcript
+    // counts the ones it does not show.
+    s.on('event', (ev) => this.#event(ev));
+    s.on('presence', (p) => {
+      this.presenceSeq++;
+      this.#renderPresence(p);
+    });
+    s.on('reset', () => {
+      this.#announce('The conversation was reloaded from the server.');
+      this.#reload();
+    });
+    s.on('open', () => {
+      if (!this.live) {
+        // Caught up: from now on, new messages are announced.
+        this.live = true;
+        this.#updateEmpty();
+        this.#scrollToEnd();
+        this.#loadModes();
+      }
+    });
+    s.on('state', (st) => {
+      if (st === 'live' || st === 'reconnecting') this.#setState(st);
+      else if (st === 'connecting' && !this.live) this.#setState('catching-up');
+    });
+    s.on('error', (e) => {
+      if (!(e instanceof TandemError)) {
+        queueMicrotask(() => {
+          throw e; // a bug in a listener: let the page say so
+        });
+        return;
+      }
+      if (s.state !== 'closed') return; // the client retries
+      this.#setState('offline');
+      if (e.status === 401) this.hooks.onAuth();
+      else this.hooks.onProblem(e);
+    });
+  }
+
+  /**
+   * reload starts from nothing: the transcript is emptied and the session
+   * followed from its oldest event, history first.
+   */
+  #reload() {
     this.t.reset();
     this.nodes.clear();
     this.el.transcript.replaceChildren();
     this.live = false;
     this.#setState('catching-up');
-    try {
-      await this.#catchUp(gen);
-    } catch (e) {
-      if (gen === this.gen) this.#failed(e, gen);
-      return;
-    }
-    if (gen !== this.gen) return;
-    this.#open(gen);
-    this.#loadModes();
+    this.session.connect({ after: '', catchUp: true });
   }
 
-  /** catchUp applies every page of events after the last applied one. */
-  async #catchUp(gen) {
-    for (let pages = 0; pages < 10000; pages++) {
-      const q = new URLSearchParams({ limit: '1000' });
-      if (this.t.lastId) q.set('cursor', this.t.lastId);
-      const page = await api('GET', this.eventsPath + '?' + q);
-      if (gen !== this.gen) return;
-      const atEnd = !this.live || this.#atEnd();
-      const from = this.t.lastId;
-      const items = page.items || [];
-      for (const ev of items) this.#apply(ev, false);
-      if (atEnd) this.#scrollToEnd();
-      if (!page.nextCursor || !items.length) break;
-      // A page that does not move us on cannot be followed: start over.
-      if (this.t.lastId === from) throw new ApiError(410, { detail: 'history does not follow on' });
-    }
-    this.#updateEmpty();
-  }
-
-  #open(gen) {
-    if (gen !== this.gen) return;
-    this.live = true; // from now on, new messages are announced
-    let url = this.eventsPath + '/stream';
-    if (this.t.lastId) url += '?cursor=' + encodeURIComponent(this.t.lastId);
-    const es = new EventSource(url);
-    this.es = es;
-    const on = (type, fn) =>
-      es.addEventListener(type, (m) => {
-        if (gen !== this.gen) return;
-        let data;
-        try {
-          data = JSON.parse(m.data);
-        } catch {
-          return;
-        }
-        fn(data);
-      });
-    es.onopen = () => {
-      if (gen !== this.gen) return;
-      this.attempt = 0;
-      this.#setState('live');
-    };
-    es.onerror = () => {
-      if (gen !== this.gen) return;
-      if (es.readyState === EventSource.CLOSED) {
-        // EventSource gave up (an HTTP error): catch up and reopen ourselves.
-        this.stop();
-        this.#scheduleRecover(this.gen);
-      } else {
-        this.#setState('reconnecting'); // it retries with Last-Event-ID
-      }
-    };
-    for (const type of ['chat.user', 'session.event', 'session.status', 'permission.requested', 'permission.resolved']) on(type, (ev) => this.#live(ev));
-    on('presence', (p) => {
-      this.presenceSeq++;
-      this.#renderPresence(p);
-    });
-    on('reset', () => {
-      // The cursor could not be resumed exactly (trimmed, or Redis lost the
-      // stream): start over from the oldest event kept.
-      this.#announce('The conversation was reloaded from the server.');
-      this.#reload();
-    });
-  }
-
-  #live(ev) {
+  #event(ev) {
     const r = this.#apply(ev, this.live);
     if (r === 'gap') {
-      // Never expected; fill the hole from the paging route and reopen.
+      // The client delivers in order; the transcript disagreeing is a bug.
       console.warn('tandem: gap before event', ev.eventIndex, 'after', this.t.lastIndex);
-      this.stop();
-      this.#recover(this.gen);
+      this.#reload();
     }
-  }
-
-  #scheduleRecover(gen) {
-    this.#setState('reconnecting');
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.#recover(gen), backoff(this.attempt++));
-  }
-
-  async #recover(gen) {
-    if (gen !== this.gen) return;
-    try {
-      await this.#catchUp(gen);
-    } catch (e) {
-      if (gen === this.gen) this.#failed(e, gen);
-      return;
-    }
-    this.#open(gen);
-  }
-
-  #failed(e, gen) {
-    if (!(e instanceof ApiError) || e.transient) {
-      this.#scheduleRecover(gen);
-      return;
-    }
-    if (e.status === 410) {
-      this.#reload(); // the cursor expired: start over
-      return;
-    }
-    this.stop();
-    this.#setState('offline');
-    if (e.status === 401) this.hooks.onAuth();
-    else this.hooks.onProblem(e);
   }
 
   // ---- events into the DOM ----
@@ -314,7 +245,7 @@ export class Room {
   async #loadPresence() {
     const seq = this.presenceSeq;
     try {
-      const p = await api('GET', this.base + '/presence');
+      const p = await this.room.presence({ attempts: 1 });
       if (seq === this.presenceSeq) this.#renderPresence(p); // no fresher event came meanwhile
     } catch {
       /* the stream brings it */
@@ -367,12 +298,7 @@ export class Room {
     scroller.addEventListener('scroll', () => {
       if (this.#atEnd()) this.el.jump.hidden = true;
     });
-    window.addEventListener('online', () => {
-      if (!this.es && this.state === 'reconnecting') {
-        clearTimeout(this.timer);
-        this.#recover(this.gen);
-      }
-    });
+    // Back online: the client reconnects at once by itself.
   }
 
   #grow() {
@@ -394,7 +320,7 @@ export class Room {
   }
 
   async #send(text) {
-    const key = newKey();
+    const key = {}; // this prompt, until the node names it
     const li = el('li', 'item user mine pending');
     li.dataset.kind = 'pending';
     li.append(avatar(identity.user || 'anonymous'));
@@ -408,41 +334,37 @@ export class Room {
     this.el.pending.append(li);
     this.#updateEmpty();
     this.#scrollToEnd();
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const acc = await api('POST', this.base + '/sessions/' + this.sid + '/prompt', {
-          body: { text },
-          headers: { 'Idempotency-Key': key },
-        });
-        this.pending.delete(key);
-        if (this.t.hasPrompt(acc.id)) {
-          li.remove(); // its chat.user came first
-        } else {
-          this.pending.set(acc.id, li);
-          li.dataset.promptId = acc.id;
-          state.textContent = 'Waiting for the agent…';
-        }
-        this.#updateEmpty();
-        return;
-      } catch (e) {
-        // The same Idempotency-Key makes a retry safe: at most one prompt.
-        if (e instanceof ApiError && e.transient && attempt < 6) {
+    let acc;
+    try {
+      // The client retries transient failures with one Idempotency-Key:
+      // the prompt is accepted at most once.
+      acc = await this.session.prompt({
+        text,
+        onRetry: () => {
           state.textContent = 'Retrying…';
-          await sleep(e.retryAfter ? e.retryAfter * 1000 : backoff(attempt));
-          continue;
-        }
-        this.pending.delete(key);
-        li.remove();
-        this.#updateEmpty();
-        this.el.error.textContent = 'Not sent: ' + (e.message || 'error');
-        if (!this.el.prompt.value) {
-          this.el.prompt.value = text;
-          this.#grow();
-        }
-        if (e.status === 401) this.hooks.onAuth();
-        return;
+        },
+      });
+    } catch (e) {
+      this.pending.delete(key);
+      li.remove();
+      this.#updateEmpty();
+      this.el.error.textContent = 'Not sent: ' + (e.message || 'error');
+      if (!this.el.prompt.value) {
+        this.el.prompt.value = text;
+        this.#grow();
       }
+      if (e.status === 401) this.hooks.onAuth();
+      return;
     }
+    this.pending.delete(key);
+    if (this.t.hasPrompt(acc.id)) {
+      li.remove(); // its chat.user came first
+    } else {
+      this.pending.set(acc.id, li);
+      li.dataset.promptId = acc.id;
+      state.textContent = 'Waiting for the agent…';
+    }
+    this.#updateEmpty();
   }
 
   #settlePending(promptId) {
@@ -455,9 +377,9 @@ export class Room {
   /** answer answers a permission request; someone else answering first is no error. */
   async #answer(requestId, optionId) {
     try {
-      await api('POST', this.base + '/sessions/' + this.sid + '/permissions/' + encodeURIComponent(requestId), { body: { optionId } });
+      await this.session.answer(requestId, optionId);
     } catch (e) {
-      if (e instanceof ApiError && e.status === 409) return; // the card shows who answered
+      if (e instanceof TandemError && e.status === 409) return; // the card shows who answered
       throw e;
     }
   }
@@ -465,7 +387,7 @@ export class Room {
   /** loadModes shows the modes the agent offers in the header. */
   async #loadModes() {
     try {
-      const rec = await api('GET', this.base + '/sessions/' + this.sid);
+      const rec = await this.session.info({ attempts: 1 });
       this.modes.setRecord(rec);
       if (this.t.mode) this.modes.setCurrent(this.t.mode);
     } catch {
@@ -475,7 +397,7 @@ export class Room {
 
   async #setMode(mode) {
     try {
-      await api('PATCH', this.base + '/sessions/' + this.sid, { body: { mode } });
+      await this.session.configure({ mode });
     } catch (e) {
       this.el.error.textContent = 'Could not change the mode: ' + e.message;
       throw e;
@@ -487,7 +409,7 @@ export class Room {
     c.disabled = true;
     c.textContent = 'Stopping…';
     try {
-      await api('POST', this.base + '/sessions/' + this.sid + '/cancel');
+      await this.session.cancel();
     } catch (e) {
       this.el.error.textContent = 'Could not stop the turn: ' + e.message;
       c.disabled = false;
@@ -603,8 +525,4 @@ function fillPart(pe, part) {
   } else {
     pe.textContent = part.text;
   }
-}
-
-function sleep(ms) {
-  return new Promise((r) => setTimeout(r, ms));
 }

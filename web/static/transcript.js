@@ -359,9 +359,3 @@ export function validWorkspace(s) {
 export function validUser(s) {
   return typeof s === 'string' && /^[A-Za-z0-9._@+-]{1,128}$/.test(s);
 }
-
-/** backoff is the wait before reconnect attempt n (0, 1, 2…), with jitter. */
-export function backoff(n, rand = Math.random) {
-  const base = Math.min(8000, 500 * 2 ** Math.min(n, 5));
-  return Math.round(base / 2 + (rand() * base) / 2);
-}

@@ -2,7 +2,7 @@
 // (run by web/web_test.go in `go test ./...`).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Transcript, replyText, turnSummary, duration, backoff, validUser, validWorkspace } from '../static/transcript.js';
+import { Transcript, replyText, turnSummary, duration, validUser, validWorkspace } from '../static/transcript.js';
 
 let n = 0;
 function ev(type, body, index) {
@@ -212,15 +212,11 @@ test('the same events in any number of batches fold to the same transcript', () 
   assert.equal(once.apply(evs[5]).result, 'applied', 'after a reset any index starts it again');
 });
 
-test('ids and backoff', () => {
+test('ids', () => {
   assert.ok(validWorkspace('team-1.a_b'));
   assert.ok(!validWorkspace('a b'));
   assert.ok(!validWorkspace(''));
   assert.ok(!validWorkspace('x'.repeat(129)));
   assert.ok(validUser('ann@example.com'));
   assert.ok(!validUser('ann smith'));
-  assert.equal(backoff(0, () => 0), 250);
-  assert.equal(backoff(0, () => 1), 500);
-  assert.equal(backoff(10, () => 1), 8000);
-  for (let i = 0; i < 20; i++) assert.ok(backoff(i) <= 8000 && backoff(i) >= 250);
 });

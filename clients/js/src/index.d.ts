@@ -100,9 +100,13 @@ export interface SessionEvents {
   reset: ResetEvent;
   /** every persisted event, in order */
   event: TandemEvent;
-  /** the stream is open */
+  /** the stream is open (with connect({catchUp}): and what came before it delivered) */
   open: void;
-  /** the EventSource gave up (it is reopened), the stream cannot be followed (it is closed), or a listener threw */
+  /**
+   * the EventSource gave up (it is reopened), the stream cannot be followed
+   * (a 401, 403, 404…: the session is closed, state 'closed', when this
+   * runs), or a listener threw
+   */
   error: TandemError | unknown;
   state: ConnectionState;
 }
@@ -188,6 +192,37 @@ export interface PromptInput {
   /** default: a new one per call, reused on its retries */
   idempotencyKey?: string;
   signal?: AbortSignal;
+  /** called before each retry (after a network error, 429, 502, 503, 504) */
+  onRetry?: (error: TandemError, attempt: number, delayMs: number) => void;
+}
+
+/** Options of the reads (and PUT) that retry transient errors. */
+export interface ReadOptions {
+  /** instead of the client's retry.attempts; 1: no retry */
+  attempts?: number;
+  signal?: AbortSignal;
+}
+
+export interface ConnectOptions {
+  /** start after this cursor ('' : from the start) instead of the last event delivered */
+  after?: string;
+  /** deliver what is already there from the paging route first, then open the stream */
+  catchUp?: boolean;
+}
+
+export interface SessionChange {
+  mode?: string;
+  model?: string;
+  configOptions?: Record<string, string>;
+}
+
+export interface Me {
+  auth: 'none' | 'jwt';
+  userId?: string;
+  role?: string;
+  workspaces?: string[];
+  expiresAt?: number;
+  [k: string]: unknown;
 }
 
 export interface Page {
@@ -240,6 +275,10 @@ interface Following {
   answer(requestId: string, option: string | { optionId: string } | { outcome: 'cancelled' }, opts?: { userId?: string }): Promise<PermissionResolution>;
   page(opts?: PageOptions): Promise<Page>;
   history(opts?: HistoryOptions): AsyncGenerator<TandemEvent | HistoryReset, void, void>;
+  /** PATCH the session: mode, model, config options (202) */
+  configure(change: SessionChange, opts?: { userId?: string; signal?: AbortSignal }): Promise<Accepted>;
+  /** reconnect now if the stream is waiting to (a browser's `online` event does it by itself) */
+  retryNow(): void;
   /** the cursor of the last event delivered ('' before any) */
   readonly cursor: string;
   readonly state: ConnectionState;
@@ -253,12 +292,14 @@ export class Session implements Following {
   off(type: string, fn: Listener<any>): void;
   once<K extends keyof SessionEvents>(type: K, fn: Listener<SessionEvents[K]>): Unsubscribe;
   /** follow the stream from the start, after a cursor, or (again) from the last event delivered */
-  connect(opts?: { after?: string }): this;
+  connect(opts?: ConnectOptions): this;
   close(): void;
   prompt(input: PromptInput | string): Promise<Accepted>;
   cancel(opts?: { userId?: string }): Promise<void>;
   answer(requestId: string, option: string | { optionId: string } | { outcome: 'cancelled' }, opts?: { userId?: string }): Promise<PermissionResolution>;
-  info(): Promise<SessionRecord>;
+  configure(change: SessionChange, opts?: { userId?: string; signal?: AbortSignal }): Promise<Accepted>;
+  retryNow(): void;
+  info(opts?: ReadOptions): Promise<SessionRecord>;
   page(opts?: PageOptions): Promise<Page>;
   history(opts?: HistoryOptions): AsyncGenerator<TandemEvent | HistoryReset, void, void>;
   readonly cursor: string;
@@ -272,21 +313,26 @@ export class Workspace implements Following {
   readonly default: Session;
   session(id: string): Session;
   /** PUT: create or update (no body: the node's sandbox and agent) */
-  ensure(body?: { sandbox?: { baseUrl: string; token?: string; sandboxId?: string }; agent?: string; agents?: string[]; permissionPolicy?: 'ask' | 'allow' | 'reject' }): Promise<WorkspaceInfo | null>;
-  info(): Promise<WorkspaceInfo>;
-  presence(): Promise<PresenceEvent>;
+  ensure(
+    body?: { sandbox?: { baseUrl: string; token?: string; sandboxId?: string }; agent?: string; agents?: string[]; permissionPolicy?: 'ask' | 'allow' | 'reject' },
+    opts?: ReadOptions,
+  ): Promise<WorkspaceInfo | null>;
+  info(opts?: ReadOptions): Promise<WorkspaceInfo>;
+  presence(opts?: ReadOptions): Promise<PresenceEvent>;
   createSession(opts?: { id?: string; agent?: string; mode?: string; model?: string; sessionInit?: { cwd?: string; mcpServers?: unknown[] } }): Promise<Session>;
   on<K extends keyof SessionEvents>(type: K, fn: Listener<SessionEvents[K]>): Unsubscribe;
   on(type: string, fn: Listener<any>): Unsubscribe;
   off(type: string, fn: Listener<any>): void;
   once<K extends keyof SessionEvents>(type: K, fn: Listener<SessionEvents[K]>): Unsubscribe;
   /** follow the default session */
-  connect(opts?: { after?: string }): this;
+  connect(opts?: ConnectOptions): this;
   /** close every session's stream of this workspace */
   close(): void;
   prompt(input: PromptInput | string): Promise<Accepted>;
   cancel(opts?: { userId?: string }): Promise<void>;
   answer(requestId: string, option: string | { optionId: string } | { outcome: 'cancelled' }, opts?: { userId?: string }): Promise<PermissionResolution>;
+  configure(change: SessionChange, opts?: { userId?: string; signal?: AbortSignal }): Promise<Accepted>;
+  retryNow(): void;
   page(opts?: PageOptions): Promise<Page>;
   history(opts?: HistoryOptions): AsyncGenerator<TandemEvent | HistoryReset, void, void>;
   readonly cursor: string;
@@ -296,12 +342,18 @@ export class Workspace implements Following {
 export class Tandem {
   constructor(opts?: TandemOptions);
   readonly baseUrl: string;
+  /** X-User-Id of every request ('' : none); may be changed, e.g. when the person picks another name */
+  user: string;
   /** the handle of a workspace (the same one for the same id) */
   workspace(id: string): Workspace;
   /** one JSON request; throws TandemError */
   request<T = any>(method: string, path: string, opts?: { body?: unknown; headers?: Record<string, string>; query?: Record<string, string | number | undefined>; signal?: AbortSignal }): Promise<T>;
   /** GET /v1/auth/me */
-  me(): Promise<{ auth: 'none' | 'jwt'; userId?: string; role?: string; [k: string]: unknown }>;
+  me(opts?: ReadOptions): Promise<Me>;
+  /** POST /v1/auth/cookie: the node keeps the JWT in an HttpOnly cookie (a browser's EventSource sends it) */
+  signIn(token: string, opts?: { signal?: AbortSignal }): Promise<Me>;
+  /** DELETE /v1/auth/cookie */
+  signOut(opts?: { signal?: AbortSignal }): Promise<void>;
 }
 
 /** a new Idempotency-Key */

@@ -9,12 +9,13 @@
 //     remembers the last one it delivered. The EventSource resumes by itself
 //     with Last-Event-ID after a dropped connection; when it gives up
 //     (readyState CLOSED, e.g. a proxy's 502 while a node is down) the client
-//     asks the paging route what is wrong (which says the status a browser's
-//     EventSource hides), then opens a new EventSource with ?cursor=<last id>
-//     after a backoff.
+//     catches up from the paging route after a backoff (which also says the
+//     status a browser's EventSource hides: 401, 404, 410…), then opens a new
+//     EventSource with ?cursor=<last id>. In a browser, going back online
+//     retries at once.
 //   - Exactly once. An event whose eventIndex is not after the last delivered
-//     one is dropped; one that would leave a hole makes the client reopen the
-//     stream from its cursor, so a consumer never sees a duplicate or a gap.
+//     one is dropped; one that would leave a hole makes the client fill it
+//     from the paging route, so a consumer never sees a duplicate or a gap.
 //   - Resets. When the server cannot resume a cursor exactly (trimmed, or
 //     Redis lost the stream) it sends `reset {reason, oldest}` and continues
 //     from the oldest retained event; the client passes it on as a `reset`
@@ -209,21 +210,40 @@ export class Tandem {
    * backoff. Only for requests that are safe to send again.
    */
   async retrying(method, path, opts = {}) {
-    const { attempts, baseDelayMs, maxDelayMs } = this.retry;
+    const { baseDelayMs, maxDelayMs } = this.retry;
+    const attempts = opts.attempts ?? this.retry.attempts;
     for (let n = 0; ; n++) {
       try {
         return await this.request(method, path, opts);
       } catch (e) {
         if (!(e instanceof TandemError) || !e.transient || n + 1 >= attempts) throw e;
         const wait = e.retryAfter ? Math.min(e.retryAfter * 1000, 60000) : backoff(n, baseDelayMs, maxDelayMs);
+        // onRetry(error, attempt, delayMs): e.g. a page showing "Retrying…".
+        if (typeof opts.onRetry === 'function') opts.onRetry(e, n + 1, wait);
         await sleep(wait, opts.signal);
       }
     }
   }
 
   /** me is GET /v1/auth/me: how the node authenticates and who the caller is. */
-  me() {
-    return this.retrying('GET', '/v1/auth/me');
+  me(opts = {}) {
+    return this.retrying('GET', '/v1/auth/me', opts);
+  }
+
+  /**
+   * signIn has the node keep a JWT in its HttpOnly cookie (POST
+   * /v1/auth/cookie), which a browser then sends with every request, the
+   * EventSource's included (it cannot send an Authorization header).
+   * It resolves to the caller as GET /v1/auth/me says.
+   */
+  signIn(token, opts = {}) {
+    if (typeof token !== 'string' || !token.trim()) throw new TypeError('signIn: token must be a non-empty string');
+    return this.request('POST', '/v1/auth/cookie', { headers: { Authorization: 'Bearer ' + token.trim() }, signal: opts.signal });
+  }
+
+  /** signOut has the node forget the cookie signIn set. */
+  async signOut(opts = {}) {
+    await this.request('DELETE', '/v1/auth/cookie', { signal: opts.signal });
   }
 }
 
@@ -295,6 +315,8 @@ export class Session extends Emitter {
     this.lastIndex = null; // its eventIndex; null: take whatever comes next
     this.esTypes = new Set();
     this._state = 'closed';
+    this.onOnline = null;
+    this.recovering = -1; // the gen of the catch-up under way
   }
 
   /** cursor is the id of the last event delivered ('' before any). */
@@ -319,8 +341,12 @@ export class Session extends Emitter {
 
   /**
    * connect follows the session's stream: from the start, after the given
-   * cursor, or (when called again) from the last event delivered.
-   * @param {{after?: string}} [opts]
+   * cursor, or (when called again) from the last event delivered. With
+   * catchUp, what is already there comes from the paging route first (in
+   * pages of 1000), then the stream opens after it: an HTTP error (401,
+   * 403, 404) is an `error` at once, where a browser's EventSource would
+   * only say that it failed, and `open` means caught up.
+   * @param {{after?: string, catchUp?: boolean}} [opts]
    */
   connect(opts = {}) {
     if (opts.after !== undefined) {
@@ -328,18 +354,50 @@ export class Session extends Emitter {
       // may have any index: null takes it.
       this.lastId = opts.after || '';
       this.lastIndex = this.lastId ? indexOf(this.lastId) : null;
-      if (this.es) this.teardown();
     }
+    if (opts.after !== undefined || opts.catchUp) this.teardown(); // a stream (or a pending retry) from elsewhere
     this.wanted = true;
-    if (!this.es && !this.timer) this.open();
+    this.watchOnline(true);
+    if (this.es || this.timer || this.recovering === this.gen) return this; // following already
+    if (opts.catchUp) {
+      this.setState('connecting');
+      this.recover(this.gen);
+    } else {
+      this.open();
+    }
     return this;
   }
 
   /** close stops following (the cursor is kept: connect() resumes there). */
   close() {
     this.wanted = false;
+    this.watchOnline(false);
     this.teardown();
     this.setState('closed');
+  }
+
+  /**
+   * retryNow reconnects at once when the stream is waiting to (after the
+   * EventSource gave up), instead of at the end of the backoff. A browser
+   * page's `online` event calls it while the session is connected.
+   */
+  retryNow() {
+    if (!this.wanted || this.es || !this.timer) return;
+    clearTimeout(this.timer);
+    this.timer = null;
+    this.recover(this.gen);
+  }
+
+  watchOnline(on) {
+    const g = globalThis;
+    if (typeof g.addEventListener !== 'function') return; // not a browser
+    if (on && !this.onOnline) {
+      this.onOnline = () => this.retryNow();
+      g.addEventListener('online', this.onOnline);
+    } else if (!on && this.onOnline) {
+      g.removeEventListener('online', this.onOnline);
+      this.onOnline = null;
+    }
   }
 
   teardown() {
@@ -399,6 +457,7 @@ export class Session extends Emitter {
     });
   }
 
+  /** deliver passes one event on, once and in order; false: a hole, being filled. */
   deliver(type, data, sseId) {
     if (type === 'reset') {
       // The cursor could not be resumed exactly: the stream goes on from the
@@ -406,28 +465,30 @@ export class Session extends Emitter {
       this.lastId = '';
       this.lastIndex = null;
       this.emit('reset', data);
-      return;
+      return true;
     }
     const id = (data && typeof data.id === 'string' && data.id) || '';
     if (!id || type === 'presence') {
       this.emit(type, data); // not persisted: no cursor, no order
-      return;
+      return true;
     }
     const idx = typeof data.eventIndex === 'number' ? data.eventIndex : indexOf(id);
     if (this.lastIndex !== null && idx !== null) {
-      if (idx <= this.lastIndex) return; // already delivered
+      if (idx <= this.lastIndex) return true; // already delivered
       if (idx > this.lastIndex + 1) {
-        // A hole (never expected): reopen from the last delivered cursor,
-        // the server replays what is missing.
+        // A hole (an event of a type nobody listens for on this
+        // EventSource, or a bug): fill it from the paging route, which
+        // has every type, then reopen after it.
         this.teardown();
         this.scheduleRecover(this.attempt ? undefined : 0);
-        return;
+        return false;
       }
     }
     this.lastId = id || sseId;
     this.lastIndex = idx;
     this.emit(type, data);
     this.emit('event', data);
+    return true;
   }
 
   scheduleRecover(delay) {
@@ -445,48 +506,68 @@ export class Session extends Emitter {
   }
 
   /**
-   * recover asks the paging route about the cursor (one event) before
-   * reopening: it tells the status a browser's EventSource hides, and a
-   * 410 when the cursor is gone.
+   * recover catches up from the paging route, delivering every event after
+   * the cursor, then reopens the stream after the last one. The paging
+   * route tells the status a browser's EventSource hides: a 410 when the
+   * cursor is gone (a reset, then from the oldest event kept), a 401, 403
+   * or 404 that retrying cannot fix (an error, and the session closes).
    */
   async recover(gen) {
-    try {
-      await this.tandem.request('GET', this.path + '/events', { query: { cursor: this.lastId, limit: 1 } });
-    } catch (e) {
-      if (gen !== this.gen || !this.wanted) return;
-      if (e instanceof TandemError && e.status === 410) {
-        this.lastId = '';
-        this.lastIndex = null;
-        this.emit('reset', { reason: e.code, oldest: e.problem && e.problem.oldest != null ? e.problem.oldest : null });
-      } else if (e instanceof TandemError && !e.transient) {
-        this.emit('error', e);
-        this.wanted = false;
-        this.setState('closed');
-        return;
-      } else {
-        if (e instanceof TandemError && e.retryAfter) {
-          this.scheduleRecover(Math.min(e.retryAfter * 1000, 60000));
-        } else {
-          this.scheduleRecover();
+    const live = () => gen === this.gen && this.wanted;
+    this.recovering = gen;
+    for (let pages = 0; pages < 100000; pages++) {
+      let page;
+      try {
+        page = await this.tandem.request('GET', this.path + '/events', { query: { cursor: this.lastId, limit: 1000 } });
+      } catch (e) {
+        if (!live()) return;
+        if (e instanceof TandemError && e.status === 410 && this.lastId) {
+          this.lastId = '';
+          this.lastIndex = null;
+          this.emit('reset', { reason: e.code, oldest: e.problem && e.problem.oldest != null ? e.problem.oldest : null });
+          if (!live()) return; // the listener took over
+          continue;
         }
+        if (e instanceof TandemError && !e.transient) {
+          // Closed before the listener runs: it sees state 'closed'.
+          this.wanted = false;
+          this.watchOnline(false);
+          this.teardown();
+          this.setState('closed');
+          this.emit('error', e);
+          return;
+        }
+        this.scheduleRecover(e instanceof TandemError && e.retryAfter ? Math.min(e.retryAfter * 1000, 60000) : undefined);
         return;
       }
+      if (!live()) return;
+      const items = (page && Array.isArray(page.items) && page.items) || [];
+      const from = this.lastId;
+      for (const ev of items) {
+        if (!ev || typeof ev !== 'object') continue;
+        if (!this.deliver(ev.type, ev, '')) return; // a hole in a page: deliver scheduled another catch-up
+        if (!live()) return; // a listener closed or reconnected
+      }
+      // The end, or a page that does not move the cursor on (the stream
+      // takes it from there).
+      if (!page || !page.nextCursor || !items.length || this.lastId === from) break;
     }
-    if (gen === this.gen && this.wanted) this.open();
+    this.open();
   }
 
   /**
    * prompt sends a prompt (202: it is in the inbox). It retries after
    * network errors and 429/502/503/504 with the same Idempotency-Key, so the
    * prompt is accepted at most once.
-   * @param {string | {text: string, userId?: string, idempotencyKey?: string, signal?: AbortSignal}} input
+   * `onRetry(error, attempt, delayMs)` is called before each retry.
+   * @param {string | {text: string, userId?: string, idempotencyKey?: string, signal?: AbortSignal, onRetry?: Function}} input
    */
   prompt(input) {
     const o = typeof input === 'string' ? { text: input } : input || {};
     if (typeof o.text !== 'string') throw new TypeError('prompt: text must be a string');
     const headers = { 'Idempotency-Key': o.idempotencyKey || newKey() };
     if (o.userId) headers['X-User-Id'] = o.userId;
-    return this.tandem.retrying('POST', this.path + '/prompt', { body: { text: o.text }, headers, signal: o.signal });
+    return this.tandem.retrying('POST', this.path + '/prompt', { body: { text: o.text }, headers, signal: o.signal, onRetry: o.onRetry });
   }
 
   /** cancel cancels the running turn (and its open permission requests). */
@@ -508,9 +589,21 @@ export class Session extends Emitter {
     });
   }
 
+  /**
+   * configure changes the session's mode, model or config options (PATCH;
+   * 202: the owner carries it out in inbox order, and everyone sees a
+   * session.status mode_changed, model_changed, config_changed or
+   * config_failed).
+   * @param {{mode?: string, model?: string, configOptions?: Record<string, string>}} change
+   */
+  configure(change, opts = {}) {
+    if (!change || typeof change !== 'object') throw new TypeError('configure: change must be an object');
+    return this.tandem.request('PATCH', this.path, { body: change, headers: opts.userId ? { 'X-User-Id': opts.userId } : undefined, signal: opts.signal });
+  }
+
   /** info is the SessionRecord. */
-  info() {
-    return this.tandem.retrying('GET', this.path);
+  info(opts = {}) {
+    return this.tandem.retrying('GET', this.path, opts);
   }
 
   /** page is one page of events strictly after `after`. */
@@ -572,18 +665,18 @@ export class Workspace {
   }
 
   /** ensure creates the workspace, or updates it with body (PUT; no body: the node's sandbox and agent). */
-  ensure(body) {
-    return this.tandem.retrying('PUT', this.path, { body });
+  ensure(body, opts = {}) {
+    return this.tandem.retrying('PUT', this.path, { ...opts, body });
   }
 
   /** info is GET /v1/workspaces/{ws}. */
-  info() {
-    return this.tandem.retrying('GET', this.path);
+  info(opts = {}) {
+    return this.tandem.retrying('GET', this.path, opts);
   }
 
   /** presence is who is here now. */
-  presence() {
-    return this.tandem.retrying('GET', this.path + '/presence');
+  presence(opts = {}) {
+    return this.tandem.retrying('GET', this.path + '/presence', opts);
   }
 
   /** createSession resumes or creates a session and returns its handle. */
@@ -619,6 +712,12 @@ export class Workspace {
   }
   answer(requestId, option, opts) {
     return this.default.answer(requestId, option, opts);
+  }
+  configure(change, opts) {
+    return this.default.configure(change, opts);
+  }
+  retryNow() {
+    this.default.retryNow();
   }
   page(opts) {
     return this.default.page(opts);

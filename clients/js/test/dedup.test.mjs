@@ -1,5 +1,6 @@
 // The exactly-once rules on a fake EventSource: duplicates dropped, a hole
-// makes the client reopen from its cursor, a reset starts afresh.
+// makes the client catch up from the paging route and reopen after its
+// cursor, a reset starts afresh.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Tandem } from '../src/index.js';
@@ -26,7 +27,7 @@ class FakeES {
 
 const ev = (i, gen = 'g') => ({ id: `${i}.${gen}.t`, eventIndex: i, type: 'chat.user', text: 't' + i });
 
-test('dedup: duplicates dropped, a hole reopens from the cursor, a reset starts afresh', async () => {
+test('dedup: duplicates dropped, a hole is filled from the paging route and the stream reopens after it, a reset starts afresh', async () => {
   FakeES.all = [];
   const fetch = async () => new Response('{"items":[]}', { status: 200 });
   const t = new Tandem({ baseUrl: 'http://127.0.0.1:1', EventSource: FakeES, fetch });

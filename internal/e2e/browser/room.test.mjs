@@ -35,6 +35,8 @@ const problems = []; // uncaught page errors and CSP violations, any page
 let ann; // ann's page: desktop, light, straight to node a2
 let bob; // bob's page: phone-sized, dark, through the switchable proxy
 const bob502 = [];
+const annModules = []; // the scripts ann's page loaded
+const bobPages = []; // bob's requests to the paging route
 
 before(async () => {
   // Debian's Chromium, never a downloaded browser; launch() gives it a
@@ -124,6 +126,9 @@ async function control(what) {
 test('1. two people in one room see the same conversation, live, and each other', { timeout: 120_000 }, async () => {
   // Ann picks a name and the workspace on the start page.
   ann = await newPage('ann', { viewport: { width: 1100, height: 760 } });
+  ann.on('request', (r) => {
+    if (r.resourceType() === 'script') annModules.push(new URL(r.url()).pathname);
+  });
   await ann.goto(ANN + '/');
   const lobby = ann.locator('#lobby-form');
   await lobby.getByLabel('Your name').fill('ann');
@@ -136,6 +141,10 @@ test('1. two people in one room see the same conversation, live, and each other'
   bob = await newPage('bob', { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, colorScheme: 'dark' });
   bob.on('response', (r) => {
     if (r.status() === 502) bob502.push(r.url());
+  });
+  bob.on('request', (r) => {
+    const u = new URL(r.url());
+    if (u.pathname.endsWith('/sessions/default/events')) bobPages.push(u.searchParams.get('cursor') || '');
   });
   await bob.goto(BOB + '/w/' + WS);
   await bob.getByRole('heading', { name: 'Who are you?' }).waitFor();
@@ -192,6 +201,9 @@ test('1. two people in one room see the same conversation, live, and each other'
   assert.equal(await ann.locator('#cancel').isHidden(), true, 'no Stop button once the turn ended');
   assert.equal(await ann.locator('#pending > li').count(), 0, 'no prompt left pending');
   assert.equal(await ann.locator('#transcript').getAttribute('role'), 'log');
+  // The page runs the JavaScript client the node serves, and no api.js of its own.
+  assert.ok(annModules.includes('/static/client.js'), 'the page loaded /static/client.js: ' + annModules.join(' '));
+  assert.ok(!annModules.some((m) => m.endsWith('/api.js')), 'no api.js: ' + annModules.join(' '));
 
   await ann.screenshot({ path: path.join(ART, 'room.png') });
   await bob.screenshot({ path: path.join(ART, 'room-phone-dark.png') });
@@ -241,6 +253,7 @@ test("2. bob's node dies mid-reply: bob reconnects and resumes, no gap, no dupli
   const r = states.indexOf('reconnecting');
   assert.ok(r >= 0 && states.indexOf('live', r) > r, 'bob went reconnecting, then live: ' + states.join(' → '));
   assert.ok(bob502.length > 0, 'the proxy answered 502 while no node was behind it');
+  assert.ok(bobPages.some((c) => c !== ''), 'the client caught up from the paging route after its cursor: ' + JSON.stringify(bobPages));
 });
 
 test('3. reloading the page shows the full history once', { timeout: 60_000 }, async () => {

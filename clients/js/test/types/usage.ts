@@ -28,6 +28,18 @@ async function main() {
     const e: TandemEvent | { type: 'reset' } = ev;
     console.log(e.type);
   }
+  // What the web room uses.
+  const me = await client.signIn('a.jwt.token');
+  console.log(me.auth, me.userId);
+  client.user = 'ann';
+  await client.me({ attempts: 1 });
+  await room.info({ attempts: 1 });
+  const s = room.session('default').connect({ after: '', catchUp: true });
+  s.on('open', () => console.log('caught up'));
+  s.retryNow();
+  await s.configure({ mode: 'code' });
+  await room.prompt({ text: 'hi', onRetry: (e, attempt, delayMs) => console.log(e.status, attempt, delayMs) });
+  await client.signOut();
   room.close();
 }
 void main;
