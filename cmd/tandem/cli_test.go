@@ -21,7 +21,7 @@ func runCLI(args ...string) (code int, stdout, stderr string) {
 // without help fails here.
 func TestEveryVerbHasHelp(t *testing.T) {
 	vs := verbs()
-	if len(vs) < 6 {
+	if len(vs) < 7 {
 		t.Fatalf("only %d verbs: %v", len(vs), verbNames())
 	}
 	_, overview, _ := runCLI("--help")
@@ -181,6 +181,8 @@ func TestMisuseExits2(t *testing.T) {
 		{[]string{"serve", "now"}, []string{`takes no arguments, got "now"`}},
 		{[]string{"version", "--short"}, []string{"not defined: -short"}},
 		{[]string{"version", "now"}, []string{"takes no arguments"}},
+		{[]string{"completion"}, []string{"want one shell", "usage: tandem completion bash|zsh"}},
+		{[]string{"completion", "fish"}, []string{`unknown shell "fish"`}},
 	} {
 		code, out, errOut := runCLI(tc.args...)
 		if code != 2 || out != "" {

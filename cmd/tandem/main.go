@@ -5,6 +5,7 @@
 //	tandem tail WS [SID]         follow a session
 //	tandem approve WS [SID] REQUEST OPTION  answer the agent's permission request
 //	tandem version               print the version
+//	tandem completion bash|zsh   print a shell completion script
 //	tandem help [COMMAND]        show the help of tandem or of a command
 //
 // Every command takes -h (or --help). Exit status: 0 done, 1 failed,

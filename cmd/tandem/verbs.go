@@ -10,8 +10,8 @@ import (
 )
 
 // A verb is one of tandem's commands. run dispatches only through
-// verbs(), and the help and the short usage are made from the same
-// entries, so a verb cannot come without them;
+// verbs(), and the help, the short usage and the completion scripts are
+// made from the same entries, so a verb cannot come without them:
 // cli_test.go holds every entry to a summary, an example and a help that
 // works.
 type verb struct {
@@ -101,6 +101,20 @@ says who answered and how.`,
 				"tandem version --json",
 			},
 			define: defineVersion,
+		},
+		{
+			name:    "completion",
+			summary: "print a shell completion script (bash or zsh)",
+			args:    "bash|zsh",
+			about: `Prints a script that completes tandem's commands and each command's flags
+in bash or zsh.`,
+			examples: []string{
+				"source <(tandem completion bash)                 # this bash only",
+				"tandem completion bash > /etc/bash_completion.d/tandem",
+				`tandem completion zsh > "${fpath[1]}/_tandem"       # zsh, with compinit`,
+			},
+			words:  func() []string { return []string{"bash", "zsh"} },
+			define: defineCompletion,
 		},
 		{
 			name:    "help",
@@ -197,6 +211,7 @@ examples:
   tandem serve
   tandem prompt demo "hello" --user ann
   tandem help tail
+  source <(tandem completion bash)
 `)
 }
 
