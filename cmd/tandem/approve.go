@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,32 +12,16 @@ import (
 	"syscall"
 )
 
-const approveUsage = `usage: tandem approve [flags] WORKSPACE [SESSION] REQUEST_ID OPTION_ID
-
-Answers the agent's permission request REQUEST_ID (tandem tail shows the
-requests and their options) with the option OPTION_ID, or with "cancel" to
-cancel it. The first answer wins: an answer after another one fails and
-says who answered and how.
-
-flags:
-`
-
-// approveCmd: tandem approve WS [SID] REQUEST_ID OPTION_ID.
-func approveCmd(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("approve", flag.ContinueOnError)
+// defineApprove: tandem approve WS [SID] REQUEST_ID OPTION_ID.
+func defineApprove(fs *flag.FlagSet) runFunc {
 	var api apiFlags
 	api.register(fs)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), approveUsage)
-		fs.PrintDefaults()
+	return func(pos []string, stdout, _ io.Writer) error {
+		return approve(&api, pos, stdout)
 	}
-	pos, err := parseArgs(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
+}
+
+func approve(api *apiFlags, pos []string, stdout io.Writer) error {
 	ws, sid, rid, opt := "", "default", "", ""
 	switch len(pos) {
 	case 3:
@@ -46,7 +29,7 @@ func approveCmd(args []string, stdout io.Writer) error {
 	case 4:
 		ws, sid, rid, opt = pos[0], pos[1], pos[2], pos[3]
 	default:
-		return usageError(fs, "want WORKSPACE [SESSION] REQUEST_ID OPTION_ID")
+		return usageErrorf("want WORKSPACE [SESSION] REQUEST_ID OPTION_ID, got %d arguments", len(pos))
 	}
 	u, err := api.sessionURL(ws, sid, "/permissions/"+url.PathEscape(rid))
 	if err != nil {

@@ -47,7 +47,7 @@ func (a *apiFlags) header() http.Header {
 func (a *apiFlags) sessionURL(ws, sid, rest string) (string, error) {
 	base, err := url.Parse(strings.TrimRight(a.URL, "/"))
 	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-		return "", fmt.Errorf("--url %q: want http(s)://host[:port]", a.URL)
+		return "", usageErrorf("--url %q: want http(s)://host[:port]", a.URL)
 	}
 	return base.String() + "/v1/workspaces/" + url.PathEscape(ws) + "/sessions/" + url.PathEscape(sid) + rest, nil
 }
@@ -157,12 +157,6 @@ func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 		return nil, err
 	}
 	return pos, nil
-}
-
-// usageError prints the command's usage and returns the complaint.
-func usageError(fs *flag.FlagSet, format string, args ...any) error {
-	fs.Usage()
-	return fmt.Errorf("%s: %s", fs.Name(), fmt.Sprintf(format, args...))
 }
 
 // readText returns text, or standard input when text is "-".

@@ -120,9 +120,21 @@ func defaultNodeID() string {
 	return h + "-" + strconv.Itoa(os.Getpid())
 }
 
+// parseServeConfig parses serve's flags (printing nothing) and checks the
+// configuration.
 func parseServeConfig(args []string) (config, error) {
-	var c config
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs := newFlagSet("serve")
+	c, e := registerServe(fs)
+	if err := fs.Parse(args); err != nil {
+		return *c, err
+	}
+	return *c, c.finish(e)
+}
+
+// registerServe registers serve's flags on fs, each with the default its
+// variable gives; finish completes the configuration once they are parsed.
+func registerServe(fs *flag.FlagSet) (*config, *envFlags) {
+	c := &config{}
 	e := &envFlags{fs: fs}
 	e.str(&c.Addr, "addr", "TANDEM_ADDR", "127.0.0.1:8080", "listen address")
 	e.secret(&c.RedisURL, "redis-url", "TANDEM_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL: redis:// (one server), redis+cluster:// or redis+sentinel://")
@@ -149,26 +161,28 @@ func parseServeConfig(args []string) (config, error) {
 	e.str(&c.SandboxEnv, "sandbox-env", "TANDEM_SANDBOX_ENV", "", "local provider: comma-separated names of variables passed to the server and its agents (their credentials, such as ANTHROPIC_API_KEY); besides PATH and the locale nothing else of the node's environment is")
 	c.security.register(e)
 	c.ops.register(e)
-	if err := fs.Parse(args); err != nil {
-		return c, err
-	}
+	return c, e
+}
+
+// finish applies the secrets' variables and checks the configuration.
+func (c *config) finish(e *envFlags) error {
 	e.applySecrets()
 	if len(e.errs) > 0 {
-		return c, fmt.Errorf("configuration: %s", strings.Join(e.errs, "; "))
+		return fmt.Errorf("configuration: %s", strings.Join(e.errs, "; "))
 	}
 	if err := c.Validate(); err != nil {
-		return c, err
+		return err
 	}
 	if err := c.ops.validate(); err != nil {
-		return c, err
+		return err
 	}
 	if err := sandbox.ValidPassEnv(splitList(c.SandboxEnv)); err != nil {
-		return c, err
+		return err
 	}
 	if _, err := sandbox.NewAllowList("", splitList(c.SandboxAllow)); err != nil {
-		return c, err
+		return err
 	}
-	return c, c.security.validate(c.Addr, c.localSandbox())
+	return c.security.validate(c.Addr, c.localSandbox())
 }
 
 // localSandbox reports whether the node runs the Sandbox Agent server.

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -30,21 +29,12 @@ const repo = "../.."
 // from its usage text.
 func serveVariables(t *testing.T) map[string]bool {
 	t.Helper()
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr := os.Stderr
-	os.Stderr = w // the flag set prints its usage there
-	_, perr := parseServeConfig([]string{"-h"})
-	os.Stderr = stderr
-	w.Close()
-	out, _ := io.ReadAll(r)
-	if !errors.Is(perr, flag.ErrHelp) {
-		t.Fatalf("serve -h: %v", perr)
+	code, out, stderr := runCLI("serve", "-h")
+	if code != 0 {
+		t.Fatalf("serve -h: exit %d: %s", code, stderr)
 	}
 	vars := map[string]bool{}
-	for _, m := range regexp.MustCompile(`\$(TANDEM_[A-Z0-9_]+)`).FindAllStringSubmatch(string(out), -1) {
+	for _, m := range regexp.MustCompile(`\$(TANDEM_[A-Z0-9_]+)`).FindAllStringSubmatch(out, -1) {
 		vars[m[1]] = true
 	}
 	if len(vars) < 20 || !vars["TANDEM_REDIS_URL"] || !vars["TANDEM_ADDR"] {

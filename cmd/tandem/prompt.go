@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,33 +11,18 @@ import (
 	"syscall"
 )
 
-const promptUsage = `usage: tandem prompt [flags] WORKSPACE [SESSION] TEXT
-
-Sends TEXT ("-": standard input) as a prompt to the session (default
-"default", which the first prompt creates) and prints the prompt's id once
-the node has accepted it. A retry with the same --idempotency-key is safe:
-it prints the first prompt's id and sends nothing twice.
-
-flags:
-`
-
-// promptCmd: tandem prompt WS [SID] TEXT.
-func promptCmd(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("prompt", flag.ContinueOnError)
+// definePrompt: tandem prompt WS [SID] TEXT.
+func definePrompt(fs *flag.FlagSet) runFunc {
 	var api apiFlags
 	api.register(fs)
 	idem := fs.String("idempotency-key", "", "Idempotency-Key header: the same key (per user and session) is accepted once")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), promptUsage)
-		fs.PrintDefaults()
+	return func(pos []string, stdout, _ io.Writer) error {
+		return prompt(&api, *idem, pos, stdout)
 	}
-	pos, err := parseArgs(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
+}
+
+func prompt(api *apiFlags, idem string, pos []string, stdout io.Writer) error {
+	var err error
 	ws, sid, text := "", "default", ""
 	switch len(pos) {
 	case 2:
@@ -46,7 +30,7 @@ func promptCmd(args []string, stdout io.Writer) error {
 	case 3:
 		ws, sid, text = pos[0], pos[1], pos[2]
 	default:
-		return usageError(fs, "want WORKSPACE [SESSION] TEXT")
+		return usageErrorf("want WORKSPACE [SESSION] TEXT, got %d arguments", len(pos))
 	}
 	if text, err = readText(text); err != nil {
 		return err
@@ -58,8 +42,8 @@ func promptCmd(args []string, stdout io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	hdr := http.Header{}
-	if *idem != "" {
-		hdr.Set("Idempotency-Key", *idem)
+	if idem != "" {
+		hdr.Set("Idempotency-Key", idem)
 	}
 	var acc struct {
 		ID string `json:"id"`

@@ -2,9 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -18,14 +18,21 @@ import (
 	"github.com/tandem-dev/tandem/workspace"
 )
 
-func serveCmd(args []string) error {
-	cfg, err := parseServeConfig(args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
+// defineServe: tandem serve [flags].
+func defineServe(fs *flag.FlagSet) runFunc {
+	c, e := registerServe(fs)
+	return func(args []string, _, _ io.Writer) error {
+		if len(args) > 0 {
+			return usageErrorf("takes no arguments, got %q (settings are flags or TANDEM_* variables)", args[0])
 		}
-		return err
+		if err := c.finish(e); err != nil {
+			return err
+		}
+		return serve(*c)
 	}
+}
+
+func serve(cfg config) error {
 	logger := newLogger(cfg)
 	slog.SetDefault(logger)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

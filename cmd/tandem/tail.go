@@ -17,37 +17,29 @@ import (
 	"github.com/tandem-dev/tandem/streamclient"
 )
 
-const tailUsage = `usage: tandem tail [flags] WORKSPACE [SESSION]
+// tailFlags are tail's own flags.
+type tailFlags struct {
+	api      apiFlags
+	asJSON   bool
+	cursor   string
+	sinceNow bool
+}
 
-Follows the session (default "default") and prints it as a conversation, or
-with --json one event per line as the API sends it. It resumes where it left
-off, with its cursor, across dropped connections and node restarts, until
-interrupted.
+// defineTail: tandem tail WS [SID].
+func defineTail(fs *flag.FlagSet) runFunc {
+	var f tailFlags
+	f.api.register(fs)
+	fs.BoolVar(&f.asJSON, "json", false, "print each event as one line of JSON (presence updates are left out)")
+	fs.StringVar(&f.cursor, "cursor", "", "start after this event id (what --json prints as \"id\")")
+	fs.StringVar(&f.cursor, "from", "", "the same as --cursor")
+	fs.BoolVar(&f.sinceNow, "since-now", false, "start after the session's latest event: only what happens from now on")
+	return func(pos []string, stdout, stderr io.Writer) error {
+		return tail(&f, pos, stdout, stderr)
+	}
+}
 
-flags:
-`
-
-// tailCmd: tandem tail WS [SID].
-func tailCmd(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("tail", flag.ContinueOnError)
-	var api apiFlags
-	api.register(fs)
-	asJSON := fs.Bool("json", false, "print each event as one line of JSON (presence updates are left out)")
-	var cursor string
-	fs.StringVar(&cursor, "cursor", "", "start after this event id (what --json prints as \"id\")")
-	fs.StringVar(&cursor, "from", "", "the same as --cursor")
-	sinceNow := fs.Bool("since-now", false, "start after the session's latest event: only what happens from now on")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), tailUsage)
-		fs.PrintDefaults()
-	}
-	pos, err := parseArgs(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
+func tail(f *tailFlags, pos []string, stdout, stderr io.Writer) error {
+	api, cursor := &f.api, f.cursor
 	ws, sid := "", "default"
 	switch len(pos) {
 	case 1:
@@ -55,10 +47,10 @@ func tailCmd(args []string, stdout, stderr io.Writer) error {
 	case 2:
 		ws, sid = pos[0], pos[1]
 	default:
-		return usageError(fs, "want WORKSPACE [SESSION]")
+		return usageErrorf("want WORKSPACE [SESSION], got %d arguments", len(pos))
 	}
-	if *sinceNow && cursor != "" {
-		return usageError(fs, "--since-now and --cursor do not go together")
+	if f.sinceNow && cursor != "" {
+		return usageErrorf("--since-now and --cursor do not go together")
 	}
 	streamURL, err := api.sessionURL(ws, sid, "/events/stream")
 	if err != nil {
@@ -66,8 +58,8 @@ func tailCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if *sinceNow {
-		if cursor, err = latest(ctx, &api, ws, sid); err != nil {
+	if f.sinceNow {
+		if cursor, err = latest(ctx, api, ws, sid); err != nil {
 			return err
 		}
 	}
@@ -95,7 +87,7 @@ func tailCmd(args []string, stdout, stderr io.Writer) error {
 			down = false
 			fmt.Fprintln(stderr, "tandem: reconnected")
 		}
-		if *asJSON {
+		if f.asJSON {
 			return printJSON(stdout, ev)
 		}
 		r.Render(ev.Type, ev.Data)
