@@ -57,8 +57,8 @@ func routeSet(s *httpapi.Server) []string {
 }
 
 // Every route a node registers is in the document and every operation of
-// the document is a registered route (the node's own wiring is checked in
-// node/openapi_test.go with every optional route on).
+// the document is a registered route (the node's own wiring is walked in
+// node/openapi_walk_test.go with every optional route on).
 func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 	doc, err := openapi3.NewLoader().LoadFromData(httpapi.OpenAPIYAML)
 	if err != nil {
