@@ -123,6 +123,9 @@ var errorTable = []struct {
 	{workspace.ErrPromptNotFound, probPromptMissing},
 	{workspace.ErrPromptDispatched, probPromptDispatched},
 	{workspace.ErrNotSender, probForbidden},
+	// Another node owns the workspace (the load tool's append route holds
+	// it on this node): not an internal error, this node cannot serve it.
+	{workspace.ErrNotOwner, probUnavailable},
 	{errWorkspaceLimit, probWorkspaceLimit},
 	{fanout.ErrTooManyStreams, probRateLimited},
 	{fanout.ErrClosed, probUnavailable},

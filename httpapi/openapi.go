@@ -14,7 +14,8 @@ import (
 )
 
 // OpenAPIYAML is the OpenAPI 3.1 description of the v1 API, kept next to
-// the routes; tests validate real responses against it (node/openapi_test.go).
+// the routes; tests validate real responses against it
+// (node/openapi_walk_test.go).
 //
 //go:embed openapi.yaml
 var OpenAPIYAML []byte

@@ -3,7 +3,11 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"net/http"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -53,8 +57,8 @@ func routeSet(s *httpapi.Server) []string {
 }
 
 // Every route a node registers is in the document and every operation of
-// the document is a registered route (the node's own wiring is checked in
-// node/openapi_test.go with every optional route on).
+// the document is a registered route (the node's own wiring is walked in
+// node/openapi_walk_test.go with every optional route on).
 func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 	doc, err := openapi3.NewLoader().LoadFromData(httpapi.OpenAPIYAML)
 	if err != nil {
@@ -102,4 +106,61 @@ func RoutesOfFullServer(t *testing.T) []string {
 		t.Fatalf("only %d routes: %v", len(got), got)
 	}
 	return got
+}
+
+// Every problem type the code can answer (each problemKind literal of the
+// package) is in the document's list, and the list names no other.
+func TestOpenAPIListsEveryProblemType(t *testing.T) {
+	doc, err := openapi3.NewLoader().LoadFromData(httpapi.OpenAPIYAML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]bool{}
+	for _, v := range doc.Components.Schemas["Problem"].Value.Properties["type"].Value.Enum {
+		listed[v.(string)] = true
+	}
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	emitted := map[string]bool{}
+	fset := token.NewFileSet()
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			lit, ok := n.(*ast.CompositeLit)
+			if !ok {
+				return true
+			}
+			if id, ok := lit.Type.(*ast.Ident); !ok || id.Name != "problemKind" || len(lit.Elts) == 0 {
+				return true
+			}
+			code, ok := lit.Elts[0].(*ast.BasicLit)
+			if !ok || code.Kind != token.STRING {
+				t.Errorf("%s: a problemKind whose code is not a literal", fset.Position(lit.Pos()))
+				return true
+			}
+			emitted["urn:tandem:error:"+strings.Trim(code.Value, `"`)] = true
+			return true
+		})
+	}
+	if len(emitted) < 30 {
+		t.Fatalf("found only %d problem kinds", len(emitted))
+	}
+	for typ := range emitted {
+		if !listed[typ] {
+			t.Errorf("the code answers %s, which openapi.yaml does not list", typ)
+		}
+	}
+	for typ := range listed {
+		if !emitted[typ] {
+			t.Errorf("openapi.yaml lists %s, which no code answers", typ)
+		}
+	}
 }
