@@ -45,6 +45,12 @@ func TestWorkspaceStreamQueueAndWithdraw(t *testing.T) {
 	if len(evs) != 4 || evs[0].Type != model.TypeSessionCreated || evs[3].Type != model.TypePromptQueued {
 		t.Fatalf("workspace stream %v", types)
 	}
+	// The envelope carries createdAt: a body with its own would write the
+	// key twice in the event's JSON.
+	var created map[string]any
+	if err := json.Unmarshal(evs[0].Body, &created); err != nil || created["sessionId"] != "s1" || created["createdAt"] != nil {
+		t.Fatalf("session.created %s (%v)", evs[0].Body, err)
+	}
 	var q struct {
 		PromptID, SessionID, UserID, Text string
 		Position                          int

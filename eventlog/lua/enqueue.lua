@@ -61,7 +61,7 @@ if not s[1] then
   redis.call('ZADD', KEYS[2], now, ARGV[2])
   created = '1'
   wsappend(KEYS[7], KEYS[8], KEYS[10], ARGV[7], tonumber(ARGV[12]), ARGV[13], now, t, 'session.created',
-    cjson.encode({sessionId = ARGV[2], agent = agent, createdAt = now}))
+    cjson.encode({sessionId = ARGV[2], agent = agent}))
 elseif s[2] and ARGV[1] ~= 'destroy' then
   return {'err_destroyed', '', '0'}
 end
