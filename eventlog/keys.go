@@ -56,6 +56,10 @@ func LockKey(ws string) string { return tag(ws) + ":lock" }
 // OwnerKey is the record of a workspace's owner.
 func OwnerKey(ws string) string { return tag(ws) + ":owner" }
 
+// SentKey is the zset of prompts owners sent to the agent, by the ms of
+// their dispatch (Store.RecordSent).
+func SentKey(ws string) string { return tag(ws) + ":sent" }
+
 // SessionsKey is the zset of a workspace's session ids by createdAt.
 func SessionsKey(ws string) string { return tag(ws) + ":sessions" }
 

@@ -56,6 +56,8 @@ var (
 	finishDeleteScript = loadScript("finish_delete", true)
 	// acquireEpochScript sets a workspace's fence to a new epoch (append.go).
 	acquireEpochScript = loadScript("acquire_epoch", false)
+	// ownerSetScript writes the owner record of the fence's epoch (store.go).
+	ownerSetScript = loadScript("owner_set", true)
 	// ownerDelScript removes the owner record of an epoch (store.go).
 	ownerDelScript = loadScript("owner_del", false)
 	// enqueueScript accepts a command for the owner (store.go).

@@ -287,12 +287,56 @@ func (s *Store) SetOwner(ctx context.Context, ws string, o model.OwnerRecord, tt
 	if err := checkIDs(ws); err != nil {
 		return err
 	}
+	err := ownerSetScript.Run(ctx, s.rdb, []string{FenceKey(ws), OwnerKey(ws)}, o.Epoch, o.Node, o.Since, o.Health, ttl.Milliseconds()).Err()
+	if err != nil {
+		return redisErr("record owner", err)
+	}
+	return nil
+}
+
+// sentKept bounds a workspace's sent-prompt evidence (RecordSent).
+const sentKept = 256
+
+// sentTTL is how long that evidence lasts without a new write: it matters
+// only right after Redis lost writes.
+const sentTTL = 24 * time.Hour
+
+// RecordSent adds prompts (inbox ids, with the ms each was dispatched) to
+// the evidence that they were sent to the agent: written by owners, also
+// after they lost the workspace (it is no owner's state, only facts that
+// stay true), so that it outlives Redis losing the records of their
+// dispatch, and read by the next owner (SentPrompts). Bounded to the
+// newest sentKept.
+func (s *Store) RecordSent(ctx context.Context, ws string, ids []string, at []int64) error {
+	if err := checkIDs(ws); err != nil {
+		return err
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	zs := make([]redis.Z, len(ids))
+	for i, id := range ids {
+		zs[i] = redis.Z{Score: float64(at[i]), Member: id}
+	}
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, OwnerKey(ws), "node", o.Node, "epoch", o.Epoch, "since", o.Since, "health", o.Health)
-		p.PExpire(ctx, OwnerKey(ws), ttl)
+		p.ZAdd(ctx, SentKey(ws), zs...)
+		p.ZRemRangeByRank(ctx, SentKey(ws), 0, -sentKept-1)
+		p.PExpire(ctx, SentKey(ws), sentTTL)
 		return nil
 	})
-	return unavailableIf("record owner", err)
+	return unavailableIf("record sent prompts", err)
+}
+
+// SentPrompts returns the prompts RecordSent holds.
+func (s *Store) SentPrompts(ctx context.Context, ws string) ([]string, error) {
+	if err := checkIDs(ws); err != nil {
+		return nil, err
+	}
+	ids, err := s.rdb.ZRange(ctx, SentKey(ws), 0, -1).Result()
+	if err != nil {
+		return nil, unavailableIf("read sent prompts", err)
+	}
+	return ids, nil
 }
 
 // ExpireOwner extends the owner record's expiry.

@@ -443,6 +443,7 @@ func (m *Manager) restartOwner(ctx context.Context, prev *owner) (*owner, error)
 	o.rewinds = prev.rewinds
 	o.dispatchedIDs = prev.dispatchedIDs
 	o.sentElsewhere = prev.sentElsewhere
+	o.recentSent = prev.recentSent
 	o.inherited = true
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -66,6 +66,7 @@ var _ Store = (*memStore)(nil)
 
 type memData struct {
 	mu       sync.Mutex
+	sent     map[string][]string // RecordSent
 	fence    map[string]uint64
 	streams  map[string]*memStream // ws \x00 sid
 	inboxes  map[string]*memInbox
@@ -1192,8 +1193,34 @@ func (s *memStore) Locked(ctx context.Context, wss []string) ([]bool, error) {
 	return out, err
 }
 
+func (s *memStore) RecordSent(ctx context.Context, ws string, ids []string, at []int64) error {
+	return s.do(ctx, &memCall{Method: "RecordSent", WS: ws, N: len(ids)}, func(d *memData) error {
+		if d.sent == nil {
+			d.sent = map[string][]string{}
+		}
+		for _, id := range ids {
+			if !slices.Contains(d.sent[ws], id) {
+				d.sent[ws] = append(d.sent[ws], id)
+			}
+		}
+		return nil
+	})
+}
+
+func (s *memStore) SentPrompts(ctx context.Context, ws string) ([]string, error) {
+	var out []string
+	err := s.do(ctx, &memCall{Method: "SentPrompts", WS: ws}, func(d *memData) error {
+		out = slices.Clone(d.sent[ws])
+		return nil
+	})
+	return out, err
+}
+
 func (s *memStore) SetOwner(ctx context.Context, ws string, o model.OwnerRecord, ttl time.Duration) error {
 	return s.do(ctx, &memCall{Method: "SetOwner", WS: ws, Epoch: o.Epoch}, func(d *memData) error {
+		if err := d.checkFence("record owner", ws, o.Epoch); err != nil {
+			return err
+		}
 		h := d.owner(ws)
 		if h == nil {
 			h = &memHash{f: map[string]string{}}

@@ -61,6 +61,9 @@ type owner struct {
 	// (their dispatch markers came back on a re-attached connection)
 	// while the stream has no trace of their dispatch (marker.go).
 	sentElsewhere *idSet
+	// recentSent are the prompts this owner dispatched lately, written to
+	// the workspace's evidence (sent.go).
+	recentSent []sentPrompt
 	// started is when this owner took the workspace; inherited says it
 	// followed an owner of this node stopped by a rewind (restartOwner),
 	// whose dispatches dispatchedIDs knows.
@@ -292,6 +295,10 @@ func (o *owner) run(ctx context.Context) {
 	stopLife()
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
+	// However it stops, lock lost included: the next owner reads it.
+	sctx, scancel := context.WithTimeout(cctx, 2*time.Second)
+	o.writeSent(sctx)
+	scancel()
 	o.closeSessions(cctx, mode)
 	cancelExt() // the lock is kept until the helpers are done
 	o.wg.Wait()
@@ -351,6 +358,7 @@ func (o *owner) serve(node, ctx context.Context) stopMode {
 		case <-o.metaWake:
 			o.reloadMeta(ctx)
 		case <-tick.C:
+			o.writeSent(ctx)
 			o.tick(ctx)
 			if o.idle(ctx) {
 				return stopIdle
@@ -369,6 +377,9 @@ func (o *owner) serve(node, ctx context.Context) stopMode {
 // connection or a turn in flight are re-attached, and pending inbox entries
 // are claimed and handled in order.
 func (o *owner) takeOver(ctx context.Context) error {
+	if err := o.readSent(ctx); err != nil {
+		return err
+	}
 	err := o.eachSession(ctx, func(s *session) error {
 		sid := s.id
 		if s.rec.DestroyedAt != nil {

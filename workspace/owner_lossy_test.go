@@ -442,3 +442,54 @@ func hasMarkerAnswer(c *memCall) bool {
 	}
 	return false
 }
+
+// Redis lost the dispatch of a silent turn, and the sandbox restarted too,
+// so the agent's replay that holds the dispatch marker is gone with it;
+// the owner that sent the prompt then lost the workspace (here: stopped).
+// Only that owner knew, and it wrote what it sent to the workspace's
+// evidence after the loss (every second while recent): the next owner
+// reads it, and the prompt ends delivery_unknown instead of being sent a
+// second time, with the history, to the restarted agent. Before, it was
+// (the long campaign of 2026-12-07, seed 20261209: a lossy restart, a
+// sandbox kill, two takeovers).
+func TestFakeLostDispatchAndSandboxRestartNotSentAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t)
+		a := h.start("a", nodeOpts{})
+		a.put(t)
+		h.openSession(a)
+		var streams map[string]*memStream
+		var inbox *memInbox
+		var taken atomic.Bool
+		a.store.hooks(func(c *memCall) error {
+			if isDispatch(c) && taken.CompareAndSwap(false, true) {
+				streams, inbox = h.store.snapshotStreams(testWS), h.store.snapshotInbox(testWS)
+			}
+			return nil
+		}, nil)
+		const silent = "silent [chunks=1] [delay=15000ms]"
+		lost := a.prompt(t, silent)
+		waitFor(t, "the prompt at the agent", func() bool { return len(h.sb.Prompts()) == 1 })
+		h.store.rewindStreams(streams) // Redis lost the dispatch
+		h.store.rewindInbox(testWS, inbox)
+		h.store.d.mu.Lock()
+		delete(h.store.d.sent, testWS) // and what was written of it so far
+		h.store.d.mu.Unlock()
+		time.Sleep(1500 * time.Millisecond) // a, still the owner, writes it again
+		a.store.pause()
+		h.sb.Restart() // the sandbox restarted: no replay, no marker
+		h.store.expireLock(testWS)
+		h.start("b", nodeOpts{})
+		waitFor(t, "the lost prompt ended", func() bool {
+			return slices.Contains(stopReasons(h.events()), StopDeliveryUnknown)
+		})
+		time.Sleep(20 * time.Second)
+		if got := h.promptTexts(); !slices.Equal(got, []string{silent}) {
+			t.Fatalf("the agent received %v", got)
+		}
+		if got := chatUsers(h.events()); !slices.Equal(got, []string{lost.ID}) {
+			t.Fatalf("chat.user %v", got)
+		}
+		a.store.resume()
+	})
+}

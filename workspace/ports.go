@@ -81,6 +81,11 @@ type Records interface {
 	ExpireOwner(ctx context.Context, ws string, ttl time.Duration) error
 	SetOwnerHealth(ctx context.Context, ws, health string) error
 	DeleteOwner(ctx context.Context, ws string, epoch uint64) error
+	// RecordSent adds prompts an owner sent to the agent (inbox ids, with
+	// the ms of each dispatch) to the workspace's evidence of what was
+	// sent; SentPrompts reads it. Not fenced: facts that stay true.
+	RecordSent(ctx context.Context, ws string, ids []string, at []int64) error
+	SentPrompts(ctx context.Context, ws string) ([]string, error)
 
 	Session(ctx context.Context, ws, sid string) (model.SessionRecord, bool, error)
 	SessionOf(ctx context.Context, ws, sid string) (rec model.SessionRecord, wsFound, found bool, err error)

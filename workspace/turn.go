@@ -98,7 +98,7 @@ func (o *owner) dispatch(ctx context.Context, s *session) {
 			return
 		}
 		if st.Turn != nil && st.Turn.Inbox == e.ID {
-			o.dispatchedIDs.add(e.ID)
+			o.markDispatched(e.ID)
 			t := &turn{turnRecord: *st.Turn, text: e.Text, since: time.Now()}
 			s.queue = s.queue[1:]
 			s.restore = false
@@ -146,7 +146,7 @@ func (o *owner) dispatch(ctx context.Context, s *session) {
 		}
 		return
 	}
-	o.dispatchedIDs.add(e.ID)
+	o.markDispatched(e.ID)
 	s.queue = s.queue[1:]
 	s.restore = false
 	s.state.LastInbox = last
