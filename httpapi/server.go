@@ -183,6 +183,7 @@ func New(deps Deps, cfg Config) *Server {
 	}
 	e.GET("/", s.index)
 	e.GET("/w/:ws", s.index)
+	e.GET("/w/:ws/s/:sid", s.index)
 	e.GET("/static/*", s.assets())
 	e.POST("/v1/auth/cookie", s.setCookie)
 	e.DELETE("/v1/auth/cookie", s.clearCookie)
