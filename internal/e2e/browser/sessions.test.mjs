@@ -1,0 +1,168 @@
+// Sessions side by side (internal/e2e/browser_sessions_test.go starts the
+// stack): three pages, ann's on node a, bob's and cat's on node b. The
+// tests run in order and share the pages.
+//
+// Environment: TANDEM_ANN_URL, TANDEM_BOB_URL, TANDEM_WS, TANDEM_PROMPT1 /
+// TANDEM_REPLY1, TANDEM_ARTIFACTS, TANDEM_CHROMIUM.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+function env(name) {
+  const v = process.env[name];
+  if (!v) throw new Error(name + ' is not set: run these tests with `go test -run TestBrowserSessions ./internal/e2e`');
+  return v;
+}
+
+const ANN = env('TANDEM_ANN_URL');
+const BOB = env('TANDEM_BOB_URL');
+const WS = env('TANDEM_WS');
+const ART = env('TANDEM_ARTIFACTS');
+
+let browser;
+const problems = [];
+const pages = {};
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: process.env.TANDEM_CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  assert.deepEqual(problems, [], 'no page errors and no CSP violations');
+});
+
+async function open(who, base, url, options = {}) {
+  const ctx = await browser.newContext({ locale: 'en-GB', timezoneId: 'UTC', viewport: { width: 1100, height: 760 }, ...options });
+  // Each person has a name already (none mode: the tandem_user cookie and localStorage).
+  await ctx.addInitScript((name) => {
+    try {
+      localStorage.setItem('tandem.user', name);
+    } catch {}
+    document.cookie = 'tandem_user=' + name + '; Path=/; SameSite=Strict';
+  }, who);
+  const page = await ctx.newPage();
+  page.setDefaultTimeout(20_000);
+  page.on('pageerror', (e) => problems.push(who + ': ' + e.message));
+  page.on('console', (m) => {
+    if (/Content.Security.Policy|Refused to/i.test(m.text())) problems.push(who + ': ' + m.text());
+  });
+  page.on('dialog', (d) => d.accept());
+  await page.goto(base + url);
+  await page.waitForSelector('#conn[data-state="live"]');
+  return page;
+}
+
+/** transcript is the conversation as the page shows it. */
+function transcript(page) {
+  return page.$$eval('#transcript > li', (lis) =>
+    lis.map((li) => ({
+      key: li.dataset.key,
+      kind: li.dataset.kind,
+      status: li.dataset.status || '',
+      author: li.querySelector('.author')?.textContent ?? '',
+      body: li.dataset.kind === 'agent' ? [...li.querySelectorAll('.parts > *')].map((p) => p.textContent).join('|') : (li.querySelector('.text, .notice-text')?.textContent ?? ''),
+    })),
+  );
+}
+
+function waitReply(page, reply, timeout = 30_000) {
+  return page.waitForFunction(
+    (want) => [...document.querySelectorAll('#transcript > li[data-kind="agent"][data-status="done"]')].some((li) => [...li.querySelectorAll('.parts > .text')].map((p) => p.textContent).join('') === want),
+    reply,
+    { timeout },
+  );
+}
+
+function entry(page, sid) {
+  return page.locator('#session-list > li[data-session="' + sid + '"]');
+}
+
+async function send(page, text) {
+  const box = page.getByRole('textbox', { name: 'Prompt for the agent' });
+  await box.fill(text);
+  await box.press('Enter');
+}
+
+test('1. a session created on one page is in the others’ lists within a second; each switches to it and sees the same transcript', { timeout: 120_000 }, async () => {
+  pages.ann = await open('ann', ANN, '/w/' + WS);
+  pages.bob = await open('bob', BOB, '/w/' + WS);
+  pages.cat = await open('cat', BOB, '/w/' + WS, { viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true });
+  const { ann, bob, cat } = pages;
+  for (const p of [ann, bob, cat]) await entry(p, 'default').waitFor();
+  assert.equal(await entry(ann, 'default').locator('a').getAttribute('aria-current'), 'page');
+
+  // Ann creates session s2 (agent from the workspace's list).
+  await ann.getByRole('button', { name: '+ New session' }).click();
+  const dlg = ann.locator('#new-session-dialog');
+  await dlg.getByLabel('Name').fill('s2');
+  const agents = await dlg.locator('#new-session-agent option').allTextContents();
+  assert.ok(agents.length >= 1, 'the agent list: ' + JSON.stringify(agents));
+  await dlg.getByRole('button', { name: 'Create' }).click();
+  await ann.waitForURL('**/w/' + WS + '/s/s2');
+  const created = Date.now();
+  // The others see it without reloading, within a second.
+  await Promise.all([entry(bob, 's2').waitFor({ timeout: 1000 }), entry(cat, 's2').waitFor({ timeout: 1000 })]);
+  const seenIn = Date.now() - created;
+  assert.ok(seenIn <= 1000, 'seen in ' + seenIn + ' ms');
+  assert.match(await entry(bob, 's2').textContent(), new RegExp(agents[0]), 'the list names the agent');
+  assert.equal(await entry(ann, 's2').locator('a').getAttribute('aria-current'), 'page');
+  assert.equal(await ann.locator('#ws-title').textContent(), WS + ' / s2');
+
+  // Ann talks in s2; bob's list marks it unread and running.
+  await send(ann, env('TANDEM_PROMPT1'));
+  await waitReply(ann, env('TANDEM_REPLY1'));
+  await bob.waitForFunction(() => document.querySelector('#session-list > li[data-session="s2"] .session-unread'));
+  assert.equal(await bob.locator('#transcript > li').count(), 0, 'bob still shows the default session, which is empty');
+
+  // Bob and cat switch to it: the same transcript, at the same address.
+  for (const p of [bob, cat]) {
+    await entry(p, 's2').locator('a').click();
+    await p.waitForURL('**/w/' + WS + '/s/s2');
+    await waitReply(p, env('TANDEM_REPLY1'));
+  }
+  const ta = await transcript(ann);
+  assert.deepEqual(await transcript(bob), ta);
+  assert.deepEqual(await transcript(cat), ta);
+  assert.deepEqual(ta.map((i) => [i.kind, i.author]), [['user', 'ann'], ['agent', 'Agent']]);
+  assert.equal(await entry(bob, 's2').locator('.session-unread').count(), 0, 'read once shown');
+
+  // The address opens the same view in a new page; back goes to default.
+  const dan = await open('dan', ANN, '/w/' + WS + '/s/s2');
+  await waitReply(dan, env('TANDEM_REPLY1'));
+  assert.deepEqual(await transcript(dan), ta);
+  await dan.context().close();
+  await bob.goBack();
+  await bob.waitForURL('**/w/' + WS);
+  await bob.waitForFunction(() => document.querySelectorAll('#transcript > li').length === 0 && document.querySelector('#session-list a[aria-current="page"]')?.closest('li')?.dataset.session === 'default');
+  await bob.goForward();
+  await waitReply(bob, env('TANDEM_REPLY1'));
+  assert.deepEqual(await transcript(bob), ta, 'each session its own transcript, read again');
+
+  await ann.screenshot({ path: path.join(ART, 'sessions.png') });
+  await cat.screenshot({ path: path.join(ART, 'sessions-phone.png') });
+
+  // An admin (everyone, without authentication) ends a session: it leaves every list.
+  await ann.getByRole('button', { name: '+ New session' }).click();
+  await dlg.getByLabel('Name').fill('scratch');
+  await dlg.getByRole('button', { name: 'Create' }).click();
+  await ann.waitForURL('**/s/scratch');
+  await entry(cat, 'scratch').waitFor();
+  await entry(cat, 'scratch').getByRole('button', { name: 'End session scratch' }).click();
+  await Promise.all([entry(cat, 'scratch').waitFor({ state: 'detached' }), entry(bob, 'scratch').waitFor({ state: 'detached' })]);
+  await ann.waitForSelector('#transcript > li[data-kind="notice"][data-status="session_destroyed"]');
+
+  // A bad name is refused in the dialog, and nothing is created.
+  await bob.getByRole('button', { name: '+ New session' }).click();
+  await bob.locator('#new-session-dialog').getByLabel('Name').fill('no spaces');
+  await bob.locator('#new-session-dialog').getByRole('button', { name: 'Create' }).click();
+  await bob.getByText('Name: use 1 to 128 letters').waitFor();
+  await bob.locator('#new-session-dialog').getByRole('button', { name: 'Cancel' }).click();
+  assert.deepEqual(await bob.$$eval('#session-list > li', (l) => l.map((x) => x.dataset.session)), ['default', 's2']);
+});
+
