@@ -47,6 +47,9 @@ func TestBrowserSessions(t *testing.T) {
 	}
 
 	prompt1 := "hello in s2 [chunks=6] [delay=30ms]"
+	long := "a long turn in s2 [chunks=30] [delay=150ms]"
+	queued := "bob has second thoughts [chunks=2]"
+	kept := "cat asks a question [chunks=2] [delay=10ms]"
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, nodeBin, "--test-reporter=spec", "sessions.test.mjs")
@@ -58,6 +61,10 @@ func TestBrowserSessions(t *testing.T) {
 		"TANDEM_WS="+ws,
 		"TANDEM_PROMPT1="+prompt1,
 		"TANDEM_REPLY1="+mockagent.Reply(prompt1),
+		"TANDEM_LONG="+long,
+		"TANDEM_QUEUED="+queued,
+		"TANDEM_KEPT="+kept,
+		"TANDEM_KEPT_REPLY="+mockagent.Reply(kept),
 		"TANDEM_ARTIFACTS="+artifacts,
 		"NO_COLOR=1",
 	)
@@ -84,7 +91,16 @@ func TestBrowserSessions(t *testing.T) {
 	entries := readStream(t, e.rdb, ws, "s2")
 	checkStream(t, entries)
 	counts := e.promptsReceived(t)
-	if counts[prompt1] != 1 {
-		t.Errorf("the agent received %q %d times, want once", prompt1, counts[prompt1])
+	for _, p := range []string{prompt1, long, kept} {
+		if counts[p] != 1 {
+			t.Errorf("the agent received %q %d times, want once", p, counts[p])
+		}
+	}
+	// Withdrawn on the page: it never reached the agent.
+	if counts[queued] != 0 {
+		t.Errorf("the withdrawn prompt %q reached the agent %d times", queued, counts[queued])
+	}
+	if n := chatUsers(entries); len(n) != 3 {
+		t.Errorf("chat.user entries in s2: %v, want 3 prompts", n)
 	}
 }

@@ -166,3 +166,54 @@ test('1. a session created on one page is in the others’ lists within a second
   assert.deepEqual(await bob.$$eval('#session-list > li', (l) => l.map((x) => x.dataset.session)), ['default', 's2']);
 });
 
+/** queue is what a page shows queued in the session it shows: [user, text, position]. */
+function queue(page) {
+  return page.$$eval('#queue > li', (lis) => lis.map((li) => [li.dataset.user, li.querySelector('.text').textContent, li.querySelector('.queue-pos').textContent]));
+}
+
+function waitQueue(page, want, timeout = 5000) {
+  return page.waitForFunction(
+    (w) => JSON.stringify([...document.querySelectorAll('#queue > li')].map((li) => [li.dataset.user, li.querySelector('.text').textContent, li.querySelector('.queue-pos').textContent])) === JSON.stringify(w),
+    want,
+    { timeout },
+  );
+}
+
+test('2. while a turn runs, the others’ prompts are queued on every page with their positions; the sender withdraws one and it is gone everywhere', { timeout: 120_000 }, async () => {
+  const { ann, bob, cat } = pages;
+  await entry(ann, 's2').locator('a').click();
+  await ann.waitForURL('**/s/s2');
+  await waitReply(ann, env('TANDEM_REPLY1'));
+  const LONG = env('TANDEM_LONG');
+  const QUEUED = env('TANDEM_QUEUED');
+  const KEPT = env('TANDEM_KEPT');
+  await send(ann, LONG);
+  for (const p of [ann, bob, cat]) await p.waitForSelector('#transcript > li[data-kind="agent"][data-status="running"]');
+  await cat.locator('#session-list > li[data-session="s2"][data-state="running"]').waitFor();
+
+  await send(bob, QUEUED);
+  const one = [['bob', QUEUED, 'Queued · #1']];
+  await Promise.all([ann, bob, cat].map((p) => waitQueue(p, one)));
+  await send(cat, KEPT);
+  const two = [...one, ['cat', KEPT, 'Queued · #2']];
+  await Promise.all([ann, bob, cat].map((p) => waitQueue(p, two)));
+  assert.equal(await bob.locator('#pending > li').count(), 0, 'no second, local copy of bob’s prompt');
+  // Only its sender may withdraw it.
+  assert.equal(await ann.locator('#queue button.withdraw').count(), 0, 'ann has nothing to withdraw');
+  assert.equal(await cat.locator('#queue > li[data-user="bob"] button.withdraw').count(), 0);
+  await ann.screenshot({ path: path.join(ART, 'queue.png') });
+
+  await bob.locator('#queue > li[data-user="bob"]').getByRole('button', { name: /Withdraw/ }).click();
+  const left = [['cat', KEPT, 'Queued · #1']];
+  await Promise.all([ann, bob, cat].map((p) => waitQueue(p, left)));
+
+  // The turn ends; cat's prompt moves from the queue into the transcript.
+  await Promise.all([ann, bob, cat].map((p) => waitReply(p, env('TANDEM_KEPT_REPLY'), 60_000)));
+  await Promise.all([ann, bob, cat].map((p) => waitQueue(p, [])));
+  const ta = await transcript(ann);
+  assert.deepEqual(await transcript(bob), ta);
+  assert.deepEqual(await transcript(cat), ta);
+  const users = ta.filter((i) => i.kind === 'user').map((i) => [i.author, i.body]);
+  assert.deepEqual(users, [['ann', env('TANDEM_PROMPT1')], ['ann', LONG], ['cat', KEPT]], 'the withdrawn prompt never reached the transcript');
+  assert.equal(ta.filter((i) => i.kind === 'agent').length, 3);
+});
