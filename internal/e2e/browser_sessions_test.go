@@ -50,6 +50,11 @@ func TestBrowserSessions(t *testing.T) {
 	long := "a long turn in s2 [chunks=30] [delay=150ms]"
 	queued := "bob has second thoughts [chunks=2]"
 	kept := "cat asks a question [chunks=2] [delay=10ms]"
+	// Markdown with a code block, a table, a list, links and payloads
+	// that must not run, in the prompt and so in the agent's answer.
+	md := "Here is the plan [diff] [chunks=8]\n\n```js\nconst riders = 2;\n```\n\n| rider | seat |\n|---|---|\n| ann | front |\n| bob | back |\n\n" +
+		"- first\n- second\n\nSee [the docs](https://example.com/docs) and [bad link](javascript:window.__pwned='link').\n\n" +
+		"<script>window.__pwned = 'script'</script>\n<img src=x onerror=\"window.__pwned = 'img'\">\n<p style=\"color:red\" onclick=\"window.__pwned = 'click'\">styled</p>"
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, nodeBin, "--test-reporter=spec", "sessions.test.mjs")
@@ -65,6 +70,7 @@ func TestBrowserSessions(t *testing.T) {
 		"TANDEM_QUEUED="+queued,
 		"TANDEM_KEPT="+kept,
 		"TANDEM_KEPT_REPLY="+mockagent.Reply(kept),
+		"TANDEM_MD="+md,
 		"TANDEM_ARTIFACTS="+artifacts,
 		"NO_COLOR=1",
 	)
@@ -91,7 +97,7 @@ func TestBrowserSessions(t *testing.T) {
 	entries := readStream(t, e.rdb, ws, "s2")
 	checkStream(t, entries)
 	counts := e.promptsReceived(t)
-	for _, p := range []string{prompt1, long, kept} {
+	for _, p := range []string{prompt1, long, kept, md} {
 		if counts[p] != 1 {
 			t.Errorf("the agent received %q %d times, want once", p, counts[p])
 		}
@@ -100,7 +106,12 @@ func TestBrowserSessions(t *testing.T) {
 	if counts[queued] != 0 {
 		t.Errorf("the withdrawn prompt %q reached the agent %d times", queued, counts[queued])
 	}
-	if n := chatUsers(entries); len(n) != 3 {
-		t.Errorf("chat.user entries in s2: %v, want 3 prompts", n)
+	if n := chatUsers(entries); len(n) != 4 {
+		t.Errorf("chat.user entries in s2: %v, want 4 prompts, each once", n)
+	}
+	for id, c := range chatUsers(entries) {
+		if c != 1 {
+			t.Errorf("prompt %s has %d chat.user entries", id, c)
+		}
 	}
 }

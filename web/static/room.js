@@ -19,6 +19,7 @@ import { Transcript, turnSummary, duration, replyText } from './transcript.js';
 import { renderPermission, updatePermission, resolutionText } from './permission.js';
 import { ModePicker } from './session.js';
 import { SessionList, renderSessions } from './sessions.js';
+import { renderMarkdown } from './markdown.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -759,8 +760,10 @@ function renderPart(part) {
     const icon = el('span', 'tool-icon');
     icon.setAttribute('aria-hidden', 'true');
     pe.append(icon, el('span', 'tool-title'), el('span', 'tool-kind'), el('span', 'tool-status'));
+  } else if (part.type === 'text') {
+    pe = el('div', 'text md'); // Markdown, sanitised (markdown.js)
   } else {
-    pe = el('p', part.type === 'thought' ? 'thought' : part.type === 'error' ? 'agent-error' : 'text');
+    pe = el('p', part.type === 'thought' ? 'thought' : 'agent-error');
   }
   fillPart(pe, part);
   return pe;
@@ -773,7 +776,21 @@ function fillPart(pe, part) {
     pe.querySelector('.tool-title').textContent = part.title || 'Tool call';
     pe.querySelector('.tool-kind').textContent = part.kind && part.kind !== 'other' ? part.kind : '';
     pe.querySelector('.tool-status').textContent = part.status.replace(/_/g, ' ');
+    if (part.diff && !pe.querySelector('.tool-diff')) pe.append(renderDiff(part.diff));
+  } else if (part.type === 'text') {
+    pe.replaceChildren(renderMarkdown(part.text));
   } else {
     pe.textContent = part.text;
   }
+}
+
+/** renderDiff shows a tool call's diff (ACP content of type diff): its path, the old lines and the new. */
+function renderDiff(d) {
+  const box = el('div', 'tool-diff');
+  if (d.path) box.append(el('p', 'tool-diff-path', d.path));
+  const pre = el('pre', 'perm-diff');
+  for (const line of d.oldText ? d.oldText.split('\n') : []) if (line) pre.append(el('span', 'del', '- ' + line + '\n'));
+  for (const line of d.newText ? d.newText.split('\n') : []) if (line) pre.append(el('span', 'add', '+ ' + line + '\n'));
+  box.append(pre);
+  return box;
 }

@@ -40,6 +40,12 @@ after(async () => {
 async function open(who, base, url, options = {}) {
   const ctx = await browser.newContext({ locale: 'en-GB', timezoneId: 'UTC', viewport: { width: 1100, height: 760 }, ...options });
   // Each person has a name already (none mode: the tandem_user cookie and localStorage).
+  // The test hooks: a payload that ran would set window.__pwned; a CSP
+  // violation is recorded in window.__csp (and reported on the console).
+  await ctx.addInitScript(() => {
+    window.__csp = [];
+    document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));
+  });
   await ctx.addInitScript((name) => {
     try {
       localStorage.setItem('tandem.user', name);
@@ -216,4 +222,45 @@ test('2. while a turn runs, the others’ prompts are queued on every page with 
   const users = ta.filter((i) => i.kind === 'user').map((i) => [i.author, i.body]);
   assert.deepEqual(users, [['ann', env('TANDEM_PROMPT1')], ['ann', LONG], ['cat', KEPT]], 'the withdrawn prompt never reached the transcript');
   assert.equal(ta.filter((i) => i.kind === 'agent').length, 3);
+});
+
+test('3. answers are Markdown, sanitised: code block and table rendered, a tool call with its diff, nothing of the payloads runs, no CSP violation', { timeout: 60_000 }, async () => {
+  const { ann, bob } = pages;
+  const MD = env('TANDEM_MD');
+  await send(ann, MD);
+  const done = (p) => p.waitForSelector('#transcript > li[data-kind="agent"][data-status="done"] .parts > .text table', { timeout: 30_000 });
+  await Promise.all([done(ann), done(bob)]);
+  for (const [who, p] of [['ann', ann], ['bob', bob]]) {
+    const got = await p.evaluate(() => {
+      const li = [...document.querySelectorAll('#transcript > li[data-kind="agent"]')].at(-1);
+      const md = li.querySelector('.parts > .text');
+      const tool = li.querySelector('.parts > .tool');
+      const user = [...document.querySelectorAll('#transcript > li[data-kind="user"]')].at(-1);
+      return {
+        code: md.querySelector('pre > code')?.textContent ?? null,
+        codeClass: md.querySelector('pre > code')?.className ?? '',
+        rows: [...md.querySelectorAll('table tr')].map((tr) => [...tr.children].map((c) => c.tagName + ':' + c.textContent)),
+        items: [...md.querySelectorAll('ul > li')].map((x) => x.textContent),
+        links: [...md.querySelectorAll('a')].map((a) => [a.textContent, a.getAttribute('href'), a.rel, a.target]),
+        dangerous: document.querySelectorAll('#transcript script, #transcript img, #transcript iframe, #transcript [onerror], #transcript [onclick], #transcript [style]').length,
+        tool: tool && { title: tool.querySelector('.tool-title').textContent, kind: tool.querySelector('.tool-kind').textContent, status: tool.dataset.status, del: [...tool.querySelectorAll('.del')].map((x) => x.textContent), add: [...tool.querySelectorAll('.add')].map((x) => x.textContent), path: tool.querySelector('.tool-diff-path')?.textContent },
+        prompt: user.querySelector('.text').textContent,
+        shown: md.textContent,
+        pwned: window.__pwned ?? null,
+        csp: window.__csp,
+      };
+    });
+    assert.equal(got.code, 'const riders = 2;\n', who + ': the fenced code block');
+    assert.equal(got.codeClass, 'language-js');
+    assert.deepEqual(got.rows, [['TH:rider', 'TH:seat'], ['TD:ann', 'TD:front'], ['TD:bob', 'TD:back']], who + ': the table');
+    assert.deepEqual(got.items, ['first', 'second'], who + ': the list');
+    assert.deepEqual(got.links, [['the docs', 'https://example.com/docs', 'noopener noreferrer nofollow', '_blank'], ['bad link', null, '', '']], who + ': links, the javascript: one without its href');
+    assert.equal(got.dangerous, 0, who + ': no script, image, handler or style made it into the page');
+    assert.deepEqual(got.tool, { title: 'Edit notes.md', kind: 'edit', status: 'completed', del: ['- tandem: one rider\n'], add: ['+ tandem: two riders\n', '+ sharing one bicycle\n'], path: 'notes.md' }, who + ': the tool call and its diff');
+    assert.equal(got.prompt, MD, who + ': the prompt is shown as written, as text');
+    assert.ok(got.shown.includes("<script>window.__pwned = 'script'</script>") && got.shown.includes('<img src=x onerror='), who + ': the answer shows the HTML as text: ' + got.shown);
+    assert.equal(got.pwned, null, who + ': no payload ran');
+    assert.deepEqual(got.csp, [], who + ': no CSP violation');
+  }
+  await ann.screenshot({ path: path.join(ART, 'markdown.png') });
 });
