@@ -3,9 +3,11 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -108,6 +110,18 @@ func TestBrowserSessions(t *testing.T) {
 	}
 	if n := chatUsers(entries); len(n) != 4 {
 		t.Errorf("chat.user entries in s2: %v, want 4 prompts, each once", n)
+	}
+	// Typing is presence: nothing of it in any stream.
+	for _, sid := range []string{"default", "s2", "~ws"} {
+		all := readStream(t, e.rdb, ws, sid)
+		if sid != "default" && len(all) == 0 {
+			t.Errorf("stream %s is empty", sid)
+		}
+		for _, en := range all {
+			if b, _ := json.Marshal(en.Body); en.Type == "presence" || strings.Contains(string(b), "typing") {
+				t.Errorf("stream %s holds %s %s", sid, en.Type, b)
+			}
+		}
 	}
 	for id, c := range chatUsers(entries) {
 		if c != 1 {

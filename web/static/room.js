@@ -72,7 +72,11 @@ export class Room {
       error: $('composer-error'),
       announcer: $('announcer'),
       sessions: $('session-list'),
+      typing: $('typing'),
     };
+    this.people = [];
+    this.typingSent = 0;
+    this.typingFor = null;
     this.modes = new ModePicker($('mode-pick'), $('mode-select'), (mode) => this.#setMode(mode));
     this.#wire();
     this.#wireSessions();
@@ -133,6 +137,7 @@ export class Room {
     this.#title();
     this.#renderSessions();
     this.#renderQueue();
+    this.#renderTyping();
     this.#reload();
   }
 
@@ -215,6 +220,10 @@ export class Room {
     });
     w.on('open', () => {
       this.wsLive = true;
+    });
+    w.on('presence', (p) => {
+      this.presenceSeq++;
+      this.#renderPresence(p);
     });
     w.on('reset', () => {
       this.list.reset();
@@ -508,6 +517,8 @@ export class Room {
       return li;
     });
     this.el.people.replaceChildren(...lis);
+    this.people = users;
+    this.#renderTyping();
     this.el.count.textContent = users.length ? '(' + users.length + ')' : '';
   }
 
@@ -525,7 +536,10 @@ export class Room {
         this.#submit();
       }
     });
-    prompt.addEventListener('input', () => this.#grow());
+    prompt.addEventListener('input', () => {
+      this.#grow();
+      this.#typing(prompt.value.trim() !== '');
+    });
     cancel.addEventListener('click', () => this.#cancel());
     jump.addEventListener('click', () => {
       this.#scrollToEnd();
@@ -535,6 +549,36 @@ export class Room {
       if (this.#atEnd()) this.el.jump.hidden = true;
     });
     // Back online: the client reconnects at once by itself.
+  }
+
+  /**
+   * typing tells the room that this person is typing (throttled: at most
+   * one report every 2 s, each lasting a few seconds on the node) or
+   * stopped (the prompt sent or emptied). Presence only: nothing of it is
+   * persisted.
+   */
+  #typing(on) {
+    const now = Date.now();
+    if (on) {
+      if (this.typingSent && now - this.typingSent < 2000 && this.typingFor === this.session) return;
+      this.typingSent = now;
+      this.typingFor = this.session;
+    } else {
+      if (!this.typingSent) return;
+      this.typingSent = 0;
+    }
+    (this.typingFor || this.session).typing(on).catch(() => {
+      /* presence is best effort */
+    });
+  }
+
+  /** renderTyping shows, under the composer, who else is typing in the session shown. */
+  #renderTyping() {
+    const who = this.people.filter((u) => u.typing === this.session.id && u.userId !== identity.user).map((u) => u.userId);
+    const t = this.el.typing;
+    const text = who.length === 0 ? '' : who.length === 1 ? who[0] + ' is typing…' : who.length === 2 ? who[0] + ' and ' + who[1] + ' are typing…' : who.length + ' people are typing…';
+    if (t.textContent !== text) t.textContent = text;
+    t.dataset.users = who.join(' ');
   }
 
   #grow() {
@@ -552,6 +596,7 @@ export class Room {
     this.el.error.textContent = '';
     this.el.prompt.value = '';
     this.#grow();
+    this.#typing(false);
     this.#send(text);
   }
 

@@ -302,6 +302,8 @@ export class Session implements Following {
   info(opts?: ReadOptions): Promise<SessionRecord>;
   /** withdraw a prompt not yet dispatched (409 prompt_dispatched, 404 prompt_not_found, 403 someone else's) */
   withdraw(promptId: string, opts?: { userId?: string; signal?: AbortSignal }): Promise<null>;
+  /** the caller is typing in this session (or stopped): presence, expiring a few seconds after the last call */
+  typing(on?: boolean, opts?: { signal?: AbortSignal }): Promise<null>;
   /** destroy the session */
   destroy(opts?: { signal?: AbortSignal }): Promise<void>;
   page(opts?: PageOptions): Promise<Page>;

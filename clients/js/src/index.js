@@ -623,6 +623,16 @@ export class Session extends Emitter {
     });
   }
 
+  /**
+   * typing says the caller is typing in this session (on, the default) or
+   * stopped: presence, shown to the room in the `presence` event
+   * (`users[].typing` is the session), expiring a few seconds after the
+   * last call. Call it at most every 2 s while the person types.
+   */
+  typing(on = true, opts = {}) {
+    return this.tandem.request('POST', this.room.path + '/typing', { body: { sessionId: this.id, typing: !!on }, signal: opts.signal });
+  }
+
   /** destroy ends the session (DELETE; the record keeps destroyedAt). */
   async destroy(opts = {}) {
     await this.tandem.request('DELETE', this.path, { signal: opts.signal });
@@ -678,7 +688,7 @@ export class WorkspaceStream extends Session {
     this.streamTypes = WORKSPACE_STREAM_TYPES;
   }
 }
-for (const m of ['prompt', 'cancel', 'answer', 'configure', 'info', 'withdraw', 'destroy']) {
+for (const m of ['prompt', 'cancel', 'answer', 'configure', 'info', 'withdraw', 'destroy', 'typing']) {
   Object.defineProperty(WorkspaceStream.prototype, m, {
     value() {
       throw new TypeError(m + ': the workspace stream is no session');

@@ -233,6 +233,7 @@ test('the workspace stream: caught up from {ws}/events, then its own event types
     if (c.method === 'DELETE' && c.path === '/v1/workspaces/w/sessions/s1/prompts/p2') return json(409, { type: 'urn:tandem:error:prompt_dispatched', status: 409 });
     if (c.method === 'DELETE' && c.path === '/v1/workspaces/w/sessions/s1') return new Response(null, { status: 204 });
     if (c.path === '/v1/workspaces/w/sessions') return json(200, { items: [{ id: 's1', agent: 'mock' }] });
+    if (c.path === '/v1/workspaces/w/typing') return new Response(null, { status: 204 });
     return json(500, {});
   });
   const room = client(fetch).workspace('w');
@@ -264,4 +265,10 @@ test('the workspace stream: caught up from {ws}/events, then its own event types
   assert.deepEqual(del.map((c) => c.path), ['/v1/workspaces/w/sessions/s1/prompts/p1', '/v1/workspaces/w/sessions/s1/prompts/p2', '/v1/workspaces/w/sessions/s1']);
   assert.equal(del[0].headers['X-User-Id'], 'ann');
   assert.equal(fetch.calls.at(-1).query.limit, '50');
+  await room.session('s1').typing();
+  await room.session('s1').typing(false);
+  assert.deepEqual(fetch.calls.slice(-2).map((c) => [c.method, c.path, c.body]), [
+    ['POST', '/v1/workspaces/w/typing', { sessionId: 's1', typing: true }],
+    ['POST', '/v1/workspaces/w/typing', { sessionId: 's1', typing: false }],
+  ]);
 });

@@ -264,3 +264,24 @@ test('3. answers are Markdown, sanitised: code block and table rendered, a tool 
   }
   await ann.screenshot({ path: path.join(ART, 'markdown.png') });
 });
+
+test('4. typing: shown under the composer on the other pages, gone within 5 s of stopping, never in a stream', { timeout: 60_000 }, async () => {
+  const { ann, bob, cat } = pages;
+  const box = bob.getByRole('textbox', { name: 'Prompt for the agent' });
+  await box.focus();
+  await box.pressSequentially('still thinking about', { delay: 40 });
+  const shown = (p) => p.waitForFunction(() => document.getElementById('typing').textContent === 'bob is typing…', null, { timeout: 5000 });
+  await Promise.all([shown(ann), shown(cat)]);
+  assert.equal(await bob.locator('#typing').textContent(), '', 'not one’s own typing');
+  await ann.screenshot({ path: path.join(ART, 'typing.png') });
+  // Keeps typing for a while: it stays shown (renewed, throttled).
+  await box.pressSequentially(' the rear wheel', { delay: 250 });
+  assert.equal(await ann.locator('#typing').textContent(), 'bob is typing…');
+  const stopped = Date.now();
+  const gone = (p) => p.waitForFunction(() => document.getElementById('typing').textContent === '', null, { timeout: 5000 });
+  await Promise.all([gone(ann), gone(cat)]);
+  const after = Date.now() - stopped;
+  assert.ok(after <= 5000, 'gone ' + after + ' ms after stopping');
+  console.log('typing gone ' + after + ' ms after bob stopped');
+  await box.fill('');
+});

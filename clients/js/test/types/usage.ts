@@ -52,6 +52,8 @@ export async function workspaceStream(client: Tandem) {
   const page = await room.listSessions({ limit: 10 });
   for (const r of page.items) console.log(r.id, r.agent);
   await room.session('s1').withdraw('p1');
+  await room.session('s1').typing();
+  await room.session('s1').typing(false);
   await room.session('s1').destroy();
   stream.close();
 }
