@@ -200,7 +200,7 @@ test('1. two people in one room see the same conversation, live, and each other'
   assert.ok(new Set(lens).size >= 4, 'bob saw the reply grow chunk by chunk: ' + JSON.stringify(lens));
   assert.equal(await ann.locator('#cancel').isHidden(), true, 'no Stop button once the turn ended');
   assert.equal(await ann.locator('#pending > li').count(), 0, 'no prompt left pending');
-  assert.equal(await ann.locator('#transcript').getAttribute('role'), 'log');
+  assert.equal(await ann.locator('[role="log"] > #transcript').count(), 1, 'the conversation is a log (of a list of messages)');
   // The page runs the JavaScript client the node serves, and no api.js of its own.
   assert.ok(annModules.includes('/static/client.js'), 'the page loaded /static/client.js: ' + annModules.join(' '));
   assert.ok(!annModules.some((m) => m.endsWith('/api.js')), 'no api.js: ' + annModules.join(' '));

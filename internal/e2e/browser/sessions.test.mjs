@@ -7,6 +7,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 function env(name) {
@@ -284,4 +286,83 @@ test('4. typing: shown under the composer on the other pages, gone within 5 s of
   assert.ok(after <= 5000, 'gone ' + after + ' ms after stopping');
   console.log('typing gone ' + after + ' ms after bob stopped');
   await box.fill('');
+});
+
+/** axe runs axe-core in the page (evaluated through the DevTools protocol, which the CSP does not govern) and returns its serious and critical violations. */
+async function axe(page) {
+  const src = await readFile(path.join(path.dirname(fileURLToPath(import.meta.url)), 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
+  await page.evaluate(src);
+  const res = await page.evaluate(async () => {
+    const r = await window.axe.run(document, { resultTypes: ['violations'] });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(' ')).slice(0, 5) }));
+  });
+  return res.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+}
+
+test('5. keyboard only, announced, usable at 375 px, light and dark: axe finds nothing serious; screenshots', { timeout: 120_000 }, async () => {
+  const { ann, cat } = pages;
+  // Keyboard only: Tab reaches "New session", Enter opens the dialog with
+  // the focus in it, Escape closes it and gives the focus back.
+  await ann.locator('#prompt').focus();
+  let reached = false;
+  for (let i = 0; i < 30 && !reached; i++) {
+    await ann.keyboard.press('Shift+Tab');
+    reached = await ann.evaluate(() => document.activeElement?.id === 'new-session');
+  }
+  assert.ok(reached, 'Shift+Tab from the prompt reaches “New session”');
+  await ann.keyboard.press('Enter');
+  await ann.locator('#new-session-dialog[open]').waitFor();
+  assert.equal(await ann.evaluate(() => document.activeElement?.id), 'new-session-id', 'the focus is in the dialog');
+  await ann.keyboard.press('Escape');
+  await ann.locator('#new-session-dialog').waitFor({ state: 'hidden' });
+  assert.equal(await ann.evaluate(() => document.activeElement?.id), 'new-session', 'Escape gives the focus back');
+  // Create one with the keyboard alone: type a name, Enter.
+  await ann.keyboard.press('Enter');
+  await ann.keyboard.type('kbd');
+  await ann.keyboard.press('Enter');
+  await ann.waitForURL('**/s/kbd');
+  assert.equal(await ann.evaluate(() => document.activeElement?.id), 'prompt', 'then the focus is in the prompt box');
+  // Tab from the prompt box goes to Send; Enter sends, Shift+Enter is a new line.
+  await ann.keyboard.type('first line');
+  await ann.keyboard.press('Shift+Enter');
+  await ann.keyboard.type('second line [chunks=2]');
+  await ann.keyboard.press('Tab');
+  assert.equal(await ann.evaluate(() => document.activeElement?.id), 'send');
+  await ann.keyboard.press('Shift+Tab');
+  await ann.keyboard.press('Enter');
+  await waitReply(ann, 'You said: first line\nsecond line');
+  // New messages are announced politely to the other pages' screen readers.
+  await entry(cat, 'kbd').locator('a').click();
+  await waitReply(cat, 'You said: first line\nsecond line');
+  assert.equal(await cat.locator('#announcer').getAttribute('aria-live'), 'polite');
+  await send(ann, 'announce me [chunks=1]');
+  await cat.waitForFunction(() => [...document.querySelectorAll('#announcer p')].some((p) => p.textContent === 'ann said: announce me [chunks=1]'));
+  await waitReply(cat, 'You said: announce me');
+
+  // 375 and 1280 px, light and dark: no page wider than the screen, axe clean, screenshots.
+  const found = [];
+  for (const [w, h] of [[375, 740], [1280, 800]]) {
+    for (const scheme of ['light', 'dark']) {
+      const ctx = await browser.newContext({ locale: 'en-GB', timezoneId: 'UTC', viewport: { width: w, height: h }, colorScheme: scheme, isMobile: w < 500, hasTouch: w < 500 });
+      await ctx.addInitScript(() => {
+        localStorage.setItem('tandem.user', 'eve');
+        document.cookie = 'tandem_user=eve; Path=/; SameSite=Strict';
+      });
+      const p = await ctx.newPage();
+      p.on('pageerror', (e) => problems.push('eve: ' + e.message));
+      p.on('console', (m) => {
+        if (/Content.Security.Policy|Refused to/i.test(m.text())) problems.push('eve: ' + m.text());
+      });
+      await p.goto(ANN + '/w/' + WS + '/s/s2');
+      await p.waitForSelector('#conn[data-state="live"]');
+      await p.waitForSelector('#transcript table');
+      await p.waitForTimeout(300);
+      const wide = await p.evaluate(() => document.documentElement.scrollWidth);
+      assert.ok(wide <= w, w + ' px ' + scheme + ': the page is ' + wide + ' px wide');
+      await p.screenshot({ path: path.join(ART, `room-${w}-${scheme}.png`) });
+      for (const v of await axe(p)) found.push(w + ' ' + scheme + ': ' + v.impact + ' ' + v.id + ' (' + v.help + ') ' + v.nodes.join(', '));
+      await ctx.close();
+    }
+  }
+  assert.deepEqual(found, [], 'axe: no serious or critical violations');
 });
