@@ -75,6 +75,9 @@ export class Room {
       typing: $('typing'),
     };
     this.people = [];
+    this.unseen = 0; // news while the page was hidden
+    this.lastNews = '';
+    this.baseTitle = '';
     this.typingSent = 0;
     this.typingFor = null;
     this.modes = new ModePicker($('mode-pick'), $('mode-select'), (mode) => this.#setMode(mode));
@@ -144,7 +147,33 @@ export class Room {
   #title() {
     const sid = this.session.id;
     $('ws-title').textContent = this.ws + (sid === 'default' ? '' : ' / ' + sid);
-    document.title = (sid === 'default' ? '' : sid + ' · ') + this.ws + ' · Tandem';
+    this.baseTitle = (sid === 'default' ? '' : sid + ' · ') + this.ws + ' · Tandem';
+    document.title = this.unseen ? '(' + this.unseen + ') ' + this.lastNews + ' · ' + this.baseTitle : this.baseTitle;
+  }
+
+  /**
+   * notify tells someone whose page is hidden (another tab, a locked
+   * phone) that a turn ended or the agent asks for permission: the tab's
+   * title counts and says it, and a desktop notification shows it when
+   * the browser permits them. Seeing the page again clears the title.
+   */
+  #notify(text, body) {
+    if (!document.hidden) return;
+    this.unseen++;
+    this.lastNews = text;
+    this.#title();
+    const N = globalThis.Notification;
+    if (typeof N === 'function' && N.permission === 'granted') {
+      try {
+        const n = new N(text, { body: body || this.baseTitle, tag: 'tandem-' + this.ws + '-' + this.session.id });
+        n.onclick = () => {
+          window.focus();
+          n.close();
+        };
+      } catch {
+        /* some browsers allow them only from a service worker */
+      }
+    }
   }
 
   // ---- connection ----
@@ -332,6 +361,11 @@ export class Room {
   }
 
   #wireSessions() {
+    document.addEventListener('visibilitychange', () => {
+      if (document.hidden || !this.unseen) return;
+      this.unseen = 0;
+      this.#title();
+    });
     window.addEventListener('popstate', () => {
       const sid = sessionOfPath(location.pathname);
       if (sid) this.show(sid, { push: false });
@@ -448,13 +482,17 @@ export class Room {
   #announceChange(c) {
     const it = c.item;
     if (c.op === 'add' && it.kind === 'user') this.#announce(it.userId + ' said: ' + it.text);
-    else if (c.op === 'add' && it.kind === 'permission') this.#announce('The agent asks: ' + it.title);
+    else if (c.op === 'add' && it.kind === 'permission') {
+      this.#announce('The agent asks: ' + it.title);
+      this.#notify('The agent asks for permission', it.title);
+    }
     else if (it.kind === 'permission' && it.status === 'resolved') this.#announce(resolutionText(it));
     else if (c.op === 'add' && it.kind === 'notice') this.#announce(it.text);
     else if (it.kind === 'agent' && it.status !== 'running' && it.endedAt && !it.announced) {
       it.announced = true;
       const text = replyText(it);
       this.#announce('Agent ' + turnSummary(it).toLowerCase() + (text ? ': ' + text.slice(0, 300) : ''));
+      this.#notify('Agent ' + turnSummary(it).toLowerCase(), text.slice(0, 200));
     }
   }
 
@@ -597,6 +635,16 @@ export class Room {
     this.el.prompt.value = '';
     this.#grow();
     this.#typing(false);
+    // Desktop notifications when the page is hidden: asked for once, on a
+    // person's own gesture (sending), never on load.
+    const N = globalThis.Notification;
+    if (typeof N === 'function' && N.permission === 'default' && typeof N.requestPermission === 'function') {
+      try {
+        N.requestPermission().catch(() => {});
+      } catch {
+        /* an old browser's callback form */
+      }
+    }
     this.#send(text);
   }
 

@@ -48,6 +48,28 @@ async function open(who, base, url, options = {}) {
     window.__csp = [];
     document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));
   });
+  // A page can be hidden on demand (window.__hide(true)), and desktop
+  // notifications are recorded in window.__notes (permission granted).
+  await ctx.addInitScript(() => {
+    let hidden = false;
+    Object.defineProperty(Document.prototype, 'hidden', { configurable: true, get: () => hidden });
+    Object.defineProperty(Document.prototype, 'visibilityState', { configurable: true, get: () => (hidden ? 'hidden' : 'visible') });
+    window.__hide = (h) => {
+      hidden = h;
+      document.dispatchEvent(new Event('visibilitychange'));
+    };
+    window.__notes = [];
+    window.Notification = class {
+      static permission = 'granted';
+      static requestPermission() {
+        return Promise.resolve('granted');
+      }
+      constructor(title, opts) {
+        window.__notes.push([title, (opts && opts.body) || '']);
+      }
+      close() {}
+    };
+  });
   await ctx.addInitScript((name) => {
     try {
       localStorage.setItem('tandem.user', name);
@@ -365,4 +387,25 @@ test('5. keyboard only, announced, usable at 375 px, light and dark: axe finds n
     }
   }
   assert.deepEqual(found, [], 'axe: no serious or critical violations');
+});
+
+test('6. a hidden page says in its title (and a desktop notification) that a turn ended or the agent asks for permission', { timeout: 60_000 }, async () => {
+  const { ann, cat } = pages;
+  // Both show session kbd; cat's page is hidden.
+  const base = await cat.title();
+  await cat.evaluate(() => window.__hide(true));
+  await send(ann, 'while cat is away [chunks=2]');
+  await cat.waitForFunction(() => document.title.startsWith('(1) Agent done · '));
+  await send(ann, 'may I [permission] [chunks=1]');
+  await cat.waitForFunction(() => document.title.startsWith('(2) The agent asks for permission · '));
+  assert.deepEqual(await cat.evaluate(() => window.__notes), [
+    ['Agent done', 'You said: while cat is away'],
+    ['The agent asks for permission', await ann.locator('#transcript .perm-title').last().textContent()],
+  ]);
+  assert.deepEqual(await ann.evaluate(() => window.__notes), [], 'a visible page is not notified');
+  // Seen again: the title is the page's own.
+  await cat.evaluate(() => window.__hide(false));
+  await cat.waitForFunction((t) => document.title === t, base);
+  await ann.locator('#transcript > li[data-kind="permission"]').last().locator('.perm-option[data-option-id="allow-once"]').click();
+  await cat.waitForSelector('#transcript > li[data-kind="permission"][data-status="resolved"]');
 });
