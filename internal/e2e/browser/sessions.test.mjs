@@ -180,9 +180,12 @@ test('1. a session created on one page is in the others’ lists within a second
   // An admin (everyone, without authentication) ends a session: it leaves every list.
   await ann.getByRole('button', { name: '+ New session' }).click();
   await dlg.getByLabel('Name').fill('scratch');
+  await dlg.getByLabel('Mode').fill('code');
   await dlg.getByRole('button', { name: 'Create' }).click();
   await ann.waitForURL('**/s/scratch');
   await entry(cat, 'scratch').waitFor();
+  // Created in the mode asked for: every list says so once the agent has it.
+  await cat.waitForFunction(() => document.querySelector('#session-list > li[data-session="scratch"] .session-meta')?.textContent.endsWith('· code'), null, { timeout: 15_000 });
   await entry(cat, 'scratch').getByRole('button', { name: 'End session scratch' }).click();
   await Promise.all([entry(cat, 'scratch').waitFor({ state: 'detached' }), entry(bob, 'scratch').waitFor({ state: 'detached' })]);
   await ann.waitForSelector('#transcript > li[data-kind="notice"][data-status="session_destroyed"]');
