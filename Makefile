@@ -40,6 +40,12 @@ lb-deps:
 	@scripts/ensure-node-client.sh
 .PHONY: lb-deps
 
+## vendor-web: vendor the web client's marked and DOMPurify again (npm pack,
+## the versions pinned in scripts/vendor-web.sh) into web/static/vendor/
+vendor-web:
+	@scripts/vendor-web.sh
+.PHONY: vendor-web
+
 ## js-deps: the JavaScript client's dev packages (npm ci in clients/js:
 ## eventsource and typescript), for clients/js/js_test.go
 js-deps:

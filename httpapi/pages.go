@@ -18,11 +18,14 @@ func pageHeaders(h http.Header) {
 	h.Set("Cache-Control", "no-cache")
 }
 
-// index serves the web client's page at / and /w/{ws}; the page's script
+// index serves the web client's page at /, /w/{ws} and /w/{ws}/s/{sid}; the page's script
 // reads the location.
 func (s *Server) index(c echo.Context) error {
 	if ws := c.Param("ws"); ws != "" && !ValidID(ws) {
 		return newError(probInvalidID, "ws must be 1-128 characters of [A-Za-z0-9._-]")
+	}
+	if sid := c.Param("sid"); sid != "" && !ValidID(sid) {
+		return newError(probInvalidID, "sid must be 1-128 characters of [A-Za-z0-9._-]")
 	}
 	b, err := fs.ReadFile(web.Static(), "index.html")
 	if err != nil {

@@ -183,6 +183,7 @@ func New(deps Deps, cfg Config) *Server {
 	}
 	e.GET("/", s.index)
 	e.GET("/w/:ws", s.index)
+	e.GET("/w/:ws/s/:sid", s.index)
 	e.GET("/static/*", s.assets())
 	e.POST("/v1/auth/cookie", s.setCookie)
 	e.DELETE("/v1/auth/cookie", s.clearCookie)
@@ -203,6 +204,9 @@ func New(deps Deps, cfg Config) *Server {
 		e.GET(ws, s.getWorkspace, viewer)
 		e.DELETE(ws, s.deleteWorkspace, admin)
 		e.GET(ws+"/presence", s.getPresence, viewer)
+		if _, ok := deps.Workspaces.(Typer); ok {
+			e.POST(ws+"/typing", s.typing, member)
+		}
 		e.GET(ws+"/sessions", s.listSessions, viewer)
 		e.POST(ws+"/sessions", s.createSession, member)
 		e.GET(ses, s.getSession, viewer)

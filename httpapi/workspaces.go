@@ -38,6 +38,14 @@ type Workspaces interface {
 
 var _ Workspaces = (*workspace.Manager)(nil)
 
+// Typer is what POST /v1/workspaces/{ws}/typing needs (workspace.Manager
+// has it); the route exists when Workspaces has it too.
+type Typer interface {
+	Typing(ctx context.Context, ws, sid, user string, on bool) error
+}
+
+var _ Typer = (*workspace.Manager)(nil)
+
 // decodeBody decodes a JSON body strictly into v: application/json, at
 // most MaxBodyBytes, read within BodyReadTimeout, one object, no unknown
 // field. An empty body leaves v as it is when optional.
@@ -307,6 +315,26 @@ func (s *Server) withdraw(c echo.Context) error {
 	p := principal(c)
 	err := s.deps.Workspaces.Withdraw(c.Request().Context(), c.Param("ws"), c.Param("sid"), c.Param("pid"), p.User, p.Allows(c.Param("ws"), auth.RoleAdmin))
 	if err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// typing says the caller is typing in a session (or stopped): presence,
+// broadcast to the room, never persisted.
+func (s *Server) typing(c echo.Context) error {
+	var body struct {
+		SessionID string `json:"sessionId"`
+		Typing    *bool  `json:"typing"`
+	}
+	if err := s.decodeBody(c, &body, false); err != nil {
+		return err
+	}
+	if !ValidID(body.SessionID) {
+		return newError(probInvalid, "sessionId must be 1-128 characters of [A-Za-z0-9._-]")
+	}
+	on := body.Typing == nil || *body.Typing
+	if err := s.deps.Workspaces.(Typer).Typing(c.Request().Context(), c.Param("ws"), body.SessionID, principal(c).User, on); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)

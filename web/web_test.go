@@ -2,6 +2,8 @@ package web
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -93,6 +95,9 @@ func TestPageFitsCSP(t *testing.T) {
 		for _, m := range imports.FindAllStringSubmatch(string(src), -1) {
 			refs = append(refs, path.Join(path.Dir(name), m[1]))
 		}
+		if strings.HasPrefix(name, "vendor/") {
+			continue // the vendored libraries, checked by TestVendored
+		}
 		for _, bad := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "eval(", "new Function", "setAttribute('style'"} {
 			if strings.Contains(string(src), bad) {
 				t.Errorf("%s uses %s", name, bad)
@@ -121,5 +126,50 @@ func TestStaticClient(t *testing.T) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Fatalf("%s is not clients/js/src/index.js", ClientFile)
+	}
+}
+
+// The vendored libraries (web/static/vendor, scripts/vendor-web.sh) are the
+// files VERSIONS names, byte for byte, each with its licence beside it, and
+// only markdown.js imports them.
+func TestVendored(t *testing.T) {
+	static := Static()
+	versions, err := fs.ReadFile(static, "vendor/VERSIONS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sums := regexp.MustCompile(`(?m)^([0-9a-f]{64})  (\S+)$`).FindAllStringSubmatch(string(versions), -1)
+	if len(sums) != 2 {
+		t.Fatalf("VERSIONS names %d files, want 2:\n%s", len(sums), versions)
+	}
+	for _, m := range sums {
+		b, err := fs.ReadFile(static, "vendor/"+m[2])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprintf("%x", sha256.Sum256(b)); got != m[1] {
+			t.Errorf("vendor/%s: sha256 %s, VERSIONS says %s: run scripts/vendor-web.sh", m[2], got, m[1])
+		}
+	}
+	for _, lic := range []string{"marked.LICENSE", "dompurify.LICENSE", "dompurify.LICENSE-MPL"} {
+		if b, err := fs.ReadFile(static, "vendor/"+lic); err != nil || len(b) < 500 {
+			t.Errorf("vendor/%s: %d bytes, %v", lic, len(b), err)
+		}
+	}
+	err = fs.WalkDir(static, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !strings.HasSuffix(p, ".js") || strings.HasPrefix(p, "vendor/") {
+			return err
+		}
+		b, err := fs.ReadFile(static, p)
+		if err != nil {
+			return err
+		}
+		if strings.Contains(string(b), "vendor/") && p != "markdown.js" {
+			t.Errorf("%s uses a vendored library: only markdown.js does", p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -227,6 +227,10 @@ type Manager struct {
 
 	demand      chan string
 	presenceSig chan string // workspaces whose presence changed somewhere
+	typingSig   chan string // workspaces where someone on this node started or stopped typing
+
+	typingMu sync.Mutex
+	typing   map[string]map[string]typingState // ws → user → state
 
 	mu      sync.Mutex
 	owners  map[string]*owner
@@ -249,6 +253,8 @@ func New(store Store, bell Doorbell, sandboxes Sandboxes, audience Audience, cfg
 		obs:         nopObserver{},
 		demand:      make(chan string, 1024),
 		presenceSig: make(chan string, 1024),
+		typingSig:   make(chan string, 1024),
+		typing:      make(map[string]map[string]typingState),
 		owners:      make(map[string]*owner),
 	}
 }

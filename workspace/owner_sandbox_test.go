@@ -207,7 +207,7 @@ func TestFakePresence(t *testing.T) {
 			return err == nil && len(p.Users) == 2
 		})
 		p, _ := b.m.GetPresence(ctx, testWS)
-		if p.Users[0] != (PresentUser{"ann", 2}) || p.Users[1] != (PresentUser{"bob", 1}) {
+		if p.Users[0] != (PresentUser{UserID: "ann", Connections: 2}) || p.Users[1] != (PresentUser{UserID: "bob", Connections: 1}) {
 			t.Fatalf("presence %+v", p)
 		}
 		waitFor(t, "a presence event", func() bool { return strings.Contains(aud.broadcasts(), `"userId":"ann"`) })

@@ -123,6 +123,15 @@ type Enqueued struct {
 type PresenceReport struct {
 	Exp   int64          `json:"exp"` // ms; ignore the report after this
 	Users map[string]int `json:"users"`
+	// Typing: who is typing, in which session, until when (ms); never
+	// persisted in a stream, only reported here with the node's clients.
+	Typing map[string]TypingReport `json:"typing,omitempty"`
+}
+
+// TypingReport is one user typing in one session, until Until (ms).
+type TypingReport struct {
+	Session string `json:"session"`
+	Until   int64  `json:"until"`
 }
 
 // Lock is one workspace's lock (a redsync mutex in eventlog).

@@ -5,7 +5,7 @@
 
 import { TandemError } from './client.js';
 import { tandem, identity, whoAmI, storedName, setName, signIn, signOut, forgetUser, hue } from './identity.js';
-import { Room, avatar } from './room.js';
+import { Room, avatar, sessionOfPath } from './room.js';
 import { validUser, validWorkspace } from './transcript.js';
 
 const $ = (id) => document.getElementById(id);
@@ -228,7 +228,7 @@ async function openOrCreate(ws) {
 
 // ---- the room: /w/{ws} ----
 
-async function enterRoom(ws) {
+async function enterRoom(ws, sid = 'default') {
   await ensureIdentity();
   const w = tandem.workspace(ws);
   try {
@@ -236,7 +236,7 @@ async function enterRoom(ws) {
   } catch (e) {
     if (e.status === 401) {
       forgetUser();
-      return enterRoom(ws);
+      return enterRoom(ws, sid);
     }
     if (e.status === 404) {
       problem('No workspace “' + ws + '” yet', 'Create it, and share this page’s address with the people you work with.', {
@@ -244,7 +244,7 @@ async function enterRoom(ws) {
         run: async () => {
           try {
             await w.ensure(undefined, { attempts: 1 });
-            enterRoom(ws);
+            enterRoom(ws, sid);
           } catch (ex) {
             problem('Could not create “' + ws + '”', ex.message);
           }
@@ -256,14 +256,14 @@ async function enterRoom(ws) {
       problem('Not allowed', e.message);
       return;
     }
-    unreachable(e, () => enterRoom(ws));
+    unreachable(e, () => enterRoom(ws, sid));
     return;
   }
   remember(ws);
   renderMe();
   show('room');
   room?.stop();
-  room = new Room(ws, {
+  room = new Room(ws, sid, {
     onAuth: async () => {
       room.stop();
       forgetUser();
@@ -292,7 +292,7 @@ async function main() {
     unreachable(e, () => location.reload());
     return;
   }
-  const m = /^\/w\/([^/]+)\/?$/.exec(location.pathname);
+  const m = /^\/w\/([^/]+)(?:\/s\/([^/]+))?\/?$/.exec(location.pathname);
   if (!m) {
     await lobby();
     return;
@@ -307,7 +307,12 @@ async function main() {
     problem('Not a workspace address', 'Workspace ids are 1 to 128 letters, digits or . _ -');
     return;
   }
-  await enterRoom(ws);
+  const sid = sessionOfPath(location.pathname);
+  if (!sid) {
+    problem('Not a session address', 'Session ids are 1 to 128 letters, digits or . _ -');
+    return;
+  }
+  await enterRoom(ws, sid);
 }
 
 main().catch((e) => {

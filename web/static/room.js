@@ -18,6 +18,8 @@ import { tandem, identity, hue } from './identity.js';
 import { Transcript, turnSummary, duration, replyText } from './transcript.js';
 import { renderPermission, updatePermission, resolutionText } from './permission.js';
 import { ModePicker } from './session.js';
+import { SessionList, renderSessions } from './sessions.js';
+import { renderMarkdown } from './markdown.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -32,13 +34,20 @@ const STATES = {
 export class Room {
   /**
    * @param {string} ws the workspace id
+   * @param {string} sid the session shown first
    * @param {{onAuth: () => void, onProblem: (e: TandemError) => void}} hooks
    */
-  constructor(ws, hooks) {
+  constructor(ws, sid, hooks) {
     this.ws = ws;
     this.hooks = hooks;
     this.room = tandem.workspace(ws);
-    this.session = this.room.default;
+    this.session = this.room.session(sid || 'default');
+    this.offs = []; // the current session's listeners
+    this.list = new SessionList();
+    this.list.show(this.session.id);
+    this.wsLive = false;
+    this.stream = this.room.events();
+    this.info = null;
     this.t = new Transcript();
     this.nodes = new Map(); // item key → <li>
     this.pending = new Map(); // inbox id or local key → <li>
@@ -50,6 +59,7 @@ export class Room {
       connLabel: $('conn-label'),
       transcript: $('transcript'),
       pending: $('pending'),
+      queue: $('queue'),
       scroller: $('scroller'),
       empty: $('empty'),
       jump: $('jump'),
@@ -61,31 +71,109 @@ export class Room {
       cancel: $('cancel'),
       error: $('composer-error'),
       announcer: $('announcer'),
+      sessions: $('session-list'),
+      typing: $('typing'),
     };
+    this.people = [];
+    this.unseen = 0; // news while the page was hidden
+    this.lastNews = '';
+    this.baseTitle = '';
+    this.typingSent = 0;
+    this.typingFor = null;
     this.modes = new ModePicker($('mode-pick'), $('mode-select'), (mode) => this.#setMode(mode));
     this.#wire();
+    this.#wireSessions();
     this.#follow();
+    this.#followWorkspace();
   }
 
   /** start shows the room and connects. */
   async start() {
     $('ws-title').textContent = this.ws;
-    document.title = this.ws + ' · Tandem';
+    this.#title();
     this.#setState('connecting');
     this.#loadPresence();
     this.#reload();
+    this.#loadSessions();
   }
 
-  /** stop closes the stream (leaving the room, or signing out). */
+  /** stop closes the streams (leaving the room, or signing out). */
   stop() {
     this.session.close();
+    this.stream.close();
   }
 
-  /** reconnect reopens the stream from the last event (a new name: presence). */
+  /** reconnect reopens the streams from their last events (a new name: presence). */
   reconnect() {
     this.session.close();
     this.#setState('connecting');
     this.session.connect({ catchUp: true });
+    this.stream.connect({ catchUp: true });
+  }
+
+  /** sessionId is the session shown. */
+  get sessionId() {
+    return this.session.id;
+  }
+
+  /**
+   * show switches the page to session sid: its own transcript, read from
+   * its stream (history first), at its own address /w/{ws}/s/{sid} (push:
+   * a new history entry; the back button comes here with push false).
+   */
+  show(sid, { push = true } = {}) {
+    if (push) {
+      const url = '/w/' + encodeURIComponent(this.ws) + (sid === 'default' ? '' : '/s/' + encodeURIComponent(sid));
+      if (location.pathname !== url) history.pushState({ sid }, '', url);
+    }
+    if (sid === this.session.id) return;
+    for (const off of this.offs) off();
+    this.offs = [];
+    this.session.close();
+    this.session = this.room.session(sid);
+    this.list.show(sid);
+    for (const li of this.pending.values()) li.remove();
+    this.pending.clear();
+    this.modes.setRecord(null);
+    this.el.error.textContent = '';
+    this.#follow();
+    this.#title();
+    this.#renderSessions();
+    this.#renderQueue();
+    this.#renderTyping();
+    this.#reload();
+  }
+
+  #title() {
+    const sid = this.session.id;
+    $('ws-title').textContent = this.ws + (sid === 'default' ? '' : ' / ' + sid);
+    this.baseTitle = (sid === 'default' ? '' : sid + ' · ') + this.ws + ' · Tandem';
+    document.title = this.unseen ? '(' + this.unseen + ') ' + this.lastNews + ' · ' + this.baseTitle : this.baseTitle;
+  }
+
+  /**
+   * notify tells someone whose page is hidden (another tab, a locked
+   * phone) that a turn ended or the agent asks for permission: the tab's
+   * title counts and says it, and a desktop notification shows it when
+   * the browser permits them. Seeing the page again clears the title.
+   */
+  #notify(text, body) {
+    if (!document.hidden) return;
+    this.unseen++;
+    this.lastNews = text;
+    this.#title();
+    const N = globalThis.Notification;
+    if (typeof N === 'function' && N.permission === 'granted') {
+      try {
+        const n = new N(text, { body: body || this.baseTitle, tag: 'tandem-' + this.ws + '-' + this.session.id });
+        n.onclick = () => {
+          window.focus();
+          n.close();
+        };
+      } catch {
+        /* some browsers allow them only from a service worker */
+      }
+    }
   }
 
   // ---- connection ----
@@ -102,18 +190,19 @@ export class Room {
   /** follow wires the session's events into the room (once). */
   #follow() {
     const s = this.session;
+    const on = (type, fn) => this.offs.push(s.on(type, fn));
     // Every persisted event, in order, whatever its type: the transcript
     // counts the ones it does not show.
-    s.on('event', (ev) => this.#event(ev));
-    s.on('presence', (p) => {
+    on('event', (ev) => this.#event(ev));
+    on('presence', (p) => {
       this.presenceSeq++;
       this.#renderPresence(p);
     });
-    s.on('reset', () => {
+    on('reset', () => {
       this.#announce('The conversation was reloaded from the server.');
       this.#reload();
     });
-    s.on('open', () => {
+    on('open', () => {
       if (!this.live) {
         // Caught up: from now on, new messages are announced.
         this.live = true;
@@ -122,11 +211,11 @@ export class Room {
         this.#loadModes();
       }
     });
-    s.on('state', (st) => {
+    on('state', (st) => {
       if (st === 'live' || st === 'reconnecting') this.#setState(st);
       else if (st === 'connecting' && !this.live) this.#setState('catching-up');
     });
-    s.on('error', (e) => {
+    on('error', (e) => {
       if (!(e instanceof TandemError)) {
         queueMicrotask(() => {
           throw e; // a bug in a listener: let the page say so
@@ -134,9 +223,200 @@ export class Room {
         return;
       }
       if (s.state !== 'closed') return; // the client retries
+      if (e.status === 404 && s.id !== 'default') {
+        // No such session (ended and gone, or a wrong address): back to the default one.
+        this.#announce('No session “' + s.id + '”.');
+        this.el.error.textContent = 'No session “' + s.id + '”: showing the default session.';
+        this.show('default');
+        return;
+      }
       this.#setState('offline');
       if (e.status === 401) this.hooks.onAuth();
       else this.hooks.onProblem(e);
+    });
+  }
+
+  // ---- the workspace stream: sessions and queues ----
+
+  #followWorkspace() {
+    const w = this.stream;
+    w.on('event', (ev) => {
+      if (this.list.apply(ev, this.wsLive)) {
+        this.#renderSessions();
+        if (ev.sessionId === this.session.id) this.#renderQueue();
+      }
+      if (ev.type === 'prompt.queued' && ev.sessionId === this.session.id) this.#settlePending(ev.promptId);
+    });
+    w.on('open', () => {
+      this.wsLive = true;
+    });
+    w.on('presence', (p) => {
+      this.presenceSeq++;
+      this.#renderPresence(p);
+    });
+    w.on('reset', () => {
+      this.list.reset();
+      this.wsLive = false;
+      this.#loadSessions();
+    });
+    w.on('error', (e) => {
+      if (!(e instanceof TandemError)) queueMicrotask(() => {
+        throw e;
+      });
+      // Otherwise the session's stream says what is wrong; the list waits.
+    });
+  }
+
+  /** loadSessions reads the session records, then follows the workspace stream from its start. */
+  async #loadSessions() {
+    try {
+      this.info = await this.room.info({ attempts: 3 });
+      let cursor;
+      for (let n = 0; n < 100; n++) {
+        const page = await this.room.listSessions({ cursor, limit: 200, attempts: 3 });
+        for (const r of page.items || []) this.list.addRecord(r);
+        cursor = page.nextCursor;
+        if (!cursor) break;
+      }
+    } catch {
+      /* the stream says what there is */
+    }
+    this.#renderSessions();
+    this.stream.connect({ after: '', catchUp: true });
+  }
+
+  #canDestroy() {
+    return identity.role === 'admin';
+  }
+
+  #renderSessions() {
+    const list = this.list.list();
+    if (!list.some((s) => s.id === this.session.id)) list.unshift({ id: this.session.id, agent: '', mode: '', running: false, pendingPermissions: 0, queued: 0, destroyed: false, unread: 0, createdAt: 0 });
+    renderSessions(this.el.sessions, list, {
+      ws: this.ws,
+      current: this.session.id,
+      canDestroy: this.#canDestroy(),
+      onOpen: (sid) => this.show(sid),
+      onDestroy: (sid, btn) => this.#destroy(sid, btn),
+    });
+  }
+
+  async #destroy(sid, btn) {
+    if (!confirm('End session “' + sid + '” for everyone?')) return;
+    btn.disabled = true;
+    try {
+      await this.room.session(sid).destroy();
+      this.#announce('Session ' + sid + ' ended.');
+    } catch (e) {
+      btn.disabled = false;
+      this.el.error.textContent = 'Could not end the session: ' + e.message;
+    }
+  }
+
+  /** renderQueue shows the prompts queued in the session shown, everyone's, with their positions. */
+  #renderQueue() {
+    const q = this.list.queued(this.session.id);
+    const ul = this.el.queue;
+    ul.replaceChildren(
+      ...q.map((p) => {
+        const li = el('li', 'item user queued');
+        li.dataset.kind = 'queued';
+        li.dataset.promptId = p.promptId;
+        li.dataset.user = p.userId;
+        const mine = p.userId === identity.user;
+        if (mine) li.classList.add('mine');
+        li.append(avatar(p.userId));
+        const b = el('div', 'bubble');
+        const meta = el('div', 'meta');
+        const pos = el('span', 'queue-pos', 'Queued · #' + p.position);
+        meta.append(el('span', 'author', p.userId), pos);
+        b.append(meta, el('p', 'text', p.text));
+        if (mine) {
+          const w = el('button', 'withdraw', 'Withdraw');
+          w.type = 'button';
+          w.setAttribute('aria-label', 'Withdraw your queued prompt: ' + p.text.slice(0, 60));
+          w.addEventListener('click', () => this.#withdraw(p.promptId, w));
+          b.append(w);
+        }
+        li.append(b);
+        return li;
+      }),
+    );
+    this.#updateEmpty();
+  }
+
+  async #withdraw(promptId, btn) {
+    btn.disabled = true;
+    try {
+      await this.session.withdraw(promptId);
+    } catch (e) {
+      btn.disabled = false;
+      if (e instanceof TandemError && e.status === 409) {
+        this.el.error.textContent = 'Too late: the agent already has that prompt.';
+        return;
+      }
+      if (e instanceof TandemError && e.status === 404) return; // gone already
+      this.el.error.textContent = 'Could not withdraw it: ' + e.message;
+    }
+  }
+
+  #wireSessions() {
+    document.addEventListener('visibilitychange', () => {
+      if (document.hidden || !this.unseen) return;
+      this.unseen = 0;
+      this.#title();
+    });
+    window.addEventListener('popstate', () => {
+      const sid = sessionOfPath(location.pathname);
+      if (sid) this.show(sid, { push: false });
+    });
+    const dlg = $('new-session-dialog');
+    const form = $('new-session-form');
+    const idIn = $('new-session-id');
+    const agent = $('new-session-agent');
+    const mode = $('new-session-mode');
+    const err = $('new-session-error');
+    $('new-session').addEventListener('click', async () => {
+      err.textContent = '';
+      idIn.value = '';
+      mode.value = '';
+      idIn.removeAttribute('aria-invalid');
+      const info = this.info || (await this.room.info({ attempts: 2 }).catch(() => null));
+      const agents = info ? [info.agent, ...(info.agents || [])].filter((a, i, all) => a && all.indexOf(a) === i) : [];
+      agent.replaceChildren(...agents.map((a) => Object.assign(document.createElement('option'), { value: a, textContent: a })));
+      const modes = this.modes.modes;
+      $('new-session-modes').replaceChildren(...modes.map((m) => Object.assign(document.createElement('option'), { value: m.id })));
+      dlg.showModal();
+      idIn.focus();
+    });
+    $('new-session-cancel').addEventListener('click', () => dlg.close());
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      err.textContent = '';
+      const id = idIn.value.trim();
+      if (id && !/^[A-Za-z0-9._-]{1,128}$/.test(id)) {
+        err.textContent = 'Name: use 1 to 128 letters, digits or . _ - (no spaces).';
+        idIn.setAttribute('aria-invalid', 'true');
+        idIn.focus();
+        return;
+      }
+      const body = {};
+      if (id) body.id = id;
+      if (agent.value) body.agent = agent.value;
+      if (mode.value.trim()) body.mode = mode.value.trim();
+      const btn = $('new-session-create');
+      btn.disabled = true;
+      try {
+        const s = await this.room.createSession(body);
+        this.list.addRecord({ id: s.id, agent: body.agent || '', createdAt: Date.now() });
+        dlg.close();
+        this.show(s.id);
+        this.el.prompt.focus();
+      } catch (ex) {
+        err.textContent = 'Could not create it: ' + ex.message;
+      } finally {
+        btn.disabled = false;
+      }
     });
   }
 
@@ -182,7 +462,10 @@ export class Room {
       }
       if (announce) this.#announceChange(c);
     }
-    if (ev.type === 'chat.user' && ev.promptId) this.#settlePending(ev.promptId);
+    if (ev.type === 'chat.user' && ev.promptId) {
+      this.#settlePending(ev.promptId);
+      if (this.list.dispatched(ev.promptId)) this.#renderQueue();
+    }
     if (ev.type === 'session.status' && ev.status === 'mode_changed') {
       if (this.modes.modes.length) this.modes.setCurrent(this.t.mode);
       else if (this.live) this.#loadModes();
@@ -199,13 +482,17 @@ export class Room {
   #announceChange(c) {
     const it = c.item;
     if (c.op === 'add' && it.kind === 'user') this.#announce(it.userId + ' said: ' + it.text);
-    else if (c.op === 'add' && it.kind === 'permission') this.#announce('The agent asks: ' + it.title);
+    else if (c.op === 'add' && it.kind === 'permission') {
+      this.#announce('The agent asks: ' + it.title);
+      this.#notify('The agent asks for permission', it.title);
+    }
     else if (it.kind === 'permission' && it.status === 'resolved') this.#announce(resolutionText(it));
     else if (c.op === 'add' && it.kind === 'notice') this.#announce(it.text);
     else if (it.kind === 'agent' && it.status !== 'running' && it.endedAt && !it.announced) {
       it.announced = true;
       const text = replyText(it);
       this.#announce('Agent ' + turnSummary(it).toLowerCase() + (text ? ': ' + text.slice(0, 300) : ''));
+      this.#notify('Agent ' + turnSummary(it).toLowerCase(), text.slice(0, 200));
     }
   }
 
@@ -226,7 +513,7 @@ export class Room {
   }
 
   #updateEmpty() {
-    this.el.empty.hidden = this.t.items.length > 0 || this.pending.size > 0;
+    this.el.empty.hidden = this.t.items.length > 0 || this.pending.size > 0 || this.el.queue.childElementCount > 0;
   }
 
   #atEnd() {
@@ -257,21 +544,19 @@ export class Room {
     const lis = users.map((u) => {
       const li = el('li', 'person');
       li.dataset.user = u.userId;
-      const n = Number(u.connections) || 1;
-      li.title = u.userId + (n > 1 ? ' · ' + n + ' connections' : '');
+      // No connection count: every page holds two streams (its session's
+      // and the workspace's), so the node's count is not a count of tabs.
+      li.title = u.userId;
       li.append(avatar(u.userId), el('span', 'person-name', u.userId));
       if (u.userId === identity.user) {
         li.classList.add('me');
         li.append(el('span', 'you', '(you)'));
       }
-      if (n > 1) {
-        const c = el('span', 'conns', '×' + n);
-        c.setAttribute('aria-label', n + ' connections');
-        li.append(c);
-      }
       return li;
     });
     this.el.people.replaceChildren(...lis);
+    this.people = users;
+    this.#renderTyping();
     this.el.count.textContent = users.length ? '(' + users.length + ')' : '';
   }
 
@@ -289,7 +574,10 @@ export class Room {
         this.#submit();
       }
     });
-    prompt.addEventListener('input', () => this.#grow());
+    prompt.addEventListener('input', () => {
+      this.#grow();
+      this.#typing(prompt.value.trim() !== '');
+    });
     cancel.addEventListener('click', () => this.#cancel());
     jump.addEventListener('click', () => {
       this.#scrollToEnd();
@@ -299,6 +587,36 @@ export class Room {
       if (this.#atEnd()) this.el.jump.hidden = true;
     });
     // Back online: the client reconnects at once by itself.
+  }
+
+  /**
+   * typing tells the room that this person is typing (throttled: at most
+   * one report every 2 s, each lasting a few seconds on the node) or
+   * stopped (the prompt sent or emptied). Presence only: nothing of it is
+   * persisted.
+   */
+  #typing(on) {
+    const now = Date.now();
+    if (on) {
+      if (this.typingSent && now - this.typingSent < 2000 && this.typingFor === this.session) return;
+      this.typingSent = now;
+      this.typingFor = this.session;
+    } else {
+      if (!this.typingSent) return;
+      this.typingSent = 0;
+    }
+    (this.typingFor || this.session).typing(on).catch(() => {
+      /* presence is best effort */
+    });
+  }
+
+  /** renderTyping shows, under the composer, who else is typing in the session shown. */
+  #renderTyping() {
+    const who = this.people.filter((u) => u.typing === this.session.id && u.userId !== identity.user).map((u) => u.userId);
+    const t = this.el.typing;
+    const text = who.length === 0 ? '' : who.length === 1 ? who[0] + ' is typing…' : who.length === 2 ? who[0] + ' and ' + who[1] + ' are typing…' : who.length + ' people are typing…';
+    if (t.textContent !== text) t.textContent = text;
+    t.dataset.users = who.join(' ');
   }
 
   #grow() {
@@ -316,6 +634,17 @@ export class Room {
     this.el.error.textContent = '';
     this.el.prompt.value = '';
     this.#grow();
+    this.#typing(false);
+    // Desktop notifications when the page is hidden: asked for once, on a
+    // person's own gesture (sending), never on load.
+    const N = globalThis.Notification;
+    if (typeof N === 'function' && N.permission === 'default' && typeof N.requestPermission === 'function') {
+      try {
+        N.requestPermission().catch(() => {});
+      } catch {
+        /* an old browser's callback form */
+      }
+    }
     this.#send(text);
   }
 
@@ -335,10 +664,11 @@ export class Room {
     this.#updateEmpty();
     this.#scrollToEnd();
     let acc;
+    const session = this.session;
     try {
       // The client retries transient failures with one Idempotency-Key:
       // the prompt is accepted at most once.
-      acc = await this.session.prompt({
+      acc = await session.prompt({
         text,
         onRetry: () => {
           state.textContent = 'Retrying…';
@@ -357,8 +687,10 @@ export class Room {
       return;
     }
     this.pending.delete(key);
-    if (this.t.hasPrompt(acc.id)) {
-      li.remove(); // its chat.user came first
+    if (this.session !== session) {
+      li.remove(); // the page shows another session now
+    } else if (this.t.hasPrompt(acc.id) || this.list.queue.has(acc.id) || this.list.gone.has(acc.id)) {
+      li.remove(); // its chat.user (or its place in the queue) came first
     } else {
       this.pending.set(acc.id, li);
       li.dataset.promptId = acc.id;
@@ -425,6 +757,19 @@ function el(tag, cls, text) {
   if (cls) e.className = cls;
   if (text !== undefined) e.textContent = text;
   return e;
+}
+
+/** sessionOfPath is the session an address shows: /w/{ws} the default one, /w/{ws}/s/{sid} sid ('' for no room address). */
+export function sessionOfPath(path) {
+  const m = /^\/w\/[^/]+(?:\/s\/([^/]+))?\/?$/.exec(path);
+  if (!m) return '';
+  if (!m[1]) return 'default';
+  try {
+    const sid = decodeURIComponent(m[1]);
+    return /^[A-Za-z0-9._-]{1,128}$/.test(sid) ? sid : '';
+  } catch {
+    return '';
+  }
 }
 
 export function avatar(id, extra) {
@@ -508,8 +853,10 @@ function renderPart(part) {
     const icon = el('span', 'tool-icon');
     icon.setAttribute('aria-hidden', 'true');
     pe.append(icon, el('span', 'tool-title'), el('span', 'tool-kind'), el('span', 'tool-status'));
+  } else if (part.type === 'text') {
+    pe = el('div', 'text md'); // Markdown, sanitised (markdown.js)
   } else {
-    pe = el('p', part.type === 'thought' ? 'thought' : part.type === 'error' ? 'agent-error' : 'text');
+    pe = el('p', part.type === 'thought' ? 'thought' : 'agent-error');
   }
   fillPart(pe, part);
   return pe;
@@ -522,7 +869,21 @@ function fillPart(pe, part) {
     pe.querySelector('.tool-title').textContent = part.title || 'Tool call';
     pe.querySelector('.tool-kind').textContent = part.kind && part.kind !== 'other' ? part.kind : '';
     pe.querySelector('.tool-status').textContent = part.status.replace(/_/g, ' ');
+    if (part.diff && !pe.querySelector('.tool-diff')) pe.append(renderDiff(part.diff));
+  } else if (part.type === 'text') {
+    pe.replaceChildren(renderMarkdown(part.text));
   } else {
     pe.textContent = part.text;
   }
+}
+
+/** renderDiff shows a tool call's diff (ACP content of type diff): its path, the old lines and the new. */
+function renderDiff(d) {
+  const box = el('div', 'tool-diff');
+  if (d.path) box.append(el('p', 'tool-diff-path', d.path));
+  const pre = el('pre', 'perm-diff');
+  for (const line of d.oldText ? d.oldText.split('\n') : []) if (line) pre.append(el('span', 'del', '- ' + line + '\n'));
+  for (const line of d.newText ? d.newText.split('\n') : []) if (line) pre.append(el('span', 'add', '+ ' + line + '\n'));
+  box.append(pre);
+  return box;
 }

@@ -9,7 +9,7 @@
 
 import { permissionItem, resolvePermission, configNotice } from './permission.js';
 
-/** @typedef {{type:'text'|'thought', text:string, v:number} | {type:'tool', id:string, title:string, kind:string, status:string, v:number} | {type:'error', text:string, v:number}} Part */
+/** @typedef {{type:'text'|'thought', text:string, v:number} | {type:'tool', id:string, title:string, kind:string, status:string, diff?:{path:string, oldText:string, newText:string}, v:number} | {type:'error', text:string, v:number}} Part */
 
 /**
  * An item of the transcript.
@@ -295,6 +295,10 @@ export class Transcript {
         if (typeof u.title === 'string' && u.title) t.part.title = u.title;
         if (typeof u.kind === 'string' && u.kind) t.part.kind = u.kind;
         if (typeof u.status === 'string' && u.status) t.part.status = u.status;
+        if (Array.isArray(u.content)) {
+          const d = u.content.find((c) => c && typeof c === 'object' && c.type === 'diff');
+          if (d) t.part.diff = { path: str(d.path), oldText: str(d.oldText), newText: str(d.newText) };
+        }
         t.part.v++;
         this.#touch(t.item, changes);
         return;

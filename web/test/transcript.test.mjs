@@ -220,3 +220,13 @@ test('ids', () => {
   assert.ok(validUser('ann@example.com'));
   assert.ok(!validUser('ann smith'));
 });
+
+test('a tool call keeps its diff (ACP content of type diff) with its kind and status', () => {
+  const t = new Transcript();
+  const up = (u, i) => ev('session.event', { sender: 'agent', payload: { method: 'session/update', params: { update: u } } }, i);
+  t.apply(ev('session.status', { status: 'turn_started', detail: { promptId: 'p' } }, 1));
+  t.apply(up({ sessionUpdate: 'tool_call', toolCallId: 'c1', title: 'Edit notes.md', kind: 'edit', status: 'in_progress' }, 2));
+  t.apply(up({ sessionUpdate: 'tool_call_update', toolCallId: 'c1', status: 'completed', content: [{ type: 'diff', path: 'notes.md', oldText: 'a\n', newText: 'b\n' }] }, 3));
+  const part = t.items[0].parts[0];
+  assert.deepEqual([part.title, part.kind, part.status, part.diff], ['Edit notes.md', 'edit', 'completed', { path: 'notes.md', oldText: 'a\n', newText: 'b\n' }]);
+});

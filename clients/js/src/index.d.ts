@@ -300,6 +300,42 @@ export class Session implements Following {
   configure(change: SessionChange, opts?: { userId?: string; signal?: AbortSignal }): Promise<Accepted>;
   retryNow(): void;
   info(opts?: ReadOptions): Promise<SessionRecord>;
+  /** withdraw a prompt not yet dispatched (409 prompt_dispatched, 404 prompt_not_found, 403 someone else's) */
+  withdraw(promptId: string, opts?: { userId?: string; signal?: AbortSignal }): Promise<null>;
+  /** the caller is typing in this session (or stopped): presence, expiring a few seconds after the last call */
+  typing(on?: boolean, opts?: { signal?: AbortSignal }): Promise<null>;
+  /** destroy the session */
+  destroy(opts?: { signal?: AbortSignal }): Promise<void>;
+  page(opts?: PageOptions): Promise<Page>;
+  history(opts?: HistoryOptions): AsyncGenerator<TandemEvent | HistoryReset, void, void>;
+  readonly cursor: string;
+  readonly state: ConnectionState;
+}
+
+/** The workspace stream's persisted event types. */
+export const WORKSPACE_TYPES: readonly string[];
+
+/** An event of the workspace stream: session.created, session.destroyed, session.status, prompt.queued, prompt.dispatched, prompt.withdrawn. */
+export interface WorkspaceEvent {
+  id: string;
+  eventIndex: number;
+  createdAt: number;
+  type: string;
+  sessionId: string;
+  [field: string]: unknown;
+}
+
+/** The workspace's own stream: followed and resumed as a session's; no prompts. */
+export class WorkspaceStream {
+  readonly id: string;
+  readonly room: Workspace;
+  on(type: 'event', fn: Listener<WorkspaceEvent>): Unsubscribe;
+  on(type: string, fn: Listener<any>): Unsubscribe;
+  off(type: string, fn: Listener<any>): void;
+  once(type: string, fn: Listener<any>): Unsubscribe;
+  connect(opts?: ConnectOptions): this;
+  close(): void;
+  retryNow(): void;
   page(opts?: PageOptions): Promise<Page>;
   history(opts?: HistoryOptions): AsyncGenerator<TandemEvent | HistoryReset, void, void>;
   readonly cursor: string;
@@ -319,6 +355,10 @@ export class Workspace implements Following {
   ): Promise<WorkspaceInfo | null>;
   info(opts?: ReadOptions): Promise<WorkspaceInfo>;
   presence(opts?: ReadOptions): Promise<PresenceEvent>;
+  /** the workspace's own stream (the same handle every time) */
+  events(): WorkspaceStream;
+  /** one page of the workspace's sessions */
+  listSessions(opts?: ReadOptions & { cursor?: string; limit?: number }): Promise<{ items: SessionRecord[]; nextCursor?: string }>;
   createSession(opts?: { id?: string; agent?: string; mode?: string; model?: string; sessionInit?: { cwd?: string; mcpServers?: unknown[] } }): Promise<Session>;
   on<K extends keyof SessionEvents>(type: K, fn: Listener<SessionEvents[K]>): Unsubscribe;
   on(type: string, fn: Listener<any>): Unsubscribe;

@@ -31,6 +31,9 @@ const PERSISTED = ['chat.user', 'session.event', 'session.status', 'permission.r
 // SSE event names listened for on every EventSource, besides the ones a
 // listener asks for.
 const STREAM_TYPES = [...PERSISTED, 'presence', 'reset', 'message'];
+// The workspace stream's persisted types (GET /v1/workspaces/{ws}/events).
+export const WORKSPACE_TYPES = ['session.created', 'session.destroyed', 'session.status', 'prompt.queued', 'prompt.dispatched', 'prompt.withdrawn'];
+const WORKSPACE_STREAM_TYPES = [...WORKSPACE_TYPES, 'presence', 'reset', 'message'];
 // Events of the client itself, never SSE event names.
 const LOCAL_TYPES = new Set(['open', 'error', 'state', 'event']);
 const ID_RE = /^[A-Za-z0-9._-]{1,128}$/;
@@ -300,12 +303,13 @@ class Emitter {
 
 /** One session of a workspace: its stream, its prompts, its history. */
 export class Session extends Emitter {
-  constructor(room, id) {
+  constructor(room, id, path) {
     super();
     this.room = room;
     this.tandem = room.tandem;
-    this.id = checkId('session', id);
-    this.path = room.path + '/sessions/' + encodeURIComponent(id);
+    this.id = path ? id : checkId('session', id);
+    this.path = path || room.path + '/sessions/' + encodeURIComponent(id);
+    this.streamTypes = STREAM_TYPES;
     this.es = null;
     this.gen = 0; // bumped whenever the EventSource is torn down; stale callbacks check it
     this.attempt = 0;
@@ -438,7 +442,7 @@ export class Session extends Emitter {
         this.setState('reconnecting'); // it retries with Last-Event-ID by itself
       }
     };
-    const types = new Set([...STREAM_TYPES, ...this.listeners.keys()]);
+    const types = new Set([...this.streamTypes, ...this.listeners.keys()]);
     for (const t of types) if (!LOCAL_TYPES.has(t)) this.listen(es, gen, t);
   }
 
@@ -606,6 +610,34 @@ export class Session extends Emitter {
     return this.tandem.retrying('GET', this.path, opts);
   }
 
+  /**
+   * withdraw withdraws a prompt not yet dispatched (its id: what prompt()
+   * answered). A dispatched one is a TandemError 409 `prompt_dispatched`;
+   * an unknown one 404 `prompt_not_found`; someone else's 403.
+   */
+  withdraw(promptId, opts = {}) {
+    if (typeof promptId !== 'string' || !promptId) throw new TypeError('withdraw: promptId must be a string');
+    return this.tandem.request('DELETE', this.path + '/prompts/' + encodeURIComponent(promptId), {
+      headers: opts.userId ? { 'X-User-Id': opts.userId } : undefined,
+      signal: opts.signal,
+    });
+  }
+
+  /**
+   * typing says the caller is typing in this session (on, the default) or
+   * stopped: presence, shown to the room in the `presence` event
+   * (`users[].typing` is the session), expiring a few seconds after the
+   * last call. Call it at most every 2 s while the person types.
+   */
+  typing(on = true, opts = {}) {
+    return this.tandem.request('POST', this.room.path + '/typing', { body: { sessionId: this.id, typing: !!on }, signal: opts.signal });
+  }
+
+  /** destroy ends the session (DELETE; the record keeps destroyedAt). */
+  async destroy(opts = {}) {
+    await this.tandem.request('DELETE', this.path, { signal: opts.signal });
+  }
+
   /** page is one page of events strictly after `after`. */
   page({ after, limit, types, signal } = {}) {
     const query = { cursor: after, limit, type: types && types.length ? types.join(',') : undefined };
@@ -643,6 +675,27 @@ export class Session extends Emitter {
   }
 }
 
+/**
+ * The workspace's own stream ({ws}/events): session.created,
+ * session.destroyed, session.status summaries, prompt.queued,
+ * prompt.dispatched, prompt.withdrawn, and presence. It is followed,
+ * resumed and caught up exactly as a session's stream (connect, close,
+ * `event`, `reset`, `state`…); it has no prompts.
+ */
+export class WorkspaceStream extends Session {
+  constructor(room) {
+    super(room, '~ws', room.path);
+    this.streamTypes = WORKSPACE_STREAM_TYPES;
+  }
+}
+for (const m of ['prompt', 'cancel', 'answer', 'configure', 'info', 'withdraw', 'destroy', 'typing']) {
+  Object.defineProperty(WorkspaceStream.prototype, m, {
+    value() {
+      throw new TypeError(m + ': the workspace stream is no session');
+    },
+  });
+}
+
 /** A workspace: its sessions, and its default session's methods. */
 export class Workspace {
   constructor(tandem, id) {
@@ -674,6 +727,17 @@ export class Workspace {
     return this.tandem.retrying('GET', this.path, opts);
   }
 
+  /** events is the workspace's own stream (the same handle every time). */
+  events() {
+    if (!this.stream) this.stream = new WorkspaceStream(this);
+    return this.stream;
+  }
+
+  /** listSessions is one page of the workspace's SessionRecords. */
+  listSessions({ cursor, limit, ...opts } = {}) {
+    return this.tandem.retrying('GET', this.path + '/sessions', { ...opts, query: { cursor, limit } });
+  }
+
   /** presence is who is here now. */
   presence(opts = {}) {
     return this.tandem.retrying('GET', this.path + '/presence', opts);
@@ -688,6 +752,7 @@ export class Workspace {
   /** close closes every session's stream of this workspace. */
   close() {
     for (const s of this.sessions.values()) s.close();
+    if (this.stream) this.stream.close();
   }
 
   // The default session's methods.

@@ -224,3 +224,51 @@ test('signIn and signOut (the node keeps the token in its HttpOnly cookie); conf
   assert.deepEqual([c.method, c.path, c.body], ['PATCH', '/v1/workspaces/w/sessions/default', { mode: 'code' }]);
   assert.throws(() => t.signIn(''), TypeError);
 });
+
+test('the workspace stream: caught up from {ws}/events, then its own event types on the EventSource; withdraw, destroy and listSessions', async () => {
+  const wev = (i, type, extra = {}) => ({ id: `${i}.g.t`, eventIndex: i, type, sessionId: 's1', ...extra });
+  const fetch = fake((c) => {
+    if (c.path === '/v1/workspaces/w/events') return json(200, { items: [wev(1, 'session.created', { agent: 'mock' })] });
+    if (c.method === 'DELETE' && c.path === '/v1/workspaces/w/sessions/s1/prompts/p1') return new Response(null, { status: 204 });
+    if (c.method === 'DELETE' && c.path === '/v1/workspaces/w/sessions/s1/prompts/p2') return json(409, { type: 'urn:tandem:error:prompt_dispatched', status: 409 });
+    if (c.method === 'DELETE' && c.path === '/v1/workspaces/w/sessions/s1') return new Response(null, { status: 204 });
+    if (c.path === '/v1/workspaces/w/sessions') return json(200, { items: [{ id: 's1', agent: 'mock' }] });
+    if (c.path === '/v1/workspaces/w/typing') return new Response(null, { status: 204 });
+    return json(500, {});
+  });
+  const room = client(fetch).workspace('w');
+  const stream = room.events();
+  assert.equal(room.events(), stream, 'one handle');
+  const got = [];
+  stream.on('event', (e) => got.push(e.type + ':' + e.eventIndex));
+  stream.connect({ catchUp: true });
+  await tick();
+  assert.equal(FakeES.all.length, 1);
+  assert.match(FakeES.all[0].url, /\/v1\/workspaces\/w\/events\/stream\?cursor=1\.g\.t$/);
+  const es = FakeES.all[0];
+  es.open();
+  es.send('prompt.queued', wev(2, 'prompt.queued', { promptId: 'p1', position: 1 }));
+  es.send('prompt.withdrawn', wev(3, 'prompt.withdrawn', { promptId: 'p1' }));
+  es.send('session.status', wev(4, 'session.status', { running: false }));
+  assert.deepEqual(got, ['session.created:1', 'prompt.queued:2', 'prompt.withdrawn:3', 'session.status:4'], 'no hole: it listens for the workspace types');
+  assert.throws(() => stream.prompt('x'), TypeError);
+  room.close();
+  assert.equal(stream.state, 'closed');
+
+  await room.session('s1').withdraw('p1', { userId: 'ann' });
+  await assert.rejects(room.session('s1').withdraw('p2'), (e) => e instanceof TandemError && e.status === 409 && e.code === 'prompt_dispatched');
+  assert.throws(() => room.session('s1').withdraw(''), TypeError);
+  await room.session('s1').destroy();
+  const page = await room.listSessions({ limit: 50 });
+  assert.deepEqual(page.items.map((r) => r.id), ['s1']);
+  const del = fetch.calls.filter((c) => c.method === 'DELETE');
+  assert.deepEqual(del.map((c) => c.path), ['/v1/workspaces/w/sessions/s1/prompts/p1', '/v1/workspaces/w/sessions/s1/prompts/p2', '/v1/workspaces/w/sessions/s1']);
+  assert.equal(del[0].headers['X-User-Id'], 'ann');
+  assert.equal(fetch.calls.at(-1).query.limit, '50');
+  await room.session('s1').typing();
+  await room.session('s1').typing(false);
+  assert.deepEqual(fetch.calls.slice(-2).map((c) => [c.method, c.path, c.body]), [
+    ['POST', '/v1/workspaces/w/typing', { sessionId: 's1', typing: true }],
+    ['POST', '/v1/workspaces/w/typing', { sessionId: 's1', typing: false }],
+  ]);
+});

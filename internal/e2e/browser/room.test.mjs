@@ -200,7 +200,7 @@ test('1. two people in one room see the same conversation, live, and each other'
   assert.ok(new Set(lens).size >= 4, 'bob saw the reply grow chunk by chunk: ' + JSON.stringify(lens));
   assert.equal(await ann.locator('#cancel').isHidden(), true, 'no Stop button once the turn ended');
   assert.equal(await ann.locator('#pending > li').count(), 0, 'no prompt left pending');
-  assert.equal(await ann.locator('#transcript').getAttribute('role'), 'log');
+  assert.equal(await ann.locator('[role="log"] > #transcript').count(), 1, 'the conversation is a log (of a list of messages)');
   // The page runs the JavaScript client the node serves, and no api.js of its own.
   assert.ok(annModules.includes('/static/client.js'), 'the page loaded /static/client.js: ' + annModules.join(' '));
   assert.ok(!annModules.some((m) => m.endsWith('/api.js')), 'no api.js: ' + annModules.join(' '));
@@ -272,9 +272,11 @@ test('4. a dropped connection: EventSource resumes by itself with Last-Event-ID'
   await box.press('Enter');
   await Promise.all([waitReply(ann, env('TANDEM_REPLY4')), waitReply(bob, env('TANDEM_REPLY4'))]);
 
-  const streams = [];
+  const streams = []; // the session's stream
+  const wsStreams = []; // the workspace's stream (the session list), on the same page
   const onRequest = (r) => {
-    if (r.url().includes('/events/stream')) streams.push(r);
+    if (r.url().includes('/sessions/default/events/stream')) streams.push(r);
+    else if (r.url().includes('/events/stream')) wsStreams.push(r);
   };
   bob.on('request', onRequest);
   await control('drop-bob');
@@ -284,6 +286,8 @@ test('4. a dropped connection: EventSource resumes by itself with Last-Event-ID'
   assert.equal(streams.length, 1, 'one reconnect, by the browser itself');
   const sent = await streams[0].headerValue('last-event-id');
   assert.match(sent || '', /^\d+\.[0-9a-f]+(\.[0-9a-f]+)?$/, 'the browser sent Last-Event-ID');
+  assert.ok(wsStreams.length <= 1, 'the workspace stream reconnected at most once: ' + wsStreams.length);
+  if (wsStreams.length) assert.match((await wsStreams[0].headerValue('last-event-id')) || '', /^\d+\.[0-9a-f]+(\.[0-9a-f]+)?$/, 'the workspace stream too sent Last-Event-ID');
   const ta = await transcript(ann);
   assert.deepEqual(await transcript(bob), ta);
   assertUnique(ta, 'ann');

@@ -294,6 +294,15 @@ func (a *agent) turn(ctx context.Context, sessionID, toolID string, sc script) s
 				"content": []any{map[string]any{"type": "content", "content": contentBlock{Type: "text", Text: "ok"}}}},
 		)
 	}
+	if sc.diff {
+		id := toolID + "_edit"
+		updates = append(updates,
+			map[string]any{"sessionUpdate": "tool_call", "toolCallId": id, "title": "Edit " + DiffPath, "kind": "edit", "status": "in_progress",
+				"locations": []any{map[string]any{"path": DiffPath}}},
+			map[string]any{"sessionUpdate": "tool_call_update", "toolCallId": id, "status": "completed",
+				"content": []any{map[string]any{"type": "diff", "path": DiffPath, "oldText": DiffOld, "newText": DiffNew}}},
+		)
+	}
 	for _, c := range sc.chunks {
 		updates = append(updates, map[string]any{"sessionUpdate": "agent_message_chunk", "content": contentBlock{Type: "text", Text: c}})
 	}

@@ -22,6 +22,7 @@ type msg struct {
 		Update    struct {
 			SessionUpdate string          `json:"sessionUpdate"`
 			ToolCallID    string          `json:"toolCallId"`
+			Kind          string          `json:"kind"`
 			Status        string          `json:"status"`
 			Content       json.RawMessage `json:"content"` // an object for chunks, a list for tool calls
 		} `json:"update"`
@@ -204,6 +205,7 @@ func TestPrompt(t *testing.T) {
 		{"OneChunk", []string{"[chunks=1] x"}, "You said: x", 1, false},
 		{"MoreChunksThanRunes", []string{"[chunks=500][delay=0ms]é"}, "You said: é", len([]rune("You said: é")), false},
 		{"Tool", []string{"[tool] [delay=1ms] run it"}, "You said: run it", DefaultChunks, true},
+		{"Diff", []string{"[diff] [delay=1ms] edit it"}, "You said: edit it", DefaultChunks, true},
 		{"ReplayedHistory", []string{"Previous conversation:\nUser: [chunks=9] a\n\n", "[chunks=3] now b"}, "You said: Previous conversation:\nUser:  a\n\n now b", 3, false},
 	}
 	for _, tt := range tests {
@@ -229,7 +231,12 @@ func TestPrompt(t *testing.T) {
 			for _, b := range before {
 				kinds = append(kinds, b.Params.Update.SessionUpdate)
 			}
-			if tt.tool {
+			if strings.Contains(tt.blocks[0], "[diff]") {
+				if len(kinds) < 2 || kinds[0] != "tool_call" || kinds[1] != "tool_call_update" || before[0].Params.Update.Kind != "edit" ||
+					!strings.Contains(string(before[1].Params.Update.Content), `"type":"diff"`) || !strings.Contains(string(before[1].Params.Update.Content), `"path":"notes.md"`) {
+					t.Errorf("updates %v (%s), want an edit with its diff first", kinds, before[1].Params.Update.Content)
+				}
+			} else if tt.tool {
 				if len(kinds) < 2 || kinds[0] != "tool_call" || kinds[1] != "tool_call_update" || before[1].Params.Update.Status != "completed" ||
 					before[0].Params.Update.ToolCallID != before[1].Params.Update.ToolCallID {
 					t.Errorf("updates %v, want a tool call first", kinds)

@@ -38,6 +38,9 @@
 //	[delay=Dms]  wait D milliseconds before each update (default 20)
 //	[tool]       before the text, send a tool_call (status pending) and a
 //	             tool_call_update (status completed) for one mock tool call
+//	[diff]       before the text, send a tool_call of kind edit (status
+//	             in_progress) on DiffPath and a tool_call_update (status
+//	             completed) whose content is the diff DiffOld → DiffNew
 //	[crash]      answer nothing more and exit at once with status 2, as an
 //	             agent process that dies (Serve returns ErrCrash)
 //

@@ -13,7 +13,14 @@ const (
 	DefaultDelay  = 20 * time.Millisecond
 )
 
-var directiveRE = regexp.MustCompile(`\[(?:chunks=(\d+)|delay=(\d+)ms|(tool)|(crash)|(permission)|(modes))\]`)
+var directiveRE = regexp.MustCompile(`\[(?:chunks=(\d+)|delay=(\d+)ms|(tool)|(crash)|(permission)|(modes)|(diff))\]`)
+
+// The edit the [diff] directive reports.
+const (
+	DiffPath = "notes.md"
+	DiffOld  = "tandem: one rider\n"
+	DiffNew  = "tandem: two riders\nsharing one bicycle\n"
+)
 
 // script is what a prompt asks of its turn.
 type script struct {
@@ -21,6 +28,7 @@ type script struct {
 	chunks []string
 	delay  time.Duration
 	tool   bool
+	diff   bool // an edit tool call with its diff
 	crash  bool
 	// permission and modes count in the last text block only (the
 	// user's own text, not a restored session's history).
@@ -51,6 +59,8 @@ func parse(texts []string) script {
 			s.tool = true
 		case m[4] != "":
 			s.crash = true
+		case m[7] != "":
+			s.diff = true
 		}
 	}
 	if len(texts) > 0 {

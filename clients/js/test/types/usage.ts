@@ -43,3 +43,17 @@ async function main() {
   room.close();
 }
 void main;
+
+export async function workspaceStream(client: Tandem) {
+  const room = client.workspace('w');
+  const stream = room.events();
+  stream.on('event', (e) => console.log(e.type, e.sessionId, e.eventIndex));
+  stream.connect({ catchUp: true });
+  const page = await room.listSessions({ limit: 10 });
+  for (const r of page.items) console.log(r.id, r.agent);
+  await room.session('s1').withdraw('p1');
+  await room.session('s1').typing();
+  await room.session('s1').typing(false);
+  await room.session('s1').destroy();
+  stream.close();
+}
