@@ -410,11 +410,13 @@ func scrapeAfterTraffic(t *testing.T) map[string]float64 {
 		}
 	}
 	// The turn's last events reach the stream right after its append;
-	// let the hub count them and the owner acknowledge the inbox entry.
+	// let the hub count them, the owner count the turn (after the append
+	// the stream shows) and acknowledge the inbox entry.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		m := scrape(t, n.URL+"/metrics")
-		if m["tandem_inbox_depth"] == 0 || time.Now().After(deadline) {
+		done := m["tandem_inbox_depth"] == 0 && m[`tandem_turns_total{stop_reason="end_turn"}`] == 1
+		if done || time.Now().After(deadline) {
 			return m
 		}
 		time.Sleep(time.Second)
