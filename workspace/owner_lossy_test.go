@@ -122,21 +122,12 @@ func TestFakeLostDispatchRecordNotSentAgain(t *testing.T) {
 		h.openSession(a)
 		// Redis's snapshot is taken right before the dispatch's append:
 		// the prompt is in the inbox, read by a, not dispatched.
-		var streams map[string]*memStream
-		var inbox *memInbox
-		var taken atomic.Bool
-		a.store.hooks(func(c *memCall) error {
-			if isDispatch(c) && taken.CompareAndSwap(false, true) {
-				streams, inbox = h.store.snapshotStreams(testWS), h.store.snapshotInbox(testWS)
-			}
-			return nil
-		}, nil)
+		loseDispatch := h.snapshotAtDispatch(a)
 		lost := a.prompt(t, "lost [chunks=2]")
 		h.waitCount("status:turn_ended", 1)
 		a.store.pause() // the owner is gone (SIGKILL, then Redis restarted)
 		h.store.expireLock(testWS)
-		h.store.rewindStreams(streams)
-		h.store.rewindInbox(testWS, inbox)
+		loseDispatch()
 		b := h.start("b", nodeOpts{})
 		waitFor(t, "the lost prompt ended", func() bool {
 			return slices.Contains(stopReasons(h.events()), StopDeliveryUnknown)
@@ -241,19 +232,10 @@ func TestFakeLostRecordOfOwnDispatchRecordedAgain(t *testing.T) {
 		h.openSession(a)
 		first := a.prompt(t, "first [chunks=1]")
 		h.waitCount("status:turn_ended", 1)
-		var streams map[string]*memStream
-		var inbox *memInbox
-		var taken atomic.Bool
-		a.store.hooks(func(c *memCall) error {
-			if isDispatch(c) && taken.CompareAndSwap(false, true) {
-				streams, inbox = h.store.snapshotStreams(testWS), h.store.snapshotInbox(testWS)
-			}
-			return nil
-		}, nil)
+		loseDispatch := h.snapshotAtDispatch(a)
 		lost := a.prompt(t, "lost [chunks=2]")
 		h.waitCount("status:turn_ended", 2)
-		h.store.rewindStreams(streams)
-		h.store.rewindInbox(testWS, inbox)
+		loseDispatch()
 		third := a.prompt(t, "third [chunks=1]")
 		waitFor(t, "the third prompt answered", func() bool {
 			return slices.Contains(chatUsers(h.events()), third.ID) && slices.Contains(stopReasons(h.events()), "end_turn") && h.count("status:turn_ended") >= 3
@@ -284,23 +266,14 @@ func TestFakeLostDispatchOfASilentTurnNotSentAgain(t *testing.T) {
 		a := h.start("a", nodeOpts{})
 		a.put(t)
 		h.openSession(a)
-		var streams map[string]*memStream
-		var inbox *memInbox
-		var taken atomic.Bool
-		a.store.hooks(func(c *memCall) error {
-			if isDispatch(c) && taken.CompareAndSwap(false, true) {
-				streams, inbox = h.store.snapshotStreams(testWS), h.store.snapshotInbox(testWS)
-			}
-			return nil
-		}, nil)
+		loseDispatch := h.snapshotAtDispatch(a)
 		const silent = "silent [chunks=1] [delay=15000ms]"
 		lost := a.prompt(t, silent)
 		waitFor(t, "the prompt at the agent", func() bool { return len(h.sb.Prompts()) == 1 })
 		time.Sleep(100 * time.Millisecond)
 		a.store.pause() // the owner is gone (SIGKILL, then Redis restarted)
 		h.store.expireLock(testWS)
-		h.store.rewindStreams(streams)
-		h.store.rewindInbox(testWS, inbox)
+		loseDispatch()
 		h.start("b", nodeOpts{})
 		waitFor(t, "the lost prompt ended", func() bool {
 			return slices.Contains(stopReasons(h.events()), StopDeliveryUnknown)
@@ -384,22 +357,13 @@ func TestFakeLostDispatchMarkerReadByAnOwnerThatStopped(t *testing.T) {
 		a := h.start("a", nodeOpts{})
 		a.put(t)
 		h.openSession(a)
-		var streams map[string]*memStream
-		var inbox *memInbox
-		var taken atomic.Bool
-		a.store.hooks(func(c *memCall) error {
-			if isDispatch(c) && taken.CompareAndSwap(false, true) {
-				streams, inbox = h.store.snapshotStreams(testWS), h.store.snapshotInbox(testWS)
-			}
-			return nil
-		}, nil)
+		loseDispatch := h.snapshotAtDispatch(a)
 		const silent = "silent [chunks=1] [delay=15000ms]"
 		lost := a.prompt(t, silent)
 		waitFor(t, "the prompt at the agent", func() bool { return len(h.sb.Prompts()) == 1 })
 		time.Sleep(100 * time.Millisecond)
 		a.store.pause()
-		h.store.rewindStreams(streams)
-		h.store.rewindInbox(testWS, inbox)
+		loseDispatch()
 		b := h.start("b", nodeOpts{})
 		var read atomic.Bool
 		b.store.hooks(nil, func(c *memCall) error {
@@ -458,20 +422,11 @@ func TestFakeLostDispatchAndSandboxRestartNotSentAgain(t *testing.T) {
 		a := h.start("a", nodeOpts{})
 		a.put(t)
 		h.openSession(a)
-		var streams map[string]*memStream
-		var inbox *memInbox
-		var taken atomic.Bool
-		a.store.hooks(func(c *memCall) error {
-			if isDispatch(c) && taken.CompareAndSwap(false, true) {
-				streams, inbox = h.store.snapshotStreams(testWS), h.store.snapshotInbox(testWS)
-			}
-			return nil
-		}, nil)
+		loseDispatch := h.snapshotAtDispatch(a)
 		const silent = "silent [chunks=1] [delay=15000ms]"
 		lost := a.prompt(t, silent)
 		waitFor(t, "the prompt at the agent", func() bool { return len(h.sb.Prompts()) == 1 })
-		h.store.rewindStreams(streams) // Redis lost the dispatch
-		h.store.rewindInbox(testWS, inbox)
+		loseDispatch() // Redis lost the dispatch
 		h.store.d.mu.Lock()
 		delete(h.store.d.sent, testWS) // and what was written of it so far
 		h.store.d.mu.Unlock()
@@ -492,4 +447,27 @@ func TestFakeLostDispatchAndSandboxRestartNotSentAgain(t *testing.T) {
 		}
 		a.store.resume()
 	})
+}
+
+// snapshotAtDispatch snapshots the test workspace's streams and inbox
+// right before n's first dispatch; the function it returns rewinds them
+// to it, as a Redis that lost that dispatch and what followed.
+func (h *harness) snapshotAtDispatch(n *testNode) func() {
+	var streams map[string]*memStream
+	var inbox *memInbox
+	var taken atomic.Bool
+	n.store.hooks(func(c *memCall) error {
+		if isDispatch(c) && taken.CompareAndSwap(false, true) {
+			streams, inbox = h.store.snapshotStreams(testWS), h.store.snapshotInbox(testWS)
+		}
+		return nil
+	}, nil)
+	return func() {
+		h.t.Helper()
+		if !taken.Load() {
+			h.t.Fatal("no dispatch to lose")
+		}
+		h.store.rewindStreams(streams)
+		h.store.rewindInbox(testWS, inbox)
+	}
 }
