@@ -1,12 +1,7 @@
 package e2e
 
 import (
-	"bufio"
-	"context"
 	"encoding/json"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,21 +17,7 @@ import (
 // switch to it and see the same transcript; its address opens the same
 // view; an admin ends a session and it leaves every list.
 func TestBrowserSessions(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Fatalf("%s is missing: run `make deps` (apt-get install chromium)", chromiumPath)
-	}
-	nodeBin, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatal("node is missing: the browser tests need Node.js 20+ and npm")
-	}
-	dir := filepath.Join(repoRoot(), "internal", "e2e", "browser")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core", "package.json")); err != nil {
-		t.Fatal("internal/e2e/browser/node_modules/playwright-core is missing: run `make deps` (npm ci in internal/e2e/browser)")
-	}
-	artifacts := filepath.Join(repoRoot(), "internal", "e2e", "artifacts")
-	if err := os.MkdirAll(artifacts, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	nodeBin, dir, artifacts := browserPrereqs(t)
 	e := newEnv(t)
 	a := e.node("a", nil)
 	b := e.node("b", nil)
@@ -57,12 +38,7 @@ func TestBrowserSessions(t *testing.T) {
 	md := "Here is the plan [diff] [chunks=8]\n\n```js\nconst riders = 2;\n```\n\n| rider | seat |\n|---|---|\n| ann | front |\n| bob | back |\n\n" +
 		"- first\n- second\n\nSee [the docs](https://example.com/docs) and [bad link](javascript:window.__pwned='link').\n\n" +
 		"<script>window.__pwned = 'script'</script>\n<img src=x onerror=\"window.__pwned = 'img'\">\n<p style=\"color:red\" onclick=\"window.__pwned = 'click'\">styled</p>"
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, nodeBin, "--test-reporter=spec", "sessions.test.mjs")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(),
-		"TANDEM_CHROMIUM="+chromiumPath,
+	runNodeTest(t, nodeBin, dir, "sessions.test.mjs", 4*time.Minute,
 		"TANDEM_ANN_URL="+a.URL(),
 		"TANDEM_BOB_URL="+b.URL(),
 		"TANDEM_WS="+ws,
@@ -74,27 +50,7 @@ func TestBrowserSessions(t *testing.T) {
 		"TANDEM_KEPT_REPLY="+mockagent.Reply(kept),
 		"TANDEM_MD="+md,
 		"TANDEM_ARTIFACTS="+artifacts,
-		"NO_COLOR=1",
 	)
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-	cmd.WaitDelay = 10 * time.Second
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(out)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		t.Log(sc.Text())
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("sessions.test.mjs failed after %v: %v", time.Since(start).Round(time.Millisecond), err)
-	}
 
 	entries := readStream(t, e.rdb, ws, "s2")
 	checkStream(t, entries)

@@ -32,21 +32,7 @@ const chromiumPath = "/usr/bin/chromium"
 // It needs Chromium and the npm packages of internal/e2e/browser (`make deps`
 // installs both); without them it fails, it never skips.
 func TestBrowserRoom(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Fatalf("%s is missing: run `make deps` (apt-get install chromium)", chromiumPath)
-	}
-	nodeBin, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatal("node is missing: the browser tests need Node.js 20+ and npm")
-	}
-	dir := filepath.Join(repoRoot(), "internal", "e2e", "browser")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core", "package.json")); err != nil {
-		t.Fatal("internal/e2e/browser/node_modules/playwright-core is missing: run `make deps` (npm ci in internal/e2e/browser)")
-	}
-	artifacts := filepath.Join(repoRoot(), "internal", "e2e", "artifacts")
-	if err := os.MkdirAll(artifacts, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	nodeBin, dir, artifacts := browserPrereqs(t)
 
 	e := newEnv(t)
 	secret := "browser-test-secret-0123456789abcdef"
@@ -127,12 +113,7 @@ func TestBrowserRoom(t *testing.T) {
 	prompt4 := "after a dropped connection [chunks=5] [delay=20ms]"
 	prompt5 := "after the stream was lost [chunks=5] [delay=20ms]"
 
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, nodeBin, "--test-reporter=spec", "room.test.mjs")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(),
-		"TANDEM_CHROMIUM="+chromiumPath,
+	runNodeTest(t, nodeBin, dir, "room.test.mjs", 4*time.Minute,
 		"TANDEM_ANN_URL="+a2.URL(),
 		"TANDEM_BOB_URL="+proxy.URL(),
 		"TANDEM_JWT_URL="+j.URL(),
@@ -151,8 +132,52 @@ func TestBrowserRoom(t *testing.T) {
 		"TANDEM_PROMPT5="+prompt5,
 		"TANDEM_REPLY5="+mockagent.Reply(prompt5),
 		"TANDEM_ARTIFACTS="+artifacts,
-		"NO_COLOR=1",
 	)
+
+	// What the pages showed agrees with the stream itself.
+	entries := readStream(t, e.rdb, ws, "default")
+	checkStream(t, entries)
+	counts := e.promptsReceived(t)
+	for _, p := range []string{prompt1, prompt2, prompt4, prompt5} {
+		if counts[p] != 1 {
+			t.Errorf("the agent received %q %d times", p, counts[p])
+		}
+	}
+}
+
+// browserPrereqs checks what the browser tests need (Debian's Chromium,
+// Node.js, internal/e2e/browser's packages) and returns node's path, the
+// tests' directory and the directory of their screenshots.
+func browserPrereqs(t *testing.T) (nodeBin, dir, artifacts string) {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Fatalf("%s is missing: run `make browser-deps` (apt-get install chromium)", chromiumPath)
+	}
+	nodeBin, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatal("node is missing: the browser tests need Node.js 20+ and npm")
+	}
+	dir = filepath.Join(repoRoot(), "internal", "e2e", "browser")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core", "package.json")); err != nil {
+		t.Fatal("internal/e2e/browser/node_modules/playwright-core is missing: run `make browser-deps` (npm ci in internal/e2e/browser)")
+	}
+	artifacts = filepath.Join(repoRoot(), "internal", "e2e", "artifacts")
+	if err := os.MkdirAll(artifacts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return nodeBin, dir, artifacts
+}
+
+// runNodeTest runs script (node --test) in dir with env added to the
+// test's, Chromium's path among it, logging its output, within timeout;
+// the test fails with it.
+func runNodeTest(t *testing.T, nodeBin, dir, script string, timeout time.Duration, env ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, nodeBin, "--test-reporter=spec", script)
+	cmd.Dir = dir
+	cmd.Env = append(append(os.Environ(), "TANDEM_CHROMIUM="+chromiumPath, "NO_COLOR=1"), env...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 10 * time.Second
 	out, err := cmd.StdoutPipe()
@@ -170,17 +195,7 @@ func TestBrowserRoom(t *testing.T) {
 		t.Log(sc.Text())
 	}
 	if err := cmd.Wait(); err != nil {
-		t.Fatalf("room.test.mjs failed after %v: %v", time.Since(start).Round(time.Millisecond), err)
+		t.Fatalf("%s failed after %v: %v", script, time.Since(start).Round(time.Millisecond), err)
 	}
-	t.Logf("room.test.mjs passed in %v; screenshots in %s", time.Since(start).Round(time.Millisecond), artifacts)
-
-	// What the pages showed agrees with the stream itself.
-	entries := readStream(t, e.rdb, ws, "default")
-	checkStream(t, entries)
-	counts := e.promptsReceived(t)
-	for _, p := range []string{prompt1, prompt2, prompt4, prompt5} {
-		if counts[p] != 1 {
-			t.Errorf("the agent received %q %d times", p, counts[p])
-		}
-	}
+	t.Logf("%s passed in %v", script, time.Since(start).Round(time.Millisecond))
 }
