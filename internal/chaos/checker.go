@@ -486,11 +486,23 @@ func clip(s string) string {
 	return s
 }
 
-// lostWithRedis reports whether p was answered 2xx while a lossy restart's
-// window was open: between the snapshot Redis went back to and the restart.
+// lostWithRedis reports whether p was accepted while a lossy restart's
+// window was open, between the snapshot Redis went back to and the
+// restart: answered 2xx then, or accepted by Redis then (its inbox id is
+// Redis's clock at the XADD, on this machine's clock) and answered later,
+// a reply that reached the writer after the restart.
 func lostWithRedis(p prompt, faults []fault) bool {
+	accepted := time.Time{}
+	if ms, _, ok := strings.Cut(p.id, "-"); ok {
+		if n, err := strconv.ParseInt(ms, 10, 64); err == nil {
+			accepted = time.UnixMilli(n)
+		}
+	}
+	in := func(t time.Time, f fault) bool {
+		return !t.IsZero() && !t.Before(f.snapAt.Add(-time.Millisecond)) && !t.After(f.end)
+	}
 	for _, f := range faults {
-		if lossyKind(f.kind) && !f.snapAt.IsZero() && !p.acked2xx.Before(f.snapAt) && !p.acked2xx.After(f.end) {
+		if lossyKind(f.kind) && !f.snapAt.IsZero() && (in(p.acked2xx, f) || in(accepted, f)) {
 			return true
 		}
 	}

@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -164,6 +165,18 @@ func TestCheck(t *testing.T) {
 		// Answered 2xx inside a lossy restart's window, and gone with it.
 		{"LostWithRedis", "", func(h *history) {
 			h.faults = []fault{{kind: FaultLossy, at: h.p.acked2xx.Add(-time.Second), snapAt: h.p.acked2xx.Add(-time.Second), end: h.p.acked2xx.Add(time.Second)}}
+			h.agent = nil
+			h.rewind(0)
+			h.s.conn = ""
+			h.resub()
+		}},
+		// Accepted by Redis inside the window (its id is Redis's clock),
+		// its 202 reaching the writer only after the restart.
+		{"LostWithRedisAnsweredAfterTheRestart", "", func(h *history) {
+			acc := h.p.acked2xx
+			h.p.id = fmt.Sprintf("%d-0", acc.UnixMilli())
+			h.p.acked2xx = acc.Add(2 * time.Second)
+			h.faults = []fault{{kind: FaultLossy, at: acc.Add(-time.Second), snapAt: acc.Add(-time.Second), end: acc.Add(time.Second)}}
 			h.agent = nil
 			h.rewind(0)
 			h.s.conn = ""
