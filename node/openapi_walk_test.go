@@ -26,6 +26,7 @@ import (
 	"github.com/tandem-dev/tandem/internal/nodetest"
 	"github.com/tandem-dev/tandem/internal/redistest"
 	"github.com/tandem-dev/tandem/internal/sandboxtest"
+	"github.com/tandem-dev/tandem/internal/ssetest"
 	"github.com/tandem-dev/tandem/node"
 )
 
@@ -68,12 +69,7 @@ type walkResult struct {
 	status int
 	header http.Header
 	body   []byte
-	events []sseEvent // an event stream's, up to sseUntil
-}
-
-type sseEvent struct {
-	id, event, data, retry string
-	hasID                  bool
+	events []ssetest.Event // an event stream's, up to sseUntil
 }
 
 // coverage counts the cases of one operation.
@@ -300,43 +296,43 @@ func (w *walker) check(label string, c walkCase, res walkResult) {
 // checkEvents validates every event of a stream against its schema in the
 // operation's extension: persisted events carry their id as id:, presence
 // and reset carry none.
-func (w *walker) checkEvents(label, opID string, evs []sseEvent) {
+func (w *walker) checkEvents(label, opID string, evs []ssetest.Event) {
 	t := w.t
 	t.Helper()
 	schemas := w.sse[opID]
 	for i, ev := range evs {
-		if ev.event == "" {
-			if ev.data != "" || ev.retry == "" {
+		if ev.Type == "" {
+			if ev.Data != "" || ev.Retry == "" {
 				t.Errorf("%s: event %d has data but no name: %+v", label, i, ev)
 			}
 			continue // the retry: preamble
 		}
-		s := schemas[ev.event]
+		s := schemas[ev.Type]
 		if s == nil {
-			t.Errorf("%s: event %d is a %q, which the document does not list", label, i, ev.event)
+			t.Errorf("%s: event %d is a %q, which the document does not list", label, i, ev.Type)
 			continue
 		}
 		var v any
-		if err := json.Unmarshal([]byte(ev.data), &v); err != nil {
-			t.Errorf("%s: event %d (%s): data is not JSON: %v", label, i, ev.event, err)
+		if err := json.Unmarshal([]byte(ev.Data), &v); err != nil {
+			t.Errorf("%s: event %d (%s): data is not JSON: %v", label, i, ev.Type, err)
 			continue
 		}
 		if err := s.VisitJSON(v, openapi3.EnableJSONSchema2020(), openapi3.MultiErrors(), openapi3.VisitAsResponse()); err != nil {
-			t.Errorf("%s: event %d (%s) does not match the document: %v\n%.600s", label, i, ev.event, err, ev.data)
+			t.Errorf("%s: event %d (%s) does not match the document: %v\n%.600s", label, i, ev.Type, err, ev.Data)
 		}
 		var id struct {
 			ID   *string `json:"id"`
 			Type string  `json:"type"`
 		}
-		_ = json.Unmarshal([]byte(ev.data), &id)
+		_ = json.Unmarshal([]byte(ev.Data), &id)
 		switch {
-		case id.ID != nil && (!ev.hasID || ev.id != *id.ID || ev.event != id.Type):
-			t.Errorf("%s: event %d: id: %q and event: %s for the persisted %s %s", label, i, ev.id, ev.event, id.Type, *id.ID)
-		case id.ID == nil && ev.hasID:
-			t.Errorf("%s: event %d (%s) is not persisted but has id: %q", label, i, ev.event, ev.id)
+		case id.ID != nil && (!ev.HasID || ev.ID != *id.ID || ev.Type != id.Type):
+			t.Errorf("%s: event %d: id: %q and event: %s for the persisted %s %s", label, i, ev.ID, ev.Type, id.Type, *id.ID)
+		case id.ID == nil && ev.HasID:
+			t.Errorf("%s: event %d (%s) is not persisted but has id: %q", label, i, ev.Type, ev.ID)
 		}
 		if id.ID != nil {
-			w.saw(opID, ev.event)
+			w.saw(opID, ev.Type)
 		}
 	}
 }
@@ -350,47 +346,17 @@ func (w *walker) saw(opID, typ string) {
 
 // readSSE reads events from a stream until one has the id or the name
 // until (until "": the first one).
-func readSSE(r io.Reader, until string) ([]sseEvent, error) {
+func readSSE(r io.Reader, until string) ([]ssetest.Event, error) {
 	br := bufio.NewReader(r)
-	var out []sseEvent
-	var ev sseEvent
-	var data []string
-	seen := false
+	var out []ssetest.Event
 	for {
-		line, err := br.ReadString('\n')
+		ev, err := ssetest.ReadEvent(br)
 		if err != nil {
 			return out, err
 		}
-		line = strings.TrimSuffix(line, "\n")
-		switch {
-		case line == "":
-			if !seen {
-				continue
-			}
-			ev.data = strings.Join(data, "\n")
-			out = append(out, ev)
-			if until == "" || ev.id == until || ev.event == until {
-				return out, nil
-			}
-			ev, data, seen = sseEvent{}, nil, false
-			continue
-		case strings.HasPrefix(line, ":"):
-			continue
-		}
-		seen = true
-		field, value, _ := strings.Cut(line, ":")
-		value = strings.TrimPrefix(value, " ")
-		switch field {
-		case "id":
-			ev.id, ev.hasID = value, true
-		case "event":
-			ev.event = value
-		case "data":
-			data = append(data, value)
-		case "retry":
-			ev.retry = value
-		default:
-			return out, fmt.Errorf("unknown field in line %q", line)
+		out = append(out, ev)
+		if until == "" || ev.ID == until || ev.Type == until {
+			return out, nil
 		}
 	}
 }

@@ -65,12 +65,16 @@ func (c *Conn) Close() {
 
 // Next returns the next event, skipping comments; retry: alone is
 // reported as an event with only Retry set.
-func (c *Conn) Next() (Event, error) {
+func (c *Conn) Next() (Event, error) { return ReadEvent(c.br) }
+
+// ReadEvent reads the next event of an SSE body from br, skipping
+// comments; retry: alone is reported as an event with only Retry set.
+func ReadEvent(br *bufio.Reader) (Event, error) {
 	var ev Event
 	var data []string
 	seen := false
 	for {
-		line, err := c.br.ReadString('\n')
+		line, err := br.ReadString('\n')
 		if err != nil {
 			return ev, err
 		}
